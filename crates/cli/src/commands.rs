@@ -1,0 +1,319 @@
+//! The commands: each returns its exit code; errors bubble up to `main`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use trawl_ingest::{IngestOptions, IngestReport, export, ingest};
+use trawl_store::selectors::AdvancedEventSelector;
+use trawl_store::{Clock, FixedClock, Lake, Status, StoreConfig, SystemClock};
+
+use crate::progress::Bar;
+use crate::{Cli, Command, ExportArgs, IngestArgs, RetentionCommand, StoreCommand, StoreSettings};
+
+/// Ingest finished but skipped bad input.
+const EXIT_BAD_INPUT: u8 = 3;
+
+/// The clock: `TRAWL_NOW` (RFC 3339) pins it, for tests and reproducible retention runs.
+fn clock() -> Result<Arc<dyn Clock>> {
+    match std::env::var("TRAWL_NOW") {
+        Ok(s) => Ok(Arc::new(FixedClock(parse_time(&s).context("TRAWL_NOW")?))),
+        Err(_) => Ok(Arc::new(SystemClock)),
+    }
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>> {
+    trawl_ingest::parse_timestamp(s).with_context(|| {
+        format!("'{s}' is not a time (use RFC 3339, e.g. 2024-01-31T00:00:00Z, or YYYY-MM-DD)")
+    })
+}
+
+pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
+    let lake = Lake::open(&cli.lake).with_context(|| format!("cannot open the lake at {}", cli.lake))?;
+    let clock = clock()?;
+    // Stores deleted seven days ago or more go for good.
+    lake.purge_expired(clock.as_ref()).await.context("cannot purge deleted stores")?;
+    match cli.command {
+        Command::Store(cmd) => store(&lake, cmd, clock.as_ref()).await,
+        Command::Ingest(args) => ingest_cmd(&lake, args, clock.as_ref()).await,
+        Command::Export(args) => export_cmd(&lake, args).await,
+        Command::Retention(RetentionCommand::Apply { store, dry_run }) => {
+            retention(&lake, store, dry_run, clock).await
+        }
+    }
+}
+
+fn apply_settings(config: &mut StoreConfig, s: StoreSettings) -> Result<()> {
+    if let Some(days) = s.retention_days {
+        config.retention_days = days;
+    }
+    if let Some(on) = s.termination_protection {
+        config.termination_protection = on.is_on();
+    }
+    if let Some(on) = s.ingestion {
+        config.ingestion_enabled = on.is_on();
+    }
+    if let Some(sel) = s.selectors {
+        let text = match sel.strip_prefix('@') {
+            Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?,
+            None => sel,
+        };
+        let selectors: Vec<AdvancedEventSelector> = serde_json::from_str(&text)
+            .context("--selectors is not a JSON array of advanced event selectors")?;
+        config.advanced_event_selectors = selectors;
+    }
+    Ok(())
+}
+
+async fn store(lake: &Lake, cmd: StoreCommand, clock: &dyn Clock) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        StoreCommand::Create { name, settings } => {
+            let mut config = StoreConfig::new(&name, clock.now())?;
+            apply_settings(&mut config, settings)?;
+            let eds = lake.create_store(config).await?;
+            writeln!(out, "created event data store {} ({})", eds.config().name, eds.config().id)?;
+        }
+        StoreCommand::List { json } => {
+            let stores = lake.stores().await?;
+            if json {
+                serde_json::to_writer_pretty(&mut out, &stores)?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<24} {:<36} {:<16} {:>9} {:<10}",
+                    "NAME", "ID", "STATUS", "RETENTION", "INGESTION"
+                )?;
+                for s in stores {
+                    let status = match s.status {
+                        Status::Enabled => "ENABLED",
+                        Status::PendingDeletion => "PENDING_DELETION",
+                    };
+                    let ingestion = if s.ingestion_enabled { "on" } else { "stopped" };
+                    writeln!(
+                        out,
+                        "{:<24} {:<36} {:<16} {:>8}d {:<10}",
+                        s.name, s.id, status, s.retention_days, ingestion
+                    )?;
+                }
+            }
+        }
+        StoreCommand::Show { store, json } => {
+            let eds = lake.store(&store).await?;
+            let summary = eds.summary().await?;
+            let c = eds.config();
+            if json {
+                let v =
+                    serde_json::json!({ "config": c, "summary": summary, "location": eds.url().as_str() });
+                serde_json::to_writer_pretty(&mut out, &v)?;
+                writeln!(out)?;
+            } else {
+                let time = |t: Option<DateTime<Utc>>| t.map_or("-".to_owned(), |t| t.to_rfc3339());
+                writeln!(out, "name                    {}", c.name)?;
+                writeln!(out, "id                      {}", c.id)?;
+                writeln!(out, "location                {}", eds.url())?;
+                writeln!(out, "category                CloudTrail events")?;
+                writeln!(out, "retention               {} days", c.retention_days)?;
+                writeln!(
+                    out,
+                    "termination protection  {}",
+                    if c.termination_protection { "on" } else { "off" }
+                )?;
+                writeln!(
+                    out,
+                    "ingestion               {}",
+                    if c.ingestion_enabled { "on" } else { "stopped" }
+                )?;
+                let selectors = if c.advanced_event_selectors.is_empty() {
+                    "all events".to_owned()
+                } else {
+                    serde_json::to_string(&c.advanced_event_selectors)?
+                };
+                writeln!(out, "selectors               {selectors}")?;
+                writeln!(out, "created                 {}", c.created_at.to_rfc3339())?;
+                writeln!(out, "events                  {}", summary.events)?;
+                writeln!(out, "files                   {}", summary.files)?;
+                writeln!(out, "bytes                   {}", summary.bytes)?;
+                writeln!(out, "partitions              {}", summary.partitions)?;
+                writeln!(out, "oldest event            {}", time(summary.oldest_event))?;
+                writeln!(out, "newest event            {}", time(summary.newest_event))?;
+                writeln!(
+                    out,
+                    "table version           {}",
+                    summary.version.map_or("-".into(), |v| v.to_string())
+                )?;
+            }
+        }
+        StoreCommand::Update { store, settings } => {
+            let mut config = lake.store(&store).await?.config().clone();
+            if settings.retention_days.is_none()
+                && settings.termination_protection.is_none()
+                && settings.selectors.is_none()
+                && settings.ingestion.is_none()
+            {
+                bail!(
+                    "nothing to update: give at least one of --retention-days, --termination-protection, --selectors, --ingestion"
+                );
+            }
+            apply_settings(&mut config, settings)?;
+            config.updated_at = clock.now();
+            lake.write_config(&config).await?;
+            writeln!(out, "updated event data store {}", config.name)?;
+        }
+        StoreCommand::Delete { store } => {
+            let c = lake.delete_store(&store, clock).await?;
+            writeln!(
+                out,
+                "event data store {} is pending deletion; `trawl store restore {}` brings it back within 7 days",
+                c.name, c.name
+            )?;
+        }
+        StoreCommand::Restore { store } => {
+            let c = lake.restore_store(&store, clock).await?;
+            writeln!(out, "restored event data store {}", c.name)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn ingest_cmd(lake: &Lake, args: IngestArgs, clock: &dyn Clock) -> Result<ExitCode> {
+    for source in &args.sources {
+        std::fs::metadata(source).with_context(|| format!("cannot read source {}", source.display()))?;
+    }
+    let eds = match lake.store(&args.store).await {
+        Ok(eds) => eds,
+        Err(trawl_store::Error::StoreNotFound(_)) => {
+            let eds = lake.create_store(StoreConfig::new(&args.store, clock.now())?).await?;
+            eprintln!(
+                "created event data store {} ({}) with default settings",
+                eds.config().name,
+                eds.config().id
+            );
+            eds
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut options = IngestOptions::new(clock.now());
+    options.strict = args.strict;
+    options.wave_bytes = args.commit_mib.max(1) << 20;
+    if let Some(t) = args.threads {
+        options.threads = t.max(1);
+    }
+    let bar = Bar::new();
+    let report = ingest(&eds, &args.sources, &options, &bar).await;
+    bar.finish();
+    let report = report.with_context(|| format!("ingest into {} failed", eds.config().name))?;
+    for problem in &report.problems {
+        eprintln!("warning: {problem}");
+    }
+    for (file, reason) in &report.rejected_files {
+        eprintln!("{}: {file}: {reason}", if args.strict { "error" } else { "warning" });
+    }
+    print_report(&eds.config().name, &report)?;
+    Ok(if args.strict && !report.rejected_files.is_empty() {
+        ExitCode::from(1)
+    } else if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_BAD_INPUT)
+    })
+}
+
+fn print_report(store: &str, r: &IngestReport) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    writeln!(out, "ingested into {store}")?;
+    writeln!(
+        out,
+        "  files        {} found, {} already ingested, {} read, {} digest, {} rejected",
+        r.files_found,
+        r.files_already_ingested,
+        r.files_read,
+        r.digest_files,
+        r.rejected_files.len()
+    )?;
+    writeln!(
+        out,
+        "  events       {} read, {} stored, {} duplicates",
+        r.events_read, r.events_stored, r.duplicates
+    )?;
+    writeln!(
+        out,
+        "  left out     {} by selectors, {} by retention, {} insights events",
+        r.filtered_by_selectors, r.filtered_by_retention, r.insight_events
+    )?;
+    writeln!(out, "  skipped      {} bad records ({} problems reported)", r.bad_records, r.problems.len())?;
+    writeln!(
+        out,
+        "  bytes        {:.1} MiB read, {:.1} MiB JSON, {:.1} MiB Parquet written, {} commits",
+        mib(r.bytes_read),
+        mib(r.json_bytes),
+        mib(r.bytes_written),
+        r.commits
+    )?;
+    writeln!(out, "  elapsed      {:.2}s, {:.0} events/s", r.elapsed.as_secs_f64(), r.events_per_second())?;
+    Ok(())
+}
+
+async fn export_cmd(lake: &Lake, args: ExportArgs) -> Result<ExitCode> {
+    let eds = lake.store(&args.store).await?;
+    let start = args.start.as_deref().map(parse_time).transpose()?;
+    let end = args.end.as_deref().map(parse_time).transpose()?;
+    let report = if args.output.as_os_str() == "-" {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        export(&eds, start, end, &mut out).await?
+    } else {
+        // Written next to the target and renamed, so a failed export leaves no partial file.
+        let tmp = args.output.with_extension("partial");
+        let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        let report = export(&eds, start, end, &mut out).await?;
+        drop(out);
+        std::fs::rename(&tmp, &args.output)
+            .with_context(|| format!("cannot write {}", args.output.display()))?;
+        report
+    };
+    eprintln!("exported {} events ({} bytes) from {}", report.events, report.bytes, eds.config().name);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn retention(
+    lake: &Lake,
+    store: Option<String>,
+    dry_run: bool,
+    clock: Arc<dyn Clock>,
+) -> Result<ExitCode> {
+    let names: Vec<String> = match store {
+        Some(s) => vec![lake.store(&s).await?.config().name.clone()],
+        None => {
+            lake.stores().await?.into_iter().filter(|c| c.status == Status::Enabled).map(|c| c.name).collect()
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    for name in names {
+        let eds = lake.store(&name).await?;
+        let r = eds
+            .apply_retention(clock.clone(), dry_run)
+            .await
+            .with_context(|| format!("retention of {name} failed"))?;
+        let verb = if dry_run { "would delete" } else { "deleted" };
+        writeln!(
+            out,
+            "{name}: retention {} days, cutoff {}: {verb} {} partitions, {} files, {} events, {} bytes{}",
+            eds.config().retention_days,
+            r.cutoff.to_rfc3339(),
+            r.partitions.len(),
+            r.files,
+            r.events,
+            r.bytes,
+            if dry_run { String::new() } else { format!("; vacuumed {} files", r.files_deleted) }
+        )?;
+        for p in &r.partitions {
+            writeln!(out, "  eventdate={p}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,173 @@
+//! `trawl`: CloudTrail event data stores on Delta Lake.
+//!
+//! Exit codes: 0 success; 1 error; 2 usage error; 3 ingest finished but skipped bad input
+//! (malformed records or unreadable files, all reported on stderr).
+
+mod commands;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// CloudTrail event data stores on Delta Lake, queried with SQL.
+#[derive(Debug, Parser)]
+#[command(name = "trawl", version, about, propagate_version = true)]
+struct Cli {
+    /// The lake: a local directory [default: $TRAWL_LAKE, else ./trawl-lake]
+    #[arg(long, global = true, env = "TRAWL_LAKE", default_value = "trawl-lake", hide_default_value = true)]
+    lake: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create, list, show, update, delete and restore event data stores
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Ingest CloudTrail files and directories into a store
+    Ingest(IngestArgs),
+    /// Write a store's events back out as NDJSON (the original JSON of each event)
+    Export(ExportArgs),
+    /// Apply retention: drop day partitions older than the store's retention
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum OnOff {
+    On,
+    Off,
+}
+
+impl OnOff {
+    fn is_on(self) -> bool {
+        self == OnOff::On
+    }
+}
+
+#[derive(Debug, Args)]
+struct StoreSettings {
+    /// Days of events kept, by eventTime (7 to 3653) [default on create: 2557]
+    #[arg(long, value_name = "DAYS")]
+    retention_days: Option<u32>,
+    /// Termination protection: blocks `store delete` [default on create: on]
+    #[arg(long, value_name = "ON|OFF")]
+    termination_protection: Option<OnOff>,
+    /// Advanced event selectors, as CloudTrail Lake's JSON array, or @FILE holding it
+    #[arg(long, value_name = "JSON|@FILE")]
+    selectors: Option<String>,
+    /// Whether `ingest` may add events [default on create: on]
+    #[arg(long, value_name = "ON|OFF")]
+    ingestion: Option<OnOff>,
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Create an event data store
+    Create {
+        /// 3 to 128 characters of letters, digits, '.', '_' and '-'
+        name: String,
+        #[command(flatten)]
+        settings: StoreSettings,
+    },
+    /// List event data stores
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a store's configuration and figures
+    Show {
+        /// Name or id
+        store: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a store's settings
+    Update {
+        /// Name or id
+        store: String,
+        #[command(flatten)]
+        settings: StoreSettings,
+    },
+    /// Delete a store: it stays restorable for 7 days, then is removed
+    Delete {
+        /// Name or id
+        store: String,
+    },
+    /// Restore a store pending deletion
+    Restore {
+        /// Name or id
+        store: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct IngestArgs {
+    /// Files and directories (.json, .json.gz, .jsonl, .ndjson; directories recursively)
+    #[arg(required = true, value_name = "SOURCE")]
+    sources: Vec<PathBuf>,
+    /// The store; created with default settings when missing
+    #[arg(long, default_value = "default")]
+    store: String,
+    /// Reject a whole file when any of its records is malformed, and exit 1
+    #[arg(long)]
+    strict: bool,
+    /// Decode threads [default: one per core]
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Decoded JSON per commit, in MiB (bounds memory)
+    #[arg(long, default_value_t = 128, value_name = "MIB")]
+    commit_mib: u64,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// The store
+    #[arg(long)]
+    store: String,
+    /// Only events at or after this time (RFC 3339 or YYYY-MM-DD)
+    #[arg(long, value_name = "TIME")]
+    start: Option<String>,
+    /// Only events before this time (RFC 3339 or YYYY-MM-DD)
+    #[arg(long, value_name = "TIME")]
+    end: Option<String>,
+    /// Output file ('-' for stdout)
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum RetentionCommand {
+    /// Delete expired partitions and vacuum their files
+    Apply {
+        /// Only this store [default: every store]
+        #[arg(long)]
+        store: Option<String>,
+        /// Report what would be deleted, delete nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

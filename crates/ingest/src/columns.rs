@@ -1,0 +1,152 @@
+//! Arrow builders driven by the event schema: one [`Column`] per field, fed raw JSON values.
+//! A value of an unexpected JSON type becomes null in its column; `eventjson` keeps it.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, ListArray, MapBuilder, MapFieldNames, StringBuilder, StructArray,
+    TimestampMicrosecondBuilder,
+};
+use arrow::buffer::{NullBuffer, OffsetBuffer};
+use arrow::datatypes::{DataType, FieldRef, Fields};
+use serde_json::value::RawValue;
+
+use crate::json::{Entries, Kind, as_str, kind, to_lake_string};
+use crate::time::parse_timestamp;
+
+/// Builds one column of any type the event schema uses.
+pub(crate) enum Column {
+    Str(StringBuilder),
+    Bool(BooleanBuilder),
+    Time(TimestampMicrosecondBuilder),
+    Map(MapBuilder<StringBuilder, StringBuilder>),
+    Struct { fields: Fields, children: Vec<Column>, valid: Vec<bool> },
+    List { field: FieldRef, child: Box<Column>, offsets: Vec<i32>, valid: Vec<bool> },
+}
+
+impl Column {
+    pub(crate) fn new(data_type: &DataType) -> Self {
+        match data_type {
+            DataType::Utf8 => Column::Str(StringBuilder::new()),
+            DataType::Boolean => Column::Bool(BooleanBuilder::new()),
+            DataType::Timestamp(_, tz) => {
+                Column::Time(TimestampMicrosecondBuilder::new().with_timezone_opt(tz.clone()))
+            }
+            DataType::Map(_, _) => {
+                let names =
+                    MapFieldNames { entry: "key_value".into(), key: "key".into(), value: "value".into() };
+                Column::Map(MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new()))
+            }
+            DataType::Struct(fields) => Column::Struct {
+                fields: fields.clone(),
+                children: fields.iter().map(|f| Column::new(f.data_type())).collect(),
+                valid: Vec::new(),
+            },
+            DataType::List(field) => Column::List {
+                field: field.clone(),
+                child: Box::new(Column::new(field.data_type())),
+                offsets: vec![0],
+                valid: Vec::new(),
+            },
+            other => unreachable!("the event schema has no {other} column"),
+        }
+    }
+
+    pub(crate) fn append_null(&mut self) {
+        match self {
+            Column::Str(b) => b.append_null(),
+            Column::Bool(b) => b.append_null(),
+            Column::Time(b) => b.append_null(),
+            Column::Map(b) => b.append(false).expect("map builder keys and values are in step"),
+            Column::Struct { children, valid, .. } => {
+                children.iter_mut().for_each(Column::append_null);
+                valid.push(false);
+            }
+            Column::List { offsets, valid, .. } => {
+                offsets.push(*offsets.last().expect("offsets start at 0"));
+                valid.push(false);
+            }
+        }
+    }
+
+    /// Appends `raw` (or null) converted to this column's type.
+    pub(crate) fn append(&mut self, raw: Option<&RawValue>) {
+        let Some(raw) = raw.filter(|r| kind(r) != Kind::Null) else {
+            return self.append_null();
+        };
+        match self {
+            Column::Str(b) => b.append_option(to_lake_string(raw)),
+            Column::Bool(b) => b.append_option(match raw.get() {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => as_str(raw).and_then(|s| s.to_ascii_lowercase().parse().ok()),
+            }),
+            Column::Time(b) => {
+                b.append_option(as_str(raw).and_then(|s| parse_timestamp(&s)).map(|t| t.timestamp_micros()))
+            }
+            Column::Map(b) => match Entries::of(raw) {
+                Some(entries) => {
+                    for (k, v) in &entries.0 {
+                        b.keys().append_value(k);
+                        b.values().append_option(to_lake_string(v));
+                    }
+                    b.append(true).expect("map builder keys and values are in step");
+                }
+                None => b.append(false).expect("map builder keys and values are in step"),
+            },
+            Column::Struct { fields, children, valid } => match Entries::of(raw) {
+                Some(entries) => {
+                    let mut slots: Vec<Option<&RawValue>> = vec![None; fields.len()];
+                    for (k, v) in &entries.0 {
+                        if let Some(i) = fields.iter().position(|f| f.name().eq_ignore_ascii_case(k)) {
+                            slots[i] = Some(v);
+                        }
+                    }
+                    for (child, slot) in children.iter_mut().zip(slots) {
+                        child.append(slot);
+                    }
+                    valid.push(true);
+                }
+                None => {
+                    children.iter_mut().for_each(Column::append_null);
+                    valid.push(false);
+                }
+            },
+            Column::List { child, offsets, valid, .. } => {
+                match serde_json::from_str::<Vec<&RawValue>>(raw.get()) {
+                    Ok(items) if kind(raw) == Kind::Array => {
+                        for item in &items {
+                            child.append(Some(item));
+                        }
+                        let last = *offsets.last().expect("offsets start at 0");
+                        offsets.push(last + i32::try_from(items.len()).unwrap_or(i32::MAX));
+                        valid.push(true);
+                    }
+                    _ => {
+                        offsets.push(*offsets.last().expect("offsets start at 0"));
+                        valid.push(false);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn finish(&mut self) -> ArrayRef {
+        match self {
+            Column::Str(b) => Arc::new(b.finish()),
+            Column::Bool(b) => Arc::new(b.finish()),
+            Column::Time(b) => Arc::new(b.finish()),
+            Column::Map(b) => Arc::new(b.finish()),
+            Column::Struct { fields, children, valid } => {
+                let arrays = children.iter_mut().map(Column::finish).collect();
+                let nulls = NullBuffer::from(std::mem::take(valid));
+                Arc::new(StructArray::new(fields.clone(), arrays, Some(nulls)))
+            }
+            Column::List { field, child, offsets, valid } => {
+                let offsets = OffsetBuffer::new(std::mem::replace(offsets, vec![0]).into());
+                let nulls = NullBuffer::from(std::mem::take(valid));
+                Arc::new(ListArray::new(field.clone(), offsets, child.finish(), Some(nulls)))
+            }
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! The error type of trawl-ingest.
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why an ingest or export failed as a whole. Bad records are not errors: they are reported
+/// in the [`crate::IngestReport`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+#[allow(missing_docs)]
+pub enum Error {
+    /// A source path is missing or unreadable.
+    #[error("{path}: {reason}")]
+    Source { path: String, reason: String },
+    /// The store refuses new events.
+    #[error(
+        "event data store '{0}' has ingestion stopped; `trawl store update {0} --ingestion on` starts it"
+    )]
+    IngestionStopped(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] trawl_store::Error),
+    /// Building batches failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// Writing output failed.
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}

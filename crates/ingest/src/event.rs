@@ -1,0 +1,295 @@
+//! One CloudTrail event to one row: the schema-driven columns, the derived ones (`eventtime`,
+//! `eventdate`, inferred `eventcategory`), `eventjson` and its checksum, provenance and the
+//! dedupe key.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Date32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::datatypes::SchemaRef;
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+use trawl_store::schema::{self, event_schema};
+use trawl_store::selectors::{SelectorEvent, SelectorField, SelectorSet};
+
+use crate::columns::Column;
+use crate::json::{Entries, as_str, minify};
+use crate::time::parse_timestamp;
+
+/// The identity of an event for deduplication: `(recipientAccountId, eventID)`, or the
+/// checksum of the event when it has no `eventID`.
+pub fn event_key(recipient_account: Option<&str>, event_id: Option<&str>, checksum: &str) -> u128 {
+    match event_id {
+        Some(id) if !id.is_empty() => {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            h.update(recipient_account.unwrap_or("").as_bytes());
+            h.update(&[0]);
+            h.update(id.as_bytes());
+            h.digest128()
+        }
+        _ => {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            h.update(b"\0checksum\0");
+            h.update(checksum.as_bytes());
+            h.digest128()
+        }
+    }
+}
+
+/// What happened to one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Appended,
+    Selectors,
+    Retention,
+    Insight,
+}
+
+/// Where an event is kept and what it is checked against.
+pub(crate) struct Rules<'a> {
+    pub(crate) selectors: &'a SelectorSet,
+    /// Events before this instant are outside retention.
+    pub(crate) retention_cutoff: DateTime<Utc>,
+}
+
+/// The generic columns, in schema order, with their schema index.
+enum Slot {
+    Json(Column),
+    Derived,
+}
+
+/// Accumulates events into a record batch of the event schema.
+pub(crate) struct BatchBuilder {
+    schema: SchemaRef,
+    slots: Vec<Slot>,
+    by_key: HashMap<String, usize>,
+    time: TimestampMicrosecondBuilder,
+    category: StringBuilder,
+    json: StringBuilder,
+    checksum: StringBuilder,
+    source: StringBuilder,
+    record: Int64Builder,
+    date: Date32Builder,
+    keys: Vec<u128>,
+    rows: usize,
+    json_bytes: usize,
+}
+
+const DERIVED: &[&str] = &[
+    schema::EVENT_TIME,
+    "eventcategory",
+    schema::EVENT_JSON,
+    schema::EVENT_JSON_CHECKSUM,
+    schema::SOURCE_OBJECT,
+    schema::SOURCE_RECORD,
+    schema::EVENT_DATE,
+];
+
+impl BatchBuilder {
+    pub(crate) fn new() -> Self {
+        let schema = event_schema();
+        let mut slots = Vec::new();
+        let mut by_key = HashMap::new();
+        for (i, field) in schema.fields().iter().enumerate() {
+            if DERIVED.contains(&field.name().as_str()) {
+                slots.push(Slot::Derived);
+            } else {
+                by_key.insert(field.name().clone(), i);
+                slots.push(Slot::Json(Column::new(field.data_type())));
+            }
+        }
+        Self {
+            schema,
+            slots,
+            by_key,
+            time: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            category: StringBuilder::new(),
+            json: StringBuilder::new(),
+            checksum: StringBuilder::new(),
+            source: StringBuilder::new(),
+            record: Int64Builder::new(),
+            date: Date32Builder::new(),
+            keys: Vec::new(),
+            rows: 0,
+            json_bytes: 0,
+        }
+    }
+
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Checks `event` against `rules` and appends it when it is kept. `Err` is the reason a
+    /// record is not a usable event.
+    pub(crate) fn append(
+        &mut self,
+        event: &Entries<'_>,
+        text: &str,
+        source: &str,
+        record: usize,
+        rules: &Rules<'_>,
+    ) -> Result<Outcome, String> {
+        let time = event_time(event)?;
+        let view = EventView::new(event);
+        if view.str("eventType").as_deref() == Some("AwsCloudTrailInsight")
+            || view.str("eventCategory").as_deref() == Some("Insight")
+        {
+            return Ok(Outcome::Insight);
+        }
+        if !rules.selectors.matches(&view) {
+            return Ok(Outcome::Selectors);
+        }
+        if time < rules.retention_cutoff {
+            return Ok(Outcome::Retention);
+        }
+
+        let mut values: Vec<Option<&RawValue>> = vec![None; self.slots.len()];
+        for (key, value) in &event.0 {
+            let lower;
+            let key: &str = if key.bytes().any(|b| b.is_ascii_uppercase()) {
+                lower = key.to_ascii_lowercase();
+                &lower
+            } else {
+                key
+            };
+            if let Some(&i) = self.by_key.get(key) {
+                values[i] = Some(value);
+            }
+        }
+        for (slot, value) in self.slots.iter_mut().zip(values) {
+            if let Slot::Json(column) = slot {
+                column.append(value);
+            }
+        }
+        let json = minify(text);
+        let checksum = hex(&Sha256::digest(json.as_bytes()));
+        self.keys.push(event_key(
+            view.str("recipientAccountId").as_deref(),
+            view.str("eventID").as_deref(),
+            &checksum,
+        ));
+        self.time.append_value(time.timestamp_micros());
+        self.date.append_value(days_since_epoch(time));
+        self.category.append_value(view.category());
+        self.json_bytes += json.len();
+        self.json.append_value(&json);
+        self.checksum.append_value(&checksum);
+        self.source.append_value(source);
+        self.record.append_value(i64::try_from(record).unwrap_or(i64::MAX));
+        self.rows += 1;
+        Ok(Outcome::Appended)
+    }
+
+    /// The batch so far and the dedupe key of each row; the builder starts over.
+    pub(crate) fn finish(&mut self) -> (RecordBatch, Vec<u128>) {
+        let mut columns = Vec::with_capacity(self.slots.len());
+        for (slot, field) in self.slots.iter_mut().zip(self.schema.fields()) {
+            columns.push(match slot {
+                Slot::Json(column) => column.finish(),
+                Slot::Derived => match field.name().as_str() {
+                    schema::EVENT_TIME => Arc::new(self.time.finish()) as _,
+                    "eventcategory" => Arc::new(self.category.finish()) as _,
+                    schema::EVENT_JSON => Arc::new(self.json.finish()) as _,
+                    schema::EVENT_JSON_CHECKSUM => Arc::new(self.checksum.finish()) as _,
+                    schema::SOURCE_OBJECT => Arc::new(self.source.finish()) as _,
+                    schema::SOURCE_RECORD => Arc::new(self.record.finish()) as _,
+                    _ => Arc::new(self.date.finish()) as _,
+                },
+            });
+        }
+        self.rows = 0;
+        self.json_bytes = 0;
+        let batch =
+            RecordBatch::try_new(self.schema.clone(), columns).expect("builders follow the event schema");
+        (batch, std::mem::take(&mut self.keys))
+    }
+}
+
+fn event_time(event: &Entries<'_>) -> Result<DateTime<Utc>, String> {
+    // Logstash/Elastic exports move eventTime to @timestamp.
+    let raw = event.get("eventTime").or_else(|| event.get("@timestamp"));
+    let Some(raw) = raw else {
+        return Err("missing eventTime".into());
+    };
+    let text = as_str(raw).ok_or_else(|| format!("eventTime is not a string: {}", raw.get()))?;
+    parse_timestamp(&text).ok_or_else(|| format!("invalid eventTime '{text}'"))
+}
+
+fn days_since_epoch(t: DateTime<Utc>) -> i32 {
+    i32::try_from(t.timestamp().div_euclid(86_400)).unwrap_or(i32::MAX)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+/// Selector fields of one event.
+struct EventView<'e, 'a> {
+    event: &'e Entries<'a>,
+}
+
+impl<'e, 'a> EventView<'e, 'a> {
+    fn new(event: &'e Entries<'a>) -> Self {
+        Self { event }
+    }
+
+    fn str(&self, key: &str) -> Option<Cow<'a, str>> {
+        self.event.str(key)
+    }
+
+    /// `eventCategory`, inferred for events older than eventVersion 1.07 that lack it.
+    fn category(&self) -> Cow<'a, str> {
+        self.str("eventCategory").unwrap_or_else(|| {
+            if self.event.get("managementEvent").map(RawValue::get) == Some("false") {
+                Cow::Borrowed("Data")
+            } else {
+                Cow::Borrowed("Management")
+            }
+        })
+    }
+}
+
+impl SelectorEvent for EventView<'_, '_> {
+    fn for_each_value(&self, field: SelectorField, f: &mut dyn FnMut(&str)) {
+        let scalar = |key: &str, f: &mut dyn FnMut(&str)| {
+            if let Some(v) = self.event.get(key).and_then(crate::json::to_lake_string) {
+                f(&v);
+            }
+        };
+        match field {
+            SelectorField::EventCategory => f(&self.category()),
+            SelectorField::EventSource => scalar("eventSource", f),
+            SelectorField::EventName => scalar("eventName", f),
+            SelectorField::EventType => scalar("eventType", f),
+            SelectorField::ReadOnly => scalar("readOnly", f),
+            SelectorField::SessionCredentialFromConsole => scalar("sessionCredentialFromConsole", f),
+            SelectorField::ErrorCode => scalar("errorCode", f),
+            SelectorField::VpcEndpointId => scalar("vpcEndpointId", f),
+            SelectorField::UserIdentityArn => {
+                if let Some(v) =
+                    self.event.get("userIdentity").and_then(Entries::of).and_then(|u| u.str("arn"))
+                {
+                    f(&v);
+                }
+            }
+            SelectorField::ResourcesType | SelectorField::ResourcesArn => {
+                let key = if field == SelectorField::ResourcesType { "type" } else { "ARN" };
+                let Some(raw) = self.event.get("resources") else { return };
+                let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(raw.get()) else { return };
+                for item in items {
+                    if let Some(v) = Entries::of(item).and_then(|r| r.str(key)) {
+                        f(&v);
+                    }
+                }
+            }
+        }
+    }
+}

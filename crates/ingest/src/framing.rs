@@ -1,0 +1,489 @@
+//! Framing: finds the CloudTrail events in a file, whatever shape it has, and recovers the
+//! good records around malformed ones.
+//!
+//! Shapes: `{"Records":[...]}` (trail files), bare arrays, NDJSON or concatenated values,
+//! EventBridge envelopes (`detail`), CloudWatch Logs subscription envelopes (`logEvents[].message`),
+//! LookupEvents records (`CloudTrailEvent` as a string), `{"aws":{"cloudtrail":{...}}}` wrappers,
+//! and digest files (recognised, not events).
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::json::{Entries, Kind, as_str, kind};
+
+/// Nested envelopes deeper than this are refused.
+const MAX_DEPTH: usize = 4;
+
+/// Receives what framing finds, in file order.
+pub(crate) trait Visitor {
+    /// A CloudTrail event: record index, byte offset, its JSON text and its top-level entries.
+    fn event(&mut self, index: usize, offset: usize, text: &str, entries: &Entries<'_>);
+    /// A malformed or unusable record (`index`), or malformed framing between records (`None`).
+    fn problem(&mut self, index: Option<usize>, offset: usize, reason: String);
+    /// The file is a CloudTrail digest file.
+    fn digest(&mut self);
+}
+
+/// What kind of JSON object a record is.
+enum Class<'a> {
+    Event,
+    Records(&'a RawValue),
+    Lookup(&'a RawValue),
+    CloudWatch(&'a RawValue),
+    Detail(&'a RawValue),
+    Wrapped(&'a RawValue),
+    Digest,
+    Control,
+    Unknown,
+}
+
+fn classify<'a>(e: &Entries<'a>) -> Class<'a> {
+    if let Some(r) = e.get("Records").filter(|r| kind(r) == Kind::Array) {
+        return Class::Records(r);
+    }
+    if let Some(r) = e.get("CloudTrailEvent").filter(|r| kind(r) == Kind::String) {
+        return Class::Lookup(r);
+    }
+    if e.get("messageType").is_some() {
+        if let Some(r) = e.get("logEvents").filter(|r| kind(r) == Kind::Array) {
+            return Class::CloudWatch(r);
+        }
+        return Class::Control;
+    }
+    if e.get("detail-type").is_some() {
+        if let Some(r) = e.get("detail").filter(|r| kind(r) == Kind::Object) {
+            return Class::Detail(r);
+        }
+    }
+    if e.get("digestStartTime").is_some() || (e.get("logFiles").is_some() && e.get("digestEndTime").is_some())
+    {
+        return Class::Digest;
+    }
+    const EVENT_KEYS: &[&str] =
+        &["eventTime", "eventVersion", "eventName", "eventSource", "eventID", "@timestamp"];
+    if EVENT_KEYS.iter().any(|k| e.get(k).is_some()) {
+        return Class::Event;
+    }
+    if let Some(inner) = e.get("aws").and_then(Entries::of).and_then(|a| a.get("cloudtrail")) {
+        if kind(inner) == Kind::Object {
+            return Class::Wrapped(inner);
+        }
+    }
+    Class::Unknown
+}
+
+/// Walks one file's text.
+pub(crate) struct Framer<'t, 'v, V: Visitor> {
+    text: &'t str,
+    visitor: &'v mut V,
+    next_index: usize,
+}
+
+impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
+    /// Frames `text` (a whole file), reporting to `visitor`.
+    pub(crate) fn run(text: &'t str, visitor: &'v mut V) {
+        let mut framer = Framer { text, visitor, next_index: 0 };
+        framer.top_level();
+    }
+
+    fn bytes(&self) -> &'t [u8] {
+        self.text.as_bytes()
+    }
+
+    fn skip_ws(&self, mut pos: usize) -> usize {
+        let b = self.bytes();
+        while pos < b.len() && matches!(b[pos], b' ' | b'\n' | b'\r' | b'\t') {
+            pos += 1;
+        }
+        pos
+    }
+
+    fn offset_in_text(&self, s: &str) -> usize {
+        s.as_ptr() as usize - self.text.as_ptr() as usize
+    }
+
+    /// Parses one JSON value at `start`; returns it and the offset just past it.
+    fn parse_at(&self, start: usize) -> Result<(&'t RawValue, usize), (usize, String)> {
+        let slice = &self.text[start..];
+        let mut de = serde_json::Deserializer::from_str(slice);
+        match <&RawValue>::deserialize(&mut de) {
+            Ok(raw) => {
+                let end = self.offset_in_text(raw.get()) + raw.get().len();
+                Ok((raw, end))
+            }
+            Err(e) => {
+                let at = start + offset_of(slice, e.line(), e.column());
+                Err((at, strip_position(&e.to_string())))
+            }
+        }
+    }
+
+    fn take_index(&mut self) -> usize {
+        let i = self.next_index;
+        self.next_index += 1;
+        i
+    }
+
+    fn top_level(&mut self) {
+        let mut pos = self.skip_ws(self.text.strip_prefix('\u{feff}').map_or(0, |_| 3));
+        while pos < self.text.len() {
+            pos = match self.bytes()[pos] {
+                b'[' => self.array(pos, 0),
+                b'{' => match self.records_array_at(pos) {
+                    Some(array) => self.records_wrapper(array),
+                    None => self.one_value(pos),
+                },
+                _ => {
+                    let end = self.resync(pos, true);
+                    let index = self.take_index();
+                    self.visitor.problem(Some(index), pos, "expected a JSON object or array".to_owned());
+                    end
+                }
+            };
+            pos = self.skip_ws(pos);
+        }
+    }
+
+    /// A top-level value that is not a records wrapper (an event, an envelope, an NDJSON line).
+    fn one_value(&mut self, pos: usize) -> usize {
+        match self.parse_at(pos) {
+            Ok((raw, end)) => {
+                self.element(raw, pos, 0);
+                end
+            }
+            Err((at, reason)) => {
+                let index = self.take_index();
+                self.visitor.problem(Some(index), pos, format!("{reason} at byte {at}"));
+                self.resync(at.max(pos + 1), true)
+            }
+        }
+    }
+
+    /// If the object at `pos` starts with `"Records": [`, the offset of the `[`.
+    fn records_array_at(&self, pos: usize) -> Option<usize> {
+        let p = self.skip_ws(pos + 1);
+        let rest = self.text.get(p..)?;
+        let rest = rest.strip_prefix("\"Records\"")?;
+        let p = self.skip_ws(self.offset_in_text(rest));
+        let p = self.skip_ws(p + usize::from(self.bytes().get(p) == Some(&b':')));
+        (self.bytes().get(p) == Some(&b'[')).then_some(p)
+    }
+
+    /// `{"Records":[...]}`: the array, then the rest of the wrapper object.
+    fn records_wrapper(&mut self, array: usize) -> usize {
+        let end = self.array(array, 0);
+        let p = self.skip_ws(end);
+        match self.bytes().get(p) {
+            Some(b'}') => p + 1,
+            None => {
+                self.visitor.problem(None, p, "file ends inside the Records object".to_owned());
+                p
+            }
+            Some(_) => {
+                // Other keys after Records: skip them, keeping the records already read.
+                let mut depth = 1usize;
+                let mut q = p;
+                let b = self.bytes();
+                let mut in_str = false;
+                let mut esc = false;
+                while q < b.len() && depth > 0 {
+                    let c = b[q];
+                    if in_str {
+                        if esc {
+                            esc = false;
+                        } else if c == b'\\' {
+                            esc = true;
+                        } else if c == b'"' {
+                            in_str = false;
+                        }
+                    } else if c == b'"' {
+                        in_str = true;
+                    } else if c == b'{' || c == b'[' {
+                        depth += 1;
+                    } else if c == b'}' || c == b']' {
+                        depth -= 1;
+                    }
+                    q += 1;
+                }
+                q
+            }
+        }
+    }
+
+    /// A JSON array of records at `pos` (its `[`), tolerant of bad elements and separators.
+    fn array(&mut self, pos: usize, depth: usize) -> usize {
+        let len = self.text.len();
+        let mut pos = pos + 1;
+        loop {
+            pos = self.skip_ws(pos);
+            if pos >= len {
+                self.visitor.problem(None, pos, "file ends inside an array of records".to_owned());
+                return len;
+            }
+            if self.bytes()[pos] == b']' {
+                return pos + 1;
+            }
+            let start = pos;
+            match self.parse_at(start) {
+                Ok((raw, end)) => {
+                    self.element(raw, start, depth);
+                    pos = self.skip_ws(end);
+                    match self.bytes().get(pos) {
+                        Some(b',') => pos += 1,
+                        Some(b']') => return pos + 1,
+                        Some(b'{' | b'[') => {
+                            self.visitor.problem(None, pos, "missing ',' between records".to_owned())
+                        }
+                        Some(b'}') => {
+                            self.visitor.problem(None, pos, "unexpected '}' between records".to_owned());
+                            while matches!(self.bytes().get(pos), Some(b'}' | b' ' | b'\n' | b'\r' | b'\t')) {
+                                pos += 1;
+                            }
+                            if self.bytes().get(pos) == Some(&b',') {
+                                pos += 1;
+                            }
+                        }
+                        None => {
+                            self.visitor.problem(
+                                None,
+                                pos,
+                                "file ends inside an array of records".to_owned(),
+                            );
+                            return len;
+                        }
+                        Some(_) => {
+                            self.visitor.problem(None, pos, "expected ',' or ']' after a record".to_owned());
+                            pos = self.resync(pos, false);
+                        }
+                    }
+                }
+                Err((at, reason)) => {
+                    let index = self.take_index();
+                    self.visitor.problem(Some(index), start, format!("{reason} at byte {at}"));
+                    pos = self.resync(at.max(start + 1), false);
+                }
+            }
+        }
+    }
+
+    /// The next offset from `from` on where a record starts: a `{` that follows `,` or `[`
+    /// (or a line break, for NDJSON) and parses as an event or envelope. The end of the text
+    /// when there is none.
+    fn resync(&self, from: usize, lines: bool) -> usize {
+        let b = self.bytes();
+        let mut p = from;
+        while p < b.len() {
+            match memchr(b'{', &b[p..]) {
+                None => return b.len(),
+                Some(i) => p += i,
+            }
+            let mut newline = false;
+            let before = b[..p].iter().rev().find(|&&c| {
+                newline |= c == b'\n';
+                !matches!(c, b' ' | b'\t' | b'\r' | b'\n')
+            });
+            let boundary = match before {
+                Some(b',' | b'[') => true,
+                None => true,
+                _ => lines && newline,
+            };
+            if boundary {
+                if let Ok((raw, _)) = self.parse_at(p) {
+                    if Entries::of(raw).is_some_and(|e| !matches!(classify(&e), Class::Unknown)) {
+                        return p;
+                    }
+                }
+            }
+            p += 1;
+        }
+        b.len()
+    }
+
+    /// One record (array element, line or envelope content) at `offset`.
+    fn element(&mut self, raw: &'t RawValue, offset: usize, depth: usize) {
+        let Some(entries) = Entries::of(raw) else {
+            let index = self.take_index();
+            let what = match kind(raw) {
+                Kind::Array => "an array",
+                Kind::String => "a string",
+                Kind::Number => "a number",
+                Kind::Bool => "a boolean",
+                Kind::Null => "null",
+                Kind::Object => "an object",
+            };
+            self.visitor.problem(Some(index), offset, format!("record is {what}, not a JSON object"));
+            return;
+        };
+        if depth > MAX_DEPTH {
+            let index = self.take_index();
+            self.visitor.problem(Some(index), offset, "envelopes nested too deeply".to_owned());
+            return;
+        }
+        match classify(&entries) {
+            Class::Event => {
+                let index = self.take_index();
+                self.visitor.event(index, offset, raw.get(), &entries);
+            }
+            Class::Records(array) => {
+                let at = self.offset_in_text(array.get());
+                self.array(at, depth + 1);
+            }
+            Class::Detail(inner) | Class::Wrapped(inner) => self.element(inner, offset, depth + 1),
+            Class::Lookup(s) => {
+                let index = self.take_index();
+                self.embedded(index, offset, as_str(s), "CloudTrailEvent");
+            }
+            Class::CloudWatch(events) => {
+                let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(events.get()) else { return };
+                for item in items {
+                    let index = self.take_index();
+                    let at = self.offset_in_text(item.get());
+                    let message = Entries::of(item).and_then(|e| e.str("message"));
+                    self.embedded(index, at, message, "logEvents[].message");
+                }
+            }
+            Class::Digest => self.visitor.digest(),
+            Class::Control => {}
+            Class::Unknown => {
+                let index = self.take_index();
+                self.visitor.problem(
+                    Some(index),
+                    offset,
+                    "not a CloudTrail event: no eventTime, eventName, eventSource or eventID".to_owned(),
+                );
+            }
+        }
+    }
+
+    /// An event carried as a JSON string inside an envelope.
+    fn embedded(&mut self, index: usize, offset: usize, text: Option<Cow<'_, str>>, what: &str) {
+        let Some(text) = text else {
+            self.visitor.problem(Some(index), offset, format!("{what} is not a string"));
+            return;
+        };
+        match serde_json::from_str::<Entries<'_>>(&text) {
+            Ok(entries) if matches!(classify(&entries), Class::Event) => {
+                self.visitor.event(index, offset, &text, &entries);
+            }
+            Ok(_) => self.visitor.problem(Some(index), offset, format!("{what} is not a CloudTrail event")),
+            Err(e) => self.visitor.problem(Some(index), offset, format!("{what} is not a JSON object: {e}")),
+        }
+    }
+}
+
+fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
+    haystack.iter().position(|&b| b == needle)
+}
+
+/// Byte offset of 1-based `line` and `column` in `s`.
+fn offset_of(s: &str, line: usize, column: usize) -> usize {
+    let mut offset = 0;
+    for (i, l) in s.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            return offset + column.saturating_sub(1).min(l.len());
+        }
+        offset += l.len();
+    }
+    s.len()
+}
+
+/// serde_json appends " at line L column C" relative to the slice; we report file offsets.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+/// 1-based line number of byte `offset` in `text`.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default, Debug)]
+    struct Collect {
+        events: Vec<(usize, String)>,
+        problems: Vec<(Option<usize>, usize, String)>,
+        digests: usize,
+    }
+
+    impl Visitor for Collect {
+        fn event(&mut self, index: usize, _offset: usize, _text: &str, entries: &Entries<'_>) {
+            self.events.push((index, entries.str("eventID").map(|s| s.into_owned()).unwrap_or_default()));
+        }
+        fn problem(&mut self, index: Option<usize>, offset: usize, reason: String) {
+            self.problems.push((index, offset, reason));
+        }
+        fn digest(&mut self) {
+            self.digests += 1;
+        }
+    }
+
+    fn frame(text: &str) -> Collect {
+        let mut c = Collect::default();
+        Framer::run(text, &mut c);
+        c
+    }
+
+    fn ids(c: &Collect) -> Vec<&str> {
+        c.events.iter().map(|(_, id)| id.as_str()).collect()
+    }
+
+    const A: &str = r#"{"eventID":"a","eventTime":"2024-01-01T00:00:00Z"}"#;
+    const B: &str = r#"{"eventID":"b","eventTime":"2024-01-01T00:00:01Z"}"#;
+
+    #[test]
+    fn shapes() {
+        assert_eq!(ids(&frame(&format!("{{\"Records\":[{A},{B}]}}"))), ["a", "b"]);
+        assert_eq!(ids(&frame(&format!("[{A}, {B}]"))), ["a", "b"]);
+        assert_eq!(ids(&frame(&format!("{A}\n{B}\n"))), ["a", "b"]);
+        assert_eq!(ids(&frame(A)), ["a"]);
+        let lookup =
+            format!("{{\"EventId\":\"a\",\"CloudTrailEvent\":{}}}", serde_json::to_string(A).unwrap());
+        assert_eq!(ids(&frame(&lookup)), ["a"]);
+        let bridge =
+            format!("{{\"version\":\"0\",\"detail-type\":\"AWS API Call via CloudTrail\",\"detail\":{A}}}");
+        assert_eq!(ids(&frame(&bridge)), ["a"]);
+        let cw = format!(
+            "{{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[{{\"id\":\"1\",\"message\":{}}},{{\"id\":\"2\",\"message\":{}}}]}}",
+            serde_json::to_string(A).unwrap(),
+            serde_json::to_string(B).unwrap()
+        );
+        assert_eq!(ids(&frame(&cw)), ["a", "b"]);
+        assert_eq!(ids(&frame(&format!("[{{\"aws\":{{\"cloudtrail\":{A}}}}}]"))), ["a"]);
+        let d = frame(r#"{"awsAccountId":"1","digestStartTime":"x","digestEndTime":"y","logFiles":[]}"#);
+        assert_eq!((d.events.len(), d.digests), (0, 1));
+    }
+
+    #[test]
+    fn recovers_around_bad_records() {
+        // Missing comma between two records: both kept, one framing problem.
+        let c = frame(&format!("{{\"Records\":[{A}\n{B}]}}"));
+        assert_eq!(ids(&c), ["a", "b"]);
+        assert_eq!(c.problems.len(), 1);
+        assert_eq!(c.problems[0].0, None);
+        // Stray braces after a record.
+        let c = frame(&format!("[{A}}}}},{B}]"));
+        assert_eq!(ids(&c), ["a", "b"]);
+        // A record missing a closing brace swallows nothing after it.
+        let broken = r#"{"eventID":"x","userIdentity":{"type":"IAMUser","eventTime":"2024-01-01T00:00:00Z"}"#;
+        let c = frame(&format!("{{\"Records\":[{broken},\n{B}]}}"));
+        assert_eq!(ids(&c), ["b"]);
+        assert_eq!(c.problems.len(), 1);
+        assert_eq!(c.problems[0].0, Some(0));
+        assert_eq!(c.events[0].0, 1);
+        // A bad NDJSON line.
+        let c = frame(&format!("{A}\n{{\"eventID\": oops}}\n{B}\n"));
+        assert_eq!(ids(&c), ["a", "b"]);
+        assert_eq!(c.problems[0].0, Some(1));
+        // Not an event.
+        let c = frame(r#"[{"hello":"world"}, 3]"#);
+        assert_eq!(c.problems.len(), 2);
+    }
+}

@@ -1,0 +1,62 @@
+//! trawl-ingest: CloudTrail files into event data stores, and back out.
+//!
+//! ```text
+//! files/dirs ─ discover ─ ledger? ─┬─ worker: read ─ gunzip ─ frame ─ check ─ build ─┐
+//!                                  └─ worker: ...                                     ├─ writer:
+//!     waves of whole files ─ dedupe (eventid, account) ─ sort by eventtime per day ─ Parquet ─ Delta commit ─ ledger
+//! ```
+//!
+//! Framing ([`framing`](crate)) finds events in every shape CloudTrail files come in and
+//! reports malformed records precisely, keeping the good ones around them. Checking applies
+//! the store's advanced event selectors and retention. Building turns each event into a row of
+//! the Lake schema ([`trawl_store::schema`]), with `eventjson` keeping the original.
+
+#![warn(missing_docs)]
+
+mod columns;
+mod decode;
+mod error;
+mod event;
+mod export;
+mod framing;
+mod ingest;
+mod json;
+mod source;
+mod time;
+
+pub use decode::Problem;
+pub use error::{Error, Result};
+pub use event::event_key;
+pub use export::{ExportReport, export};
+pub use ingest::{IngestOptions, IngestReport, NoProgress, Progress, ingest};
+pub use source::{SourceFile, discover};
+pub use time::parse_timestamp;
+
+#[doc(hidden)]
+pub mod bench {
+    //! Entry points for the criterion benchmarks; not a stable API.
+    use trawl_store::selectors::SelectorSet;
+
+    /// Frames, checks and builds one file's text into a batch; returns the rows built.
+    pub fn decode_text(text: &str) -> usize {
+        let selectors = SelectorSet::default();
+        let rules = crate::event::Rules {
+            selectors: &selectors,
+            retention_cutoff: chrono::DateTime::<chrono::Utc>::MIN_UTC,
+        };
+        struct V<'a> {
+            b: crate::event::BatchBuilder,
+            rules: &'a crate::event::Rules<'a>,
+        }
+        impl crate::framing::Visitor for V<'_> {
+            fn event(&mut self, index: usize, _o: usize, text: &str, e: &crate::json::Entries<'_>) {
+                let _ = self.b.append(e, text, "bench", index, self.rules);
+            }
+            fn problem(&mut self, _: Option<usize>, _: usize, _: String) {}
+            fn digest(&mut self) {}
+        }
+        let mut v = V { b: crate::event::BatchBuilder::new(), rules: &rules };
+        crate::framing::Framer::run(text, &mut v);
+        v.b.finish().0.num_rows()
+    }
+}

@@ -1,0 +1,512 @@
+//! One event data store: its Delta table, its files, its writer and its ledger.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use chrono::{DateTime, NaiveDate, Utc};
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::{Action, Remove, StructType};
+use deltalake::operations::vacuum::VacuumMode;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableBuilder, ObjectStore};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
+#[allow(deprecated)]
+use parquet::arrow::async_reader::ParquetObjectReader;
+use parquet::arrow::{ArrowSchemaConverter, ProjectionMask};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::clock::Clock;
+use crate::config::StoreConfig;
+use crate::lake::{Lake, META_DIR};
+use crate::schema::{self, EVENT_DATE, EVENT_TIME, event_schema};
+use crate::{Error, Result};
+
+/// Rows per Parquet row group: small enough for row-group pruning on `eventtime`, large enough
+/// for good compression.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Data files roll over at this size.
+const TARGET_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// A live Parquet file of a store.
+#[derive(Debug, Clone)]
+pub struct DataFile {
+    /// Path relative to the table root.
+    pub path: Path,
+    /// Size in bytes.
+    pub size: u64,
+    /// The `eventdate` partition.
+    pub date: NaiveDate,
+    /// Rows, from the Delta statistics.
+    pub num_records: u64,
+    /// Smallest and largest `eventtime`, from the Delta statistics.
+    pub time_range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+/// Figures of a store, from its Delta log.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreSummary {
+    /// Delta table version (`None` before the first commit).
+    pub version: Option<u64>,
+    /// Events stored.
+    pub events: u64,
+    /// Live Parquet files.
+    pub files: usize,
+    /// Bytes of live Parquet files.
+    pub bytes: u64,
+    /// `eventdate` partitions.
+    pub partitions: usize,
+    /// Oldest `eventTime` stored.
+    pub oldest_event: Option<DateTime<Utc>>,
+    /// Newest `eventTime` stored.
+    pub newest_event: Option<DateTime<Utc>>,
+}
+
+/// A source object recorded in the ledger once all its events are committed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SourceId {
+    /// Path or URL of the object.
+    pub location: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time (local files) or ETag (object stores).
+    pub fingerprint: String,
+}
+
+/// One ledger line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// The source.
+    #[serde(flatten)]
+    pub source: SourceId,
+    /// Events of the source that were stored by this commit.
+    pub events: u64,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct LedgerFile {
+    version: u64,
+    sources: Vec<LedgerEntry>,
+}
+
+/// What a commit added.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommitOutcome {
+    /// The new table version; `None` when there was nothing to commit.
+    pub version: Option<u64>,
+    /// Parquet files added.
+    pub files: usize,
+    /// Bytes of Parquet added.
+    pub bytes: u64,
+}
+
+/// An event data store of a lake.
+#[derive(Debug, Clone)]
+pub struct EventDataStore {
+    lake: Lake,
+    config: StoreConfig,
+}
+
+impl EventDataStore {
+    pub(crate) fn new(lake: Lake, config: StoreConfig) -> Self {
+        Self { lake, config }
+    }
+
+    /// The store's configuration.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// The Delta table's URL.
+    pub fn url(&self) -> Url {
+        self.lake.store_url(&self.config.name)
+    }
+
+    fn meta_path(&self, rest: &str) -> Path {
+        Path::from(format!("{}/{META_DIR}/{rest}", self.config.name))
+    }
+
+    pub(crate) async fn create_table(&self) -> Result<()> {
+        let kernel: StructType = event_schema().as_ref().try_into_kernel()?;
+        let table = DeltaTableBuilder::from_url(self.url())?.build()?;
+        table
+            .create()
+            .with_table_name(&self.config.name)
+            .with_comment(format!("trawl event data store {}", self.config.id))
+            .with_columns(kernel.fields().cloned())
+            .with_partition_columns([EVENT_DATE])
+            .with_configuration_property(
+                deltalake::TableProperty::DataSkippingStatsColumns,
+                Some(schema::STATS_COLUMNS.join(",")),
+            )
+            .with_save_mode(SaveMode::ErrorIfExists)
+            .await?;
+        Ok(())
+    }
+
+    /// Loads the store's Delta table at its latest version.
+    pub async fn table(&self) -> Result<DeltaTable> {
+        Ok(DeltaTableBuilder::from_url(self.url())?.load().await?)
+    }
+
+    /// The live data files of `table`, in partition order.
+    pub fn files(&self, table: &DeltaTable) -> Result<Vec<DataFile>> {
+        let snapshot = table.snapshot()?;
+        let mut files = Vec::new();
+        for view in snapshot.snapshot().log_data().iter() {
+            let date = view
+                .partition_values_map()
+                .get(EVENT_DATE)
+                .cloned()
+                .flatten()
+                .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+                .ok_or_else(|| {
+                    Error::InvalidConfig(format!("data file {} has no eventdate partition", view.path()))
+                })?;
+            let stats: Option<FileStats> = view.stats().and_then(|s| serde_json::from_str(&s).ok());
+            let time_range = stats.as_ref().and_then(|s| {
+                let min = s.min_values.get(EVENT_TIME)?.as_str()?;
+                let max = s.max_values.get(EVENT_TIME)?.as_str()?;
+                Some((parse_stat_time(min)?, parse_stat_time(max)?))
+            });
+            files.push(DataFile {
+                path: view.object_store_path(),
+                size: u64::try_from(view.size()).unwrap_or(0),
+                date,
+                num_records: stats.map_or(0, |s| s.num_records),
+                time_range,
+            });
+        }
+        files.sort_by(|a, b| (a.date, &a.path).cmp(&(b.date, &b.path)));
+        Ok(files)
+    }
+
+    /// Figures for `store show`.
+    pub async fn summary(&self) -> Result<StoreSummary> {
+        let table = self.table().await?;
+        let files = self.files(&table)?;
+        let partitions: HashSet<NaiveDate> = files.iter().map(|f| f.date).collect();
+        Ok(StoreSummary {
+            version: table.version(),
+            events: files.iter().map(|f| f.num_records).sum(),
+            files: files.len(),
+            bytes: files.iter().map(|f| f.size).sum(),
+            partitions: partitions.len(),
+            oldest_event: files.iter().filter_map(|f| f.time_range.map(|r| r.0)).min(),
+            newest_event: files.iter().filter_map(|f| f.time_range.map(|r| r.1)).max(),
+        })
+    }
+
+    /// Reads `columns` (top-level names) of `files`, file by file.
+    pub fn read_files<'a>(
+        &self,
+        table: &DeltaTable,
+        files: &'a [DataFile],
+        columns: &'a [&'a str],
+    ) -> impl futures::Stream<Item = Result<RecordBatch>> + 'a {
+        let objects = table.object_store();
+        futures::stream::iter(files)
+            .then(move |file| {
+                let objects = objects.clone();
+                async move { read_file(objects, file, columns).await }
+            })
+            .try_flatten()
+    }
+
+    /// A writer for new data files; nothing is visible until [`StoreWriter::commit`].
+    pub fn writer(&self, table: &DeltaTable) -> Result<StoreWriter> {
+        let inner = RecordBatchWriter::for_table(table)?
+            .with_writer_properties(writer_properties())
+            .with_target_file_size(TARGET_FILE_BYTES);
+        Ok(StoreWriter { inner, rows: 0 })
+    }
+
+    /// Commits `writer`'s files to `table` in one Delta transaction, then records `sources` in
+    /// the ledger.
+    pub async fn commit(
+        &self,
+        table: &mut DeltaTable,
+        writer: &mut StoreWriter,
+        sources: Vec<LedgerEntry>,
+    ) -> Result<CommitOutcome> {
+        let adds = writer.inner.flush().await?;
+        let rows = std::mem::take(&mut writer.rows);
+        let files = adds.len();
+        let bytes = adds.iter().map(|a| u64::try_from(a.size).unwrap_or(0)).sum();
+        let mut version = None;
+        if !adds.is_empty() {
+            let operation = DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: Some(vec![EVENT_DATE.to_owned()]),
+                predicate: None,
+            };
+            let app_metadata = HashMap::from([
+                ("trawl.operation".to_owned(), serde_json::json!("ingest")),
+                ("trawl.events".to_owned(), serde_json::json!(rows)),
+                ("trawl.sources".to_owned(), serde_json::json!(sources.len())),
+            ]);
+            let finalized = CommitBuilder::default()
+                .with_actions(adds.into_iter().map(Action::Add).collect())
+                .with_app_metadata(app_metadata)
+                .build(Some(table.snapshot()?), table.log_store(), operation)
+                .await?;
+            version = Some(finalized.version());
+            table.update_state().await?;
+        }
+        if !sources.is_empty() {
+            let at = version.or(table.version()).unwrap_or(0);
+            let file = LedgerFile { version: at, sources };
+            let name = format!("ledger/{at:020}-{}.json", uuid::Uuid::new_v4().simple());
+            let body = serde_json::to_vec(&file).expect("ledger serializes");
+            self.lake.objects().put(&self.meta_path(&name), PutPayload::from(body)).await?;
+        }
+        Ok(CommitOutcome { version, files, bytes })
+    }
+
+    /// Every source object whose events are all committed.
+    pub async fn ledger(&self) -> Result<HashSet<SourceId>> {
+        let prefix = self.meta_path("ledger");
+        let objects = self.lake.objects();
+        let paths: Vec<Path> = objects.list(Some(&prefix)).map_ok(|m| m.location).try_collect().await?;
+        let mut sources = HashSet::new();
+        for path in paths {
+            let bytes = objects.get(&path).await?.bytes().await?;
+            let file: LedgerFile = serde_json::from_slice(&bytes)
+                .map_err(|source| Error::CorruptMetadata { path: path.to_string(), source })?;
+            sources.extend(file.sources.into_iter().map(|e| e.source));
+        }
+        Ok(sources)
+    }
+
+    /// Removes whole `eventdate` partitions in one Delta commit. Returns the new version and
+    /// the files removed.
+    pub async fn remove_partitions(
+        &self,
+        table: &mut DeltaTable,
+        dates: &[NaiveDate],
+        clock: &dyn Clock,
+    ) -> Result<Option<u64>> {
+        let dates: HashSet<&NaiveDate> = dates.iter().collect();
+        let deleted_at = clock.now().timestamp_millis();
+        let mut removes = Vec::new();
+        for view in table.snapshot()?.snapshot().log_data().iter() {
+            let date = view.partition_values_map().get(EVENT_DATE).cloned().flatten();
+            let Some(date) = date.and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok()) else {
+                continue;
+            };
+            if dates.contains(&date) {
+                removes.push(Action::Remove(Remove {
+                    deletion_timestamp: Some(deleted_at),
+                    ..view.remove_action(true)
+                }));
+            }
+        }
+        if removes.is_empty() {
+            return Ok(None);
+        }
+        let mut listed: Vec<String> = dates.iter().map(|d| format!("'{d}'")).collect();
+        listed.sort();
+        let operation =
+            DeltaOperation::Delete { predicate: Some(format!("{EVENT_DATE} IN ({})", listed.join(", "))) };
+        let finalized = CommitBuilder::default()
+            .with_actions(removes)
+            .build(Some(table.snapshot()?), table.log_store(), operation)
+            .await?;
+        table.update_state().await?;
+        Ok(Some(finalized.version()))
+    }
+
+    /// Physically deletes the data files that earlier commits removed (Delta `VACUUM` in lite
+    /// mode: files being written by a concurrent ingest are never touched). Returns the number
+    /// of files deleted.
+    pub async fn vacuum(&self, table: DeltaTable, clock: Arc<dyn Clock>) -> Result<usize> {
+        let (_, metrics) = table
+            .vacuum()
+            .with_mode(VacuumMode::Lite)
+            .with_retention_period(chrono::Duration::zero())
+            .with_enforce_retention_duration(false)
+            .with_clock(Arc::new(DeltaClock(clock)))
+            .await?;
+        Ok(metrics.files_deleted.len())
+    }
+}
+
+impl EventDataStore {
+    /// Deletes the `eventdate` partitions whose events are all older than the retention, in one
+    /// Delta commit, then vacuums their files. With `dry_run`, only reports what would go.
+    pub async fn apply_retention(&self, clock: Arc<dyn Clock>, dry_run: bool) -> Result<RetentionReport> {
+        let mut table = self.table().await?;
+        let files = self.files(&table)?;
+        let now = clock.now();
+        let expired = crate::retention::expired_partitions(
+            by_partition(&files).into_keys(),
+            now,
+            self.config.retention_days,
+        );
+        let gone: Vec<&DataFile> = files.iter().filter(|f| expired.contains(&f.date)).collect();
+        let mut report = RetentionReport {
+            cutoff: crate::retention::cutoff(now, self.config.retention_days),
+            files: gone.len(),
+            events: gone.iter().map(|f| f.num_records).sum(),
+            bytes: gone.iter().map(|f| f.size).sum(),
+            partitions: expired,
+            version: None,
+            files_deleted: 0,
+        };
+        if dry_run || report.partitions.is_empty() {
+            return Ok(report);
+        }
+        report.version = self.remove_partitions(&mut table, &report.partitions, clock.as_ref()).await?;
+        report.files_deleted = self.vacuum(table, clock).await?;
+        Ok(report)
+    }
+}
+
+/// What `retention apply` did (or would do).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionReport {
+    /// Events older than this are expired.
+    pub cutoff: DateTime<Utc>,
+    /// The expired partitions.
+    pub partitions: Vec<NaiveDate>,
+    /// Data files in them.
+    pub files: usize,
+    /// Events in them.
+    pub events: u64,
+    /// Bytes in them.
+    pub bytes: u64,
+    /// The Delta version that removed them (`None` for a dry run or nothing to do).
+    pub version: Option<u64>,
+    /// Files physically deleted by the vacuum.
+    pub files_deleted: usize,
+}
+
+/// Streams sorted, single-day batches into new Parquet files.
+pub struct StoreWriter {
+    inner: RecordBatchWriter,
+    rows: u64,
+}
+
+impl std::fmt::Debug for StoreWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreWriter").field("rows", &self.rows).finish()
+    }
+}
+
+impl StoreWriter {
+    /// Writes rows that all belong to one `eventdate` partition, sorted by `eventtime`.
+    pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows() as u64;
+        self.inner.write(batch).await?;
+        Ok(())
+    }
+
+    /// Bytes of Parquet written since the last commit.
+    pub fn buffered_bytes(&self) -> usize {
+        self.inner.buffer_len()
+    }
+}
+
+#[derive(Debug)]
+struct DeltaClock(Arc<dyn Clock>);
+
+impl deltalake::operations::vacuum::Clock for DeltaClock {
+    fn current_timestamp_millis(&self) -> i64 {
+        self.0.now().timestamp_millis()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FileStats {
+    #[serde(default)]
+    num_records: u64,
+    #[serde(default)]
+    min_values: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    max_values: serde_json::Map<String, serde_json::Value>,
+}
+
+fn parse_stat_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.to_utc())
+}
+
+async fn read_file(
+    objects: Arc<dyn ObjectStore>,
+    file: &DataFile,
+    columns: &[&str],
+) -> Result<impl futures::Stream<Item = Result<RecordBatch>> + use<>> {
+    // ParquetObjectReader is deprecated in favour of hand-written readers; it still does exactly
+    // what we need (ranged GETs through object_store).
+    #[allow(deprecated)]
+    let reader = ParquetObjectReader::new(objects, file.path.clone()).with_file_size(file.size);
+    let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+    let arrow_schema: SchemaRef = builder.schema().clone();
+    let roots: Vec<usize> = columns
+        .iter()
+        .map(|c| {
+            arrow_schema
+                .index_of(c)
+                .map_err(|_| Error::InvalidConfig(format!("column {c} missing from data file {}", file.path)))
+        })
+        .collect::<Result<_>>()?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let stream = builder.with_projection(mask).with_batch_size(8192).build()?;
+    Ok(stream.map_err(Error::from))
+}
+
+/// Parquet settings of every data file: zstd, page statistics and page index, bloom filters
+/// on lookup columns, `sorting_columns = [eventtime]`.
+fn writer_properties() -> WriterProperties {
+    let schema = event_schema();
+    let file_schema = arrow::datatypes::Schema::new(
+        schema.fields().iter().filter(|f| f.name() != EVENT_DATE).cloned().collect::<Vec<_>>(),
+    );
+    let descriptor =
+        ArrowSchemaConverter::new().convert(&file_schema).expect("the event schema converts to Parquet");
+    let time_leaf = descriptor
+        .columns()
+        .iter()
+        .position(|c| c.path().string() == EVENT_TIME)
+        .expect("eventtime is a leaf column");
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_sorting_columns(Some(vec![SortingColumn {
+            column_idx: i32::try_from(time_leaf).expect("few columns"),
+            descending: false,
+            nulls_first: false,
+        }]))
+        .set_created_by(format!("trawl {}", env!("CARGO_PKG_VERSION")));
+    for column in schema::BLOOM_FILTER_COLUMNS {
+        let path = ColumnPath::new(column.split('.').map(str::to_owned).collect());
+        props = props
+            .set_column_bloom_filter_enabled(path.clone(), true)
+            .set_column_bloom_filter_fpp(path.clone(), 0.01)
+            .set_column_bloom_filter_max_ndv(path, ROW_GROUP_ROWS as u64);
+    }
+    props.build()
+}
+
+/// Groups `files` by partition.
+pub fn by_partition(files: &[DataFile]) -> BTreeMap<NaiveDate, Vec<DataFile>> {
+    let mut map: BTreeMap<NaiveDate, Vec<DataFile>> = BTreeMap::new();
+    for f in files {
+        map.entry(f.date).or_default().push(f.clone());
+    }
+    map
+}

@@ -1,0 +1,56 @@
+//! The error type of trawl-store.
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong in the lake and its event data stores.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+#[allow(missing_docs)]
+pub enum Error {
+    /// The lake location is neither a local path nor a supported URL.
+    #[error("invalid lake location '{location}': {reason}")]
+    InvalidLocation { location: String, reason: String },
+    /// No event data store has that name or id.
+    #[error("no event data store named '{0}' (see `trawl store list`)")]
+    StoreNotFound(String),
+    /// A store with that name already exists.
+    #[error("an event data store named '{0}' already exists")]
+    StoreExists(String),
+    /// The store is pending deletion: only `restore` works on it.
+    #[error("event data store '{0}' is pending deletion; `trawl store restore {0}` brings it back")]
+    PendingDeletion(String),
+    /// The store is not pending deletion, so there is nothing to restore.
+    #[error("event data store '{0}' is not pending deletion")]
+    NotPendingDeletion(String),
+    /// Termination protection blocks deletion.
+    #[error(
+        "event data store '{0}' has termination protection on; \
+         `trawl store update {0} --termination-protection off` first"
+    )]
+    TerminationProtected(String),
+    /// A store setting is out of range or malformed.
+    #[error("invalid store configuration: {0}")]
+    InvalidConfig(String),
+    /// An advanced event selector is malformed.
+    #[error("invalid advanced event selector: {0}")]
+    InvalidSelector(String),
+    /// A metadata file under `_trawl/` could not be parsed.
+    #[error("corrupt metadata file '{path}': {source}")]
+    CorruptMetadata { path: String, source: serde_json::Error },
+    /// Object store I/O failed.
+    #[error(transparent)]
+    ObjectStore(#[from] object_store::Error),
+    /// The Delta table could not be read or written.
+    #[error("delta table: {0}")]
+    Delta(#[from] deltalake::DeltaTableError),
+    /// A Parquet file could not be read or written.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// An Arrow kernel failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// Local I/O failed.
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}

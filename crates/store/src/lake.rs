@@ -1,0 +1,219 @@
+//! The lake: a root directory (or, later, bucket prefix) holding one directory per event data
+//! store. Every store's configuration lives in `<store>/_trawl/store.json`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::Duration;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use url::Url;
+
+use crate::clock::Clock;
+use crate::config::{PENDING_DELETION_DAYS, Status, StoreConfig, validate_name};
+use crate::eds::EventDataStore;
+use crate::{Error, Result};
+
+/// Where trawl metadata lives inside a store directory.
+pub(crate) const META_DIR: &str = "_trawl";
+const CONFIG_FILE: &str = "store.json";
+
+/// A lake of event data stores.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    url: Url,
+    objects: Arc<dyn ObjectStore>,
+}
+
+impl Lake {
+    /// Opens the lake at `location`: a local path or a `file://` URL. A missing local directory
+    /// is created.
+    pub fn open(location: &str) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidLocation { location: location.into(), reason };
+        let path = match Url::parse(location) {
+            Ok(url) if url.scheme() == "file" => {
+                url.to_file_path().map_err(|()| invalid("not a local file URL".into()))?
+            }
+            Ok(url) if url.scheme().len() > 1 => {
+                return Err(invalid(format!("unsupported scheme '{}'", url.scheme())));
+            }
+            _ => PathBuf::from(location),
+        };
+        std::fs::create_dir_all(&path).map_err(|source| Error::Io {
+            context: format!("cannot create lake directory {}", path.display()),
+            source,
+        })?;
+        let path = path.canonicalize().map_err(|source| Error::Io {
+            context: format!("cannot open lake directory {}", path.display()),
+            source,
+        })?;
+        let mut url = Url::from_directory_path(&path).map_err(|()| invalid("not an absolute path".into()))?;
+        if !url.path().ends_with('/') {
+            url.set_path(&format!("{}/", url.path()));
+        }
+        let objects = Arc::new(LocalFileSystem::new_with_prefix(&path)?);
+        Ok(Self { url, objects })
+    }
+
+    /// The lake's root URL, ending in `/`.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The object store rooted at the lake.
+    pub fn objects(&self) -> &Arc<dyn ObjectStore> {
+        &self.objects
+    }
+
+    pub(crate) fn store_url(&self, name: &str) -> Url {
+        // Store names are validated to URL-safe characters.
+        self.url.join(&format!("{name}/")).expect("validated store names join to a URL")
+    }
+
+    fn config_path(name: &str) -> Path {
+        Path::from(format!("{name}/{META_DIR}/{CONFIG_FILE}"))
+    }
+
+    /// Every store in the lake, pending deletion included, sorted by name.
+    pub async fn stores(&self) -> Result<Vec<StoreConfig>> {
+        let listing = self.objects.list_with_delimiter(None).await?;
+        let mut stores = Vec::new();
+        for dir in listing.common_prefixes {
+            let Some(name) = dir.filename() else { continue };
+            if validate_name(name).is_err() {
+                continue;
+            }
+            match self.read_config(name).await {
+                Ok(config) => stores.push(config),
+                Err(Error::ObjectStore(object_store::Error::NotFound { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        stores.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(stores)
+    }
+
+    async fn read_config(&self, name: &str) -> Result<StoreConfig> {
+        let path = Self::config_path(name);
+        let bytes = self.objects.get(&path).await?.bytes().await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|source| Error::CorruptMetadata { path: path.to_string(), source })
+    }
+
+    /// Finds a store by name or id, whatever its status.
+    pub async fn find(&self, name_or_id: &str) -> Result<StoreConfig> {
+        if validate_name(name_or_id).is_ok() {
+            match self.read_config(name_or_id).await {
+                Ok(config) => return Ok(config),
+                Err(Error::ObjectStore(object_store::Error::NotFound { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.stores()
+            .await?
+            .into_iter()
+            .find(|c| c.id.to_string().eq_ignore_ascii_case(name_or_id))
+            .ok_or_else(|| Error::StoreNotFound(name_or_id.to_owned()))
+    }
+
+    /// Opens an enabled store by name or id.
+    pub async fn store(&self, name_or_id: &str) -> Result<EventDataStore> {
+        let config = self.find(name_or_id).await?;
+        if config.status == Status::PendingDeletion {
+            return Err(Error::PendingDeletion(config.name));
+        }
+        Ok(EventDataStore::new(self.clone(), config))
+    }
+
+    /// Creates a store and its (empty) Delta table.
+    pub async fn create_store(&self, config: StoreConfig) -> Result<EventDataStore> {
+        config.validate()?;
+        if let Some(other) = self.stores().await?.into_iter().find(|c| c.name == config.name) {
+            return Err(Error::StoreExists(other.name));
+        }
+        let eds = EventDataStore::new(self.clone(), config);
+        eds.create_table().await?;
+        let body = PutPayload::from(serde_json::to_vec_pretty(eds.config()).expect("config serializes"));
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.objects.put_opts(&Self::config_path(&eds.config().name), body, opts).await {
+            Ok(_) => Ok(eds),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                Err(Error::StoreExists(eds.config().name.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces a store's configuration after validating it.
+    pub async fn write_config(&self, config: &StoreConfig) -> Result<()> {
+        config.validate()?;
+        let body = PutPayload::from(serde_json::to_vec_pretty(config).expect("config serializes"));
+        self.objects.put(&Self::config_path(&config.name), body).await?;
+        Ok(())
+    }
+
+    /// Moves a store to pending deletion, unless termination protection is on.
+    pub async fn delete_store(&self, name_or_id: &str, clock: &dyn Clock) -> Result<StoreConfig> {
+        let mut config = self.find(name_or_id).await?;
+        if config.status == Status::PendingDeletion {
+            return Err(Error::PendingDeletion(config.name));
+        }
+        if config.termination_protection {
+            return Err(Error::TerminationProtected(config.name));
+        }
+        config.status = Status::PendingDeletion;
+        config.deleted_at = Some(clock.now());
+        config.updated_at = clock.now();
+        self.write_config(&config).await?;
+        Ok(config)
+    }
+
+    /// Brings a store pending deletion back.
+    pub async fn restore_store(&self, name_or_id: &str, clock: &dyn Clock) -> Result<StoreConfig> {
+        let mut config = self.find(name_or_id).await?;
+        if config.status != Status::PendingDeletion {
+            return Err(Error::NotPendingDeletion(config.name));
+        }
+        config.status = Status::Enabled;
+        config.deleted_at = None;
+        config.updated_at = clock.now();
+        self.write_config(&config).await?;
+        Ok(config)
+    }
+
+    /// Removes, for good, every store that has been pending deletion for seven days or more.
+    /// Returns the names removed.
+    pub async fn purge_expired(&self, clock: &dyn Clock) -> Result<Vec<String>> {
+        let now = clock.now();
+        let mut purged = Vec::new();
+        for config in self.stores().await? {
+            let expired = config.status == Status::PendingDeletion
+                && config.deleted_at.is_some_and(|at| now - at >= Duration::days(PENDING_DELETION_DAYS));
+            if !expired {
+                continue;
+            }
+            // The configuration goes last, so an interrupted purge is retried by the next one.
+            let prefix = Path::from(config.name.as_str());
+            let config_path = Self::config_path(&config.name);
+            let objects: Vec<Path> = self
+                .objects
+                .list(Some(&prefix))
+                .map_ok(|m| m.location)
+                .try_filter(|p| futures::future::ready(*p != config_path))
+                .try_collect()
+                .await?;
+            for path in objects {
+                self.objects.delete(&path).await?;
+            }
+            self.objects.delete(&config_path).await?;
+            if let Ok(root) = self.url.to_file_path() {
+                // Local lakes also drop the now empty directories.
+                let _ = std::fs::remove_dir_all(root.join(&config.name));
+            }
+            purged.push(config.name);
+        }
+        Ok(purged)
+    }
+}

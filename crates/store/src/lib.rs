@@ -1,0 +1,40 @@
+//! trawl-store: the on-disk contract of trawl.
+//!
+//! ```text
+//! <lake>/                        local directory (S3 prefixes later)
+//!   <store-name>/                one event data store = one Delta table
+//!     _delta_log/                the only truth about which files are live
+//!     eventdate=YYYY-MM-DD/      UTC date of eventTime
+//!       part-*.zstd.parquet      sorted by eventtime, zstd, page index, bloom filters
+//!     _trawl/store.json          the store's configuration
+//!     _trawl/ledger/*.json       source objects whose events are all committed
+//! ```
+//!
+//! [`Lake`] finds, creates, deletes and restores stores; [`EventDataStore`] reads figures and
+//! files, writes and commits new files ([`StoreWriter`]), removes expired partitions and
+//! vacuums. The Arrow schema is in [`schema`], the selectors in [`selectors`], the retention
+//! arithmetic in [`retention`].
+
+#![warn(missing_docs)]
+
+mod clock;
+mod config;
+mod eds;
+mod error;
+mod lake;
+pub mod retention;
+pub mod schema;
+pub mod selectors;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use config::{
+    Category, DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS, MIN_RETENTION_DAYS, PENDING_DELETION_DAYS, Status,
+    StoreConfig, validate_name, validate_retention,
+};
+pub use deltalake::DeltaTable;
+pub use eds::{
+    CommitOutcome, DataFile, EventDataStore, LedgerEntry, RetentionReport, SourceId, StoreSummary,
+    StoreWriter, by_partition,
+};
+pub use error::{Error, Result};
+pub use lake::Lake;
