@@ -1,1 +1,5 @@
+//! Integration tests of the `trawl` binary, on real CloudTrail files (`tests/fixtures`).
 
+mod harness;
+mod ingest;
+mod store;

@@ -1,1 +1,58 @@
-fn main() {}
+//! Decode (frame + normalize + build Arrow) and decode + Parquet encode, on a trail-shaped
+//! `{"Records":[...]}` file built from the real Stratus Red Team events of the fixtures.
+//!
+//! `cargo bench -p trawl-ingest --bench ingest`
+
+use std::path::Path;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use parquet::arrow::ArrowWriter;
+
+fn records_file(copies: usize) -> (String, u64) {
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/stratus-red-team-detonation-logs");
+    let mut events: Vec<serde_json::Value> = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    for path in names.iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
+        let batch: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        events.extend(batch);
+    }
+    let mut all = Vec::new();
+    for i in 0..copies {
+        for e in &events {
+            let mut e = e.clone();
+            e["eventID"] = format!("{}-{i}", e["eventID"].as_str().unwrap()).into();
+            all.push(e);
+        }
+    }
+    let n = all.len() as u64;
+    (serde_json::to_string(&serde_json::json!({ "Records": all })).unwrap(), n)
+}
+
+fn bench(c: &mut Criterion) {
+    let (text, events) = records_file(32);
+    let mut group = c.benchmark_group("ingest");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes(text.len() as u64));
+    group.bench_function(format!("decode/{events}-events"), |b| {
+        b.iter(|| assert_eq!(trawl_ingest::bench::decode_text(&text).num_rows() as u64, events))
+    });
+    group.bench_function(format!("decode+parquet/{events}-events"), |b| {
+        b.iter(|| {
+            let batch = trawl_ingest::bench::decode_text(&text);
+            let file_batch = batch.project(&(0..batch.num_columns() - 1).collect::<Vec<_>>()).unwrap();
+            let mut out = Vec::new();
+            let mut w =
+                ArrowWriter::try_new(&mut out, file_batch.schema(), Some(trawl_store::writer_properties()))
+                    .unwrap();
+            w.write(&file_batch).unwrap();
+            w.close().unwrap();
+            out.len()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

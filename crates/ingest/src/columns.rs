@@ -15,6 +15,7 @@ use crate::json::{Entries, Kind, as_str, kind, to_lake_string};
 use crate::time::parse_timestamp;
 
 /// Builds one column of any type the event schema uses.
+#[allow(clippy::large_enum_variant)] // a few dozen columns per batch builder
 pub(crate) enum Column {
     Str(StringBuilder),
     Bool(BooleanBuilder),

@@ -125,15 +125,13 @@ pub(crate) fn decode(source: SourceFile, rules: &Rules<'_>, strict: bool) -> Dec
     };
     Framer::run(text, &mut visitor);
     let FileVisitor { mut builder, counts, problems, .. } = visitor;
-    if strict {
-        if let Some(first) = problems.first() {
-            let reason = format!("{first} (--strict: nothing from this file was stored)");
-            let mut d = rejected(source, reason);
-            d.problems = problems;
-            d.counts = Counts { appended: 0, ..counts };
-            d.json_bytes = bytes.len() as u64;
-            return d;
-        }
+    if strict && let Some(first) = problems.first() {
+        let reason = format!("{first} (--strict: nothing from this file was stored)");
+        let mut d = rejected(source, reason);
+        d.problems = problems;
+        d.counts = Counts { appended: 0, ..counts };
+        d.json_bytes = bytes.len() as u64;
+        return d;
     }
     let batch = (builder.rows() > 0).then(|| builder.finish());
     Decoded { source, batch, counts, problems, rejected: None, json_bytes: bytes.len() as u64 }

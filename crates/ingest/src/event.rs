@@ -54,7 +54,8 @@ pub(crate) struct Rules<'a> {
     pub(crate) retention_cutoff: DateTime<Utc>,
 }
 
-/// The generic columns, in schema order, with their schema index.
+/// A column of the batch: built from the event's JSON, or derived (built separately).
+#[allow(clippy::large_enum_variant)] // one per column, allocated once per builder
 enum Slot {
     Json(Column),
     Derived,

@@ -52,10 +52,10 @@ fn classify<'a>(e: &Entries<'a>) -> Class<'a> {
         }
         return Class::Control;
     }
-    if e.get("detail-type").is_some() {
-        if let Some(r) = e.get("detail").filter(|r| kind(r) == Kind::Object) {
-            return Class::Detail(r);
-        }
+    if e.get("detail-type").is_some()
+        && let Some(r) = e.get("detail").filter(|r| kind(r) == Kind::Object)
+    {
+        return Class::Detail(r);
     }
     if e.get("digestStartTime").is_some() || (e.get("logFiles").is_some() && e.get("digestEndTime").is_some())
     {
@@ -66,10 +66,10 @@ fn classify<'a>(e: &Entries<'a>) -> Class<'a> {
     if EVENT_KEYS.iter().any(|k| e.get(k).is_some()) {
         return Class::Event;
     }
-    if let Some(inner) = e.get("aws").and_then(Entries::of).and_then(|a| a.get("cloudtrail")) {
-        if kind(inner) == Kind::Object {
-            return Class::Wrapped(inner);
-        }
+    if let Some(inner) = e.get("aws").and_then(Entries::of).and_then(|a| a.get("cloudtrail"))
+        && kind(inner) == Kind::Object
+    {
+        return Class::Wrapped(inner);
     }
     Class::Unknown
 }
@@ -289,12 +289,11 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
                 None => true,
                 _ => lines && newline,
             };
-            if boundary {
-                if let Ok((raw, _)) = self.parse_at(p) {
-                    if Entries::of(raw).is_some_and(|e| !matches!(classify(&e), Class::Unknown)) {
-                        return p;
-                    }
-                }
+            if boundary
+                && let Ok((raw, _)) = self.parse_at(p)
+                && Entries::of(raw).is_some_and(|e| !matches!(classify(&e), Class::Unknown))
+            {
+                return p;
             }
             p += 1;
         }

@@ -37,8 +37,8 @@ pub mod bench {
     //! Entry points for the criterion benchmarks; not a stable API.
     use trawl_store::selectors::SelectorSet;
 
-    /// Frames, checks and builds one file's text into a batch; returns the rows built.
-    pub fn decode_text(text: &str) -> usize {
+    /// Frames, checks and builds one file's text into a record batch of the event schema.
+    pub fn decode_text(text: &str) -> arrow::array::RecordBatch {
         let selectors = SelectorSet::default();
         let rules = crate::event::Rules {
             selectors: &selectors,
@@ -57,6 +57,6 @@ pub mod bench {
         }
         let mut v = V { b: crate::event::BatchBuilder::new(), rules: &rules };
         crate::framing::Framer::run(text, &mut v);
-        v.b.finish().0.num_rows()
+        v.b.finish().0
     }
 }

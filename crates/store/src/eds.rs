@@ -299,7 +299,9 @@ impl EventDataStore {
         clock: &dyn Clock,
     ) -> Result<Option<u64>> {
         let dates: HashSet<&NaiveDate> = dates.iter().collect();
-        let deleted_at = clock.now().timestamp_millis();
+        // A millisecond in the past, so that a vacuum at `clock.now()` with zero retention takes
+        // the files (vacuum keeps files removed at or after its cutoff).
+        let deleted_at = clock.now().timestamp_millis() - 1;
         let mut removes = Vec::new();
         for view in table.snapshot()?.snapshot().log_data().iter() {
             let date = view.partition_values_map().get(EVENT_DATE).cloned().flatten();
@@ -470,7 +472,7 @@ async fn read_file(
 
 /// Parquet settings of every data file: zstd, page statistics and page index, bloom filters
 /// on lookup columns, `sorting_columns = [eventtime]`.
-fn writer_properties() -> WriterProperties {
+pub fn writer_properties() -> WriterProperties {
     let schema = event_schema();
     let file_schema = arrow::datatypes::Schema::new(
         schema.fields().iter().filter(|f| f.name() != EVENT_DATE).cloned().collect::<Vec<_>>(),

@@ -34,7 +34,7 @@ pub use config::{
 pub use deltalake::DeltaTable;
 pub use eds::{
     CommitOutcome, DataFile, EventDataStore, LedgerEntry, RetentionReport, SourceId, StoreSummary,
-    StoreWriter, by_partition,
+    StoreWriter, by_partition, writer_properties,
 };
 pub use error::{Error, Result};
 pub use lake::Lake;

@@ -1,0 +1,94 @@
+//! Runs the real binary against a temporary lake.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub(crate) fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub(crate) fn fixture(rel: &str) -> String {
+    fixtures().join(rel).display().to_string()
+}
+
+/// A lake in a temporary directory and a pinned clock.
+pub(crate) struct Lake {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) now: String,
+}
+
+impl Lake {
+    pub(crate) fn new(now: &str) -> Self {
+        Self { dir: tempfile::tempdir().expect("tempdir"), now: now.to_owned() }
+    }
+
+    pub(crate) fn root(&self) -> PathBuf {
+        self.dir.path().join("lake")
+    }
+
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trawl"));
+        cmd.args(args).env("TRAWL_LAKE", self.root()).env("TRAWL_NOW", &self.now);
+        cmd
+    }
+
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run trawl")
+    }
+
+    /// Runs and expects `code`; returns stdout, stderr.
+    pub(crate) fn expect(&self, code: i32, args: &[&str]) -> (String, String) {
+        let out = self.run(args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "trawl {args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+        (stdout, stderr)
+    }
+
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
+        self.expect(0, args).0
+    }
+
+    /// `store show --json` as a value.
+    pub(crate) fn show(&self, store: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["store", "show", store, "--json"])).expect("show --json")
+    }
+
+    pub(crate) fn events(&self, store: &str) -> u64 {
+        self.show(store)["summary"]["events"].as_u64().expect("events")
+    }
+
+    /// The store's events, exported, as parsed JSON.
+    pub(crate) fn export(&self, store: &str) -> Vec<serde_json::Value> {
+        let out = self.dir.path().join(format!("{store}.jsonl"));
+        self.ok(&["export", "--store", store, "-o", out.to_str().expect("utf-8 path")]);
+        std::fs::read_to_string(out)
+            .expect("export file")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("exported line is JSON"))
+            .collect()
+    }
+}
+
+/// A figure from the ingest report: the number before `label` on the line starting with `line`.
+pub(crate) fn figure(report: &str, line: &str, label: &str) -> u64 {
+    let l = report
+        .lines()
+        .find(|l| l.trim_start().starts_with(line))
+        .unwrap_or_else(|| panic!("no {line} line in\n{report}"));
+    let words: Vec<&str> = l.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| w.trim_end_matches(',') == label)
+        .unwrap_or_else(|| panic!("no {label} in {l}"));
+    words[..at]
+        .iter()
+        .rev()
+        .find_map(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no number before {label} in {l}"))
+}
+
+/// The Python with pyarrow that the independent checks use (`.ci/run` sets it up).
+pub(crate) fn python() -> String {
+    std::env::var("TRAWL_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
