@@ -43,10 +43,10 @@ pub struct IngestOptions {
 }
 
 impl IngestOptions {
-    /// Defaults: lenient, 128 MiB waves, one decode thread per core.
+    /// Defaults: lenient, 64 MiB waves (about 500 MB peak RSS), one decode thread per core.
     pub fn new(now: DateTime<Utc>) -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self { strict: false, wave_bytes: 128 << 20, threads, now }
+        Self { strict: false, wave_bytes: 64 << 20, threads, now }
     }
 }
 
