@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::json::{Entries, Kind, as_str, kind};
+use crate::json::{Entries, Kind, StringState, as_str, kind};
 
 /// Nested envelopes deeper than this are refused.
 const MAX_DEPTH: usize = 4;
@@ -184,30 +184,21 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
             Some(_) => {
                 // Other keys after Records: skip them, keeping the records already read.
                 let mut depth = 1usize;
-                let mut q = p;
-                let b = self.bytes();
-                let mut in_str = false;
-                let mut esc = false;
-                while q < b.len() && depth > 0 {
-                    let c = b[q];
-                    if in_str {
-                        if esc {
-                            esc = false;
-                        } else if c == b'\\' {
-                            esc = true;
-                        } else if c == b'"' {
-                            in_str = false;
-                        }
-                    } else if c == b'"' {
-                        in_str = true;
-                    } else if c == b'{' || c == b'[' {
-                        depth += 1;
-                    } else if c == b'}' || c == b']' {
-                        depth -= 1;
+                let mut strings = StringState::default();
+                for (q, &c) in self.bytes().iter().enumerate().skip(p) {
+                    if strings.inside(c) {
+                        continue;
                     }
-                    q += 1;
+                    match c {
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => depth -= 1,
+                        _ => {}
+                    }
+                    if depth == 0 {
+                        return q + 1;
+                    }
                 }
-                q
+                self.text.len()
             }
         }
     }
@@ -470,6 +461,10 @@ mod tests {
         // Stray braces after a record.
         let c = frame(&format!("[{A}}}}},{B}]"));
         assert_eq!(ids(&c), ["a", "b"]);
+        // Keys after the Records array are skipped, strings with brackets included.
+        let c = frame(&format!("{{\"Records\":[{A}],\"x\":{{\"y\":\"}}]\"}}}}\n{B}"));
+        assert_eq!(ids(&c), ["a", "b"]);
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
         // A record missing a closing brace swallows nothing after it.
         let broken = r#"{"eventID":"x","userIdentity":{"type":"IAMUser","eventTime":"2024-01-01T00:00:00Z"}"#;
         let c = frame(&format!("{{\"Records\":[{broken},\n{B}]}}"));

@@ -120,31 +120,46 @@ pub(crate) fn to_lake_string(raw: &RawValue) -> Option<Cow<'_, str>> {
     }
 }
 
+/// Tracks whether a byte-by-byte walk over JSON text is inside a string literal.
+#[derive(Debug, Default)]
+pub(crate) struct StringState {
+    in_string: bool,
+    escaped: bool,
+}
+
+impl StringState {
+    /// Feeds the next byte; true when it belongs to a string literal (quotes included).
+    pub(crate) fn inside(&mut self, b: u8) -> bool {
+        if self.in_string {
+            if self.escaped {
+                self.escaped = false;
+            } else if b == b'\\' {
+                self.escaped = true;
+            } else if b == b'"' {
+                self.in_string = false;
+            }
+            true
+        } else if b == b'"' {
+            self.in_string = true;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// Removes insignificant whitespace from valid JSON text, keeping every other byte as it is
 /// (key order, number spelling and string escapes all survive).
 pub(crate) fn minify(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
-    let mut in_string = false;
-    let mut escaped = false;
     let needs = bytes.iter().any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'));
     if !needs {
         return Cow::Borrowed(text);
     }
     let mut out = Vec::with_capacity(bytes.len());
+    let mut strings = StringState::default();
     for &b in bytes {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if b == b'"' {
-            in_string = true;
-            out.push(b);
-        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+        if strings.inside(b) || !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
             out.push(b);
         }
     }
