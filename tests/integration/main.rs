@@ -2,4 +2,5 @@
 
 mod harness;
 mod ingest;
+mod query;
 mod store;

@@ -42,6 +42,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Retention(RetentionCommand::Apply { store, dry_run }) => {
             retention(&lake, store, dry_run, clock).await
         }
+        Command::Query(args) => crate::query::run(&cli.lake, args).await,
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod commands;
 mod progress;
+mod query;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,39 @@ enum Command {
     /// Apply retention: drop day partitions older than the store's retention
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Run one SQL query (CloudTrail Lake's dialect) over the stores
+    Query(QueryArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+    Ndjson,
+    Markdown,
+    Parquet,
+}
+
+#[derive(Debug, Args)]
+struct QueryArgs {
+    /// The SQL; read from -f FILE or stdin when absent
+    sql: Option<String>,
+    /// Read the SQL from a file
+    #[arg(short, long, value_name = "FILE", conflicts_with = "sql")]
+    file: Option<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Write results to a file instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// A placeholder value, as NAME=VALUE (fills $NAME in the SQL)
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// Do not print statistics on stderr
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -1,0 +1,127 @@
+//! `trawl query`: one statement, results to stdout (or a file), statistics to stderr.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use arrow::array::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use trawl_query::{Lake, QueryStats};
+
+use crate::{Format, QueryArgs};
+
+pub(crate) async fn run(location: &str, args: QueryArgs) -> Result<ExitCode> {
+    let sql = match (&args.sql, &args.file) {
+        (Some(sql), _) => sql.clone(),
+        (None, Some(path)) => {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
+        }
+        (None, None) => {
+            let mut sql = String::new();
+            std::io::stdin().read_to_string(&mut sql).context("cannot read SQL from stdin")?;
+            sql
+        }
+    };
+    let mut lake =
+        Lake::open(location).await.with_context(|| format!("cannot open the lake at {location}"))?;
+    for p in &args.params {
+        let Some((name, value)) = p.split_once('=') else {
+            bail!("--param {p}: expected NAME=VALUE");
+        };
+        lake.set_param(name.trim_start_matches('$'), value);
+    }
+    let (batches, stats) = lake.collect(sql.trim().trim_end_matches(';')).await?;
+    match &args.output {
+        Some(path) => {
+            let mut file =
+                std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            write_results(&batches, args.format, &mut file)?;
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            write_results(&batches, args.format, &mut out)?;
+        }
+    }
+    if !args.quiet {
+        eprintln!("{}", describe(&stats));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Lake's statistics in one line.
+pub(crate) fn describe(s: &QueryStats) -> String {
+    format!(
+        "{} events matched, {} events scanned, {} bytes scanned, {} files scanned, {} files pruned, {} ms",
+        s.events_matched,
+        s.events_scanned,
+        s.bytes_scanned,
+        s.files_scanned,
+        s.files_pruned,
+        s.execution_time.as_millis()
+    )
+}
+
+pub(crate) fn write_results(batches: &[RecordBatch], format: Format, out: &mut dyn Write) -> Result<()> {
+    match format {
+        Format::Table => {
+            writeln!(out, "{}", arrow::util::pretty::pretty_format_batches(batches)?)?;
+        }
+        Format::Csv => {
+            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(out);
+            for b in batches {
+                w.write(b)?;
+            }
+        }
+        Format::Json => {
+            let mut w = arrow::json::ArrayWriter::new(out);
+            for b in batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+        }
+        Format::Ndjson => {
+            let mut w = arrow::json::LineDelimitedWriter::new(out);
+            for b in batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+        }
+        Format::Markdown => markdown(batches, out)?,
+        Format::Parquet => {
+            let Some(first) = batches.first() else {
+                bail!("the query returned no batches to write as Parquet")
+            };
+            let mut buf = Vec::new();
+            let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, first.schema(), None)?;
+            for b in batches {
+                w.write(b)?;
+            }
+            w.close()?;
+            out.write_all(&buf)?;
+        }
+    }
+    Ok(())
+}
+
+fn markdown(batches: &[RecordBatch], out: &mut dyn Write) -> Result<()> {
+    let Some(first) = batches.first() else { return Ok(()) };
+    let names: Vec<String> = first.schema().fields().iter().map(|f| f.name().clone()).collect();
+    writeln!(out, "| {} |", names.join(" | "))?;
+    writeln!(out, "|{}", "---|".repeat(names.len()))?;
+    let options = FormatOptions::default();
+    for b in batches {
+        let formatters: Vec<ArrayFormatter<'_>> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<_, _>>()?;
+        for row in 0..b.num_rows() {
+            let cells: Vec<String> = formatters
+                .iter()
+                .map(|f| f.value(row).to_string().replace('|', "\\|").replace('\n', " "))
+                .collect();
+            writeln!(out, "| {} |", cells.join(" | "))?;
+        }
+    }
+    Ok(())
+}

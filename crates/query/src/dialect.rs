@@ -1,0 +1,204 @@
+//! CloudTrail Lake's SQL surface on top of DataFusion's parser: `$NAME` placeholders, store ids
+//! as bare table names (`FROM 5e2676f8-9fce-46ef-8142-3e36a94e6691`), and store names with
+//! hyphens or dots used bare.
+
+use std::collections::HashMap;
+
+use crate::{Error, Result};
+
+/// Rewrites `sql` so DataFusion's parser accepts it. `params` fill `$NAME` and `${NAME}`
+/// placeholders outside string literals; `tables` are store names and ids that are quoted when
+/// they appear bare after `FROM`, `JOIN` or a comma of a `FROM` list.
+pub(crate) fn rewrite(sql: &str, params: &HashMap<String, String>, tables: &[String]) -> Result<String> {
+    let with_params = substitute(sql, params)?;
+    Ok(quote_tables(&with_params, tables))
+}
+
+/// Copies `sql`, calling `f` on each run of text outside quotes and comments.
+fn outside_literals(sql: &str, mut f: impl FnMut(&str, &mut String) -> Result<()>) -> Result<String> {
+    let mut out = String::with_capacity(sql.len());
+    let b = sql.as_bytes();
+    let (mut i, mut start) = (0, 0);
+    while i < b.len() {
+        let end = match b[i] {
+            q @ (b'\'' | b'"' | b'`') => {
+                let mut j = i + 1;
+                while j < b.len() {
+                    if b[j] == q {
+                        if b.get(j + 1) == Some(&q) {
+                            j += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    j += 1;
+                }
+                Some((j + 1).min(b.len()))
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => Some(sql[i..].find('\n').map_or(b.len(), |n| i + n)),
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                Some(sql[i + 2..].find("*/").map_or(b.len(), |n| i + 2 + n + 2))
+            }
+            _ => None,
+        };
+        match end {
+            Some(end) => {
+                f(&sql[start..i], &mut out)?;
+                out.push_str(&sql[i..end]);
+                i = end;
+                start = end;
+            }
+            None => i += 1,
+        }
+    }
+    f(&sql[start..], &mut out)?;
+    Ok(out)
+}
+
+fn substitute(sql: &str, params: &HashMap<String, String>) -> Result<String> {
+    outside_literals(sql, |text, out| {
+        let mut rest = text;
+        while let Some(at) = rest.find('$') {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + 1..];
+            let (name, consumed) = match after.strip_prefix('{') {
+                Some(inner) => match inner.find('}') {
+                    Some(close) => (&inner[..close], close + 2),
+                    None => ("", 0),
+                },
+                None => {
+                    let n =
+                        after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+                    (&after[..n], n)
+                }
+            };
+            if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+                // `$1`-style positional parameters are DataFusion's; leave them.
+                out.push('$');
+                rest = after;
+                continue;
+            }
+            let value = params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+                .ok_or_else(|| Error::MissingParameter(name.to_owned()))?;
+            out.push_str(value);
+            rest = &after[consumed..];
+        }
+        out.push_str(rest);
+        Ok(())
+    })
+}
+
+fn is_ident_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+fn quote_tables(sql: &str, tables: &[String]) -> String {
+    let mut in_from = false;
+    outside_literals(sql, |text, out| {
+        let mut i = 0;
+        let mut prev_word = String::new();
+        while i < text.len() {
+            let c = text[i..].chars().next().expect("in bounds");
+            if is_ident_char(c) {
+                let end = text[i..].find(|c: char| !is_ident_char(c)).map_or(text.len(), |n| i + n);
+                let word = &text[i..end];
+                let after_table_keyword = prev_word.eq_ignore_ascii_case("from")
+                    || prev_word.eq_ignore_ascii_case("join")
+                    || (prev_word == "," && in_from);
+                if after_table_keyword
+                    && needs_quotes(word)
+                    && (is_uuid(word) || tables.iter().any(|t| t == word))
+                {
+                    out.push('"');
+                    out.push_str(word);
+                    out.push('"');
+                } else {
+                    out.push_str(word);
+                }
+                if word.eq_ignore_ascii_case("from") || word.eq_ignore_ascii_case("join") {
+                    in_from = true;
+                } else if ["where", "group", "order", "having", "limit", "on", "select", "union"]
+                    .iter()
+                    .any(|k| word.eq_ignore_ascii_case(k))
+                {
+                    in_from = false;
+                }
+                prev_word = word.to_owned();
+                i = end;
+            } else {
+                out.push(c);
+                if !c.is_whitespace() {
+                    prev_word = c.to_string();
+                }
+                i += c.len_utf8();
+            }
+        }
+        Ok(())
+    })
+    .expect("quoting cannot fail")
+}
+
+/// A bare word that SQL would not read as one identifier.
+fn needs_quotes(word: &str) -> bool {
+    word.contains(['-', '.']) || word.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// A UUID, or an id shaped like one as AWS documentation writes them
+/// (`EXAMPLEf852-4e8f-8bd1-bcf6cEXAMPLE`).
+fn is_uuid(word: &str) -> bool {
+    let parts: Vec<&str> = word.split('-').collect();
+    let n = parts.len();
+    let lengths_ok = (4..=5).contains(&n)
+        && parts[0].len() >= 8
+        && parts[1..n - 1].iter().all(|p| p.len() == 4)
+        && parts[n - 1].len() >= 12;
+    lengths_ok && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rw(sql: &str) -> String {
+        let params =
+            HashMap::from([("EDS_ID".to_owned(), "5e2676f8-9fce-46ef-8142-3e36a94e6691".to_owned())]);
+        rewrite(sql, &params, &["my-store".to_owned()]).unwrap()
+    }
+
+    #[test]
+    fn bare_ids_and_names() {
+        assert_eq!(
+            rw("SELECT * FROM 5e2676f8-9fce-46ef-8142-3e36a94e6691 WHERE a-b > 1"),
+            "SELECT * FROM \"5e2676f8-9fce-46ef-8142-3e36a94e6691\" WHERE a-b > 1"
+        );
+        assert_eq!(
+            rw("select 1 from my-store as a join my-store b on a.x=b.x"),
+            "select 1 from \"my-store\" as a join \"my-store\" b on a.x=b.x"
+        );
+        assert_eq!(
+            rw("SELECT * FROM EXAMPLEf852-4e8f-8bd1-bcf6cEXAMPLE"),
+            "SELECT * FROM \"EXAMPLEf852-4e8f-8bd1-bcf6cEXAMPLE\""
+        );
+        assert_eq!(
+            rw("SELECT '5e2676f8-9fce-46ef-8142-3e36a94e6691' FROM t"),
+            "SELECT '5e2676f8-9fce-46ef-8142-3e36a94e6691' FROM t"
+        );
+    }
+
+    #[test]
+    fn placeholders() {
+        assert_eq!(
+            rw("SELECT * FROM $EDS_ID -- $not_here\n"),
+            "SELECT * FROM \"5e2676f8-9fce-46ef-8142-3e36a94e6691\" -- $not_here\n"
+        );
+        assert_eq!(
+            rw("SELECT '$EDS_ID', $1 FROM ${eds_id}"),
+            "SELECT '$EDS_ID', $1 FROM \"5e2676f8-9fce-46ef-8142-3e36a94e6691\""
+        );
+        let err = rewrite("SELECT * FROM $OTHER", &HashMap::new(), &[]).unwrap_err();
+        assert!(err.to_string().contains("$OTHER"), "{err}");
+    }
+}

@@ -1,0 +1,174 @@
+//! trawl-query: SQL over a lake of event data stores, in CloudTrail Lake's dialect.
+//!
+//! [`Lake::open`] builds one DataFusion `SessionContext` in which every enabled event data store
+//! is a table, under its name and under its id. [`Lake::sql`] accepts Lake's SQL: store ids as
+//! bare table names, `$NAME` placeholders, camelCase identifiers (the schema is lower case and
+//! DataFusion folds unquoted identifiers), string literals compared with timestamps. Only
+//! `SELECT` runs: anything that writes, changes settings or reads outside the lake is refused.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let lake = trawl_query::Lake::open("./trawl-lake").await?;
+//! let (batches, stats) = lake
+//!     .collect("SELECT eventName, count(*) AS n FROM audit GROUP BY eventName ORDER BY n DESC LIMIT 10")
+//!     .await?;
+//! println!("{} events scanned", stats.events_scanned);
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+mod dialect;
+mod error;
+mod stats;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::Statement;
+
+pub use error::{Error, Result};
+pub use stats::QueryStats;
+
+/// A store as SQL sees it.
+#[derive(Debug, Clone)]
+pub struct StoreTable {
+    /// The store's name.
+    pub name: String,
+    /// The store's id.
+    pub id: String,
+}
+
+/// Options of [`Lake::open_with`].
+#[derive(Debug, Clone, Default)]
+pub struct LakeOptions {
+    /// Memory for query execution, in bytes; operators spill to disk past it. `None`: no limit.
+    pub memory_limit: Option<usize>,
+}
+
+/// A lake opened for SQL.
+pub struct Lake {
+    ctx: SessionContext,
+    stores: Vec<StoreTable>,
+    params: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lake").field("stores", &self.stores).finish_non_exhaustive()
+    }
+}
+
+impl Lake {
+    /// Opens the lake at `location` with default options.
+    pub async fn open(location: &str) -> Result<Self> {
+        Self::open_with(location, &LakeOptions::default()).await
+    }
+
+    /// Opens the lake at `location`, registering every enabled store.
+    pub async fn open_with(location: &str, options: &LakeOptions) -> Result<Self> {
+        let lake = trawl_store::Lake::open(location)?;
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .set_bool("datafusion.execution.parquet.pushdown_filters", true);
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(bytes) = options.memory_limit {
+            runtime = runtime.with_memory_limit(bytes, 1.0);
+        }
+        let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
+        let mut stores = Vec::new();
+        for config in lake.stores().await? {
+            if config.status != trawl_store::Status::Enabled {
+                continue;
+            }
+            let eds = lake.store(&config.name).await?;
+            let table = eds.table().await?;
+            table.update_datafusion_session(&ctx.state())?;
+            let provider = table.table_provider().await?;
+            ctx.register_table(config.name.as_str(), provider.clone())?;
+            ctx.register_table(config.id.to_string().as_str(), provider)?;
+            stores.push(StoreTable { name: config.name.clone(), id: config.id.to_string() });
+        }
+        Ok(Self { ctx, stores, params: HashMap::new() })
+    }
+
+    /// The stores registered as tables.
+    pub fn stores(&self) -> &[StoreTable] {
+        &self.stores
+    }
+
+    /// The DataFusion context, for callers that need more than [`Lake::sql`].
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Sets a `$NAME` placeholder value.
+    pub fn set_param(&mut self, name: &str, value: &str) {
+        self.params.insert(name.to_owned(), value.to_owned());
+    }
+
+    /// Plans one read-only statement in Lake's dialect.
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        let tables: Vec<String> = self.stores.iter().flat_map(|s| [s.name.clone(), s.id.clone()]).collect();
+        let sql = dialect::rewrite(sql, &self.params, &tables)?;
+        let state = self.ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let mut statements = datafusion::sql::parser::DFParser::parse_sql_with_dialect(
+            &sql,
+            datafusion::sql::sqlparser::dialect::dialect_from_str(dialect)
+                .ok_or_else(|| {
+                    datafusion::error::DataFusionError::Plan(format!("unknown dialect {dialect}"))
+                })?
+                .as_ref(),
+        )?;
+        if statements.len() != 1 {
+            return Err(Error::StatementCount(statements.len()));
+        }
+        let statement = statements.pop_front().expect("one statement");
+        check_read_only(&statement)?;
+        let plan = state.statement_to_plan(statement).await?;
+        Ok(self.ctx.execute_logical_plan(plan).await?)
+    }
+
+    /// Runs one statement to completion; returns its batches and statistics.
+    pub async fn collect(&self, sql: &str) -> Result<(Vec<RecordBatch>, QueryStats)> {
+        let started = Instant::now();
+        let df = self.sql(sql).await?;
+        let plan: Arc<dyn ExecutionPlan> = df.create_physical_plan().await?;
+        let batches = collect(plan.clone(), self.ctx.task_ctx()).await?;
+        let mut stats = QueryStats::from_plan(&plan);
+        stats.events_matched = batches.iter().map(|b| b.num_rows() as u64).sum();
+        stats.execution_time = started.elapsed();
+        Ok((batches, stats))
+    }
+}
+
+fn check_read_only(statement: &DfStatement) -> Result<()> {
+    let refuse = |what: &str| Err(Error::NotReadOnly(what.to_owned()));
+    match statement {
+        DfStatement::Statement(s) => match s.as_ref() {
+            Statement::Query(_) => Ok(()),
+            Statement::Explain { statement, .. } if matches!(statement.as_ref(), Statement::Query(_)) => {
+                Ok(())
+            }
+            other => {
+                let text = other.to_string();
+                let kind = text.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+                refuse(&format!("a {kind} statement"))
+            }
+        },
+        DfStatement::Explain(e) => match e.statement.as_ref() {
+            DfStatement::Statement(s) if matches!(s.as_ref(), Statement::Query(_)) => Ok(()),
+            _ => refuse("an EXPLAIN of something other than a SELECT"),
+        },
+        DfStatement::CreateExternalTable(_) => refuse("CREATE EXTERNAL TABLE"),
+        DfStatement::CopyTo(_) => refuse("COPY"),
+        _ => refuse("a statement that is not a query"),
+    }
+}

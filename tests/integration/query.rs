@@ -1,0 +1,88 @@
+//! `trawl query` over a store of the real fixtures.
+
+use crate::harness::{Lake, fixture};
+
+fn stratus_lake() -> (Lake, String) {
+    let lake = Lake::new("2024-12-31T00:00:00Z");
+    lake.ok(&["store", "create", "stratus"]);
+    lake.ok(&["ingest", "--store", "stratus", &fixture("stratus-red-team-detonation-logs")]);
+    let id = lake.show("stratus")["config"]["id"].as_str().unwrap().to_owned();
+    (lake, id)
+}
+
+#[test]
+fn lake_dialect_and_formats() {
+    let (lake, id) = stratus_lake();
+    let events = lake.export("stratus");
+
+    // Group by over camelCase names, checked against the exported JSON.
+    let sql = "SELECT eventName, count(*) AS n FROM stratus WHERE eventSource = 'iam.amazonaws.com' \
+               GROUP BY eventName ORDER BY n DESC, eventName";
+    let (csv, stats) = lake.expect(0, &["query", sql, "--format", "csv"]);
+    let mut want: std::collections::BTreeMap<String, usize> = Default::default();
+    for e in events.iter().filter(|e| e["eventSource"] == "iam.amazonaws.com") {
+        *want.entry(e["eventName"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    let got: std::collections::BTreeMap<String, usize> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (name, n) = l.rsplit_once(',').unwrap();
+            (name.to_owned(), n.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(got, want, "{csv}");
+    assert!(csv.starts_with("eventName,n\n") || csv.starts_with("eventname,n\n"), "{csv}");
+    assert!(stats.contains("events scanned") && stats.contains("bytes scanned"), "{stats}");
+
+    // Store id as a bare table name, and as a $EDS_ID placeholder.
+    let n = events.len().to_string();
+    let count = |args: &[&str]| lake.ok(args).lines().nth(1).unwrap().to_owned();
+    assert_eq!(count(&["query", &format!("SELECT count(*) AS n FROM {id}"), "--format", "csv", "-q"]), n);
+    assert_eq!(
+        count(&[
+            "query",
+            "SELECT count(*) AS n FROM $EDS_ID",
+            "--param",
+            &format!("EDS_ID={id}"),
+            "--format",
+            "csv"
+        ]),
+        n
+    );
+
+    // Nested fields, string literals compared with timestamps.
+    let since = events.iter().filter(|e| e["eventTime"].as_str().unwrap() > "2024-08-01T00:00:00Z").count();
+    let sql = "SELECT count(*) AS n FROM stratus WHERE eventTime > '2024-08-01 00:00:00' \
+               AND userIdentity.sessionContext.sessionIssuer.userName IS NOT NULL OR eventTime > '2024-08-01 00:00:00'";
+    assert_eq!(count(&["query", sql, "--format", "csv"]), since.to_string());
+
+    let (ndjson, _) = lake
+        .expect(0, &["query", "SELECT eventID FROM stratus ORDER BY eventID LIMIT 2", "--format", "ndjson"]);
+    assert_eq!(ndjson.lines().count(), 2);
+    assert!(ndjson.starts_with("{\"eventID\":") || ndjson.starts_with("{\"eventid\":"), "{ndjson}");
+    let md = lake.ok(&["query", "SELECT eventID FROM stratus LIMIT 1", "--format", "markdown"]);
+    assert!(md.lines().nth(1) == Some("|---|"), "{md}");
+    let json = lake.ok(&["query", "SELECT eventID FROM stratus LIMIT 3", "--format", "json"]);
+    assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&json).unwrap().len(), 3);
+}
+
+#[test]
+fn refuses_everything_but_select() {
+    let (lake, _) = stratus_lake();
+    for sql in [
+        "DROP TABLE stratus",
+        "INSERT INTO stratus SELECT * FROM stratus",
+        "CREATE EXTERNAL TABLE x STORED AS PARQUET LOCATION '/etc/'",
+        "COPY (SELECT 1) TO '/tmp/x.parquet'",
+        "SET datafusion.execution.batch_size = 1",
+        "CREATE TABLE t AS SELECT 1",
+    ] {
+        let (_, err) = lake.expect(1, &["query", sql]);
+        assert!(err.contains("only SELECT queries are allowed"), "{sql}: {err}");
+    }
+    let (_, err) = lake.expect(1, &["query", "SELECT * FROM nosuchstore"]);
+    assert!(err.contains("nosuchstore"), "{err}");
+    let (_, err) = lake.expect(1, &["query", "SELECT * FROM $EDS_ID"]);
+    assert!(err.contains("$EDS_ID"), "{err}");
+}
