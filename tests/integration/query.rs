@@ -86,3 +86,49 @@ fn refuses_everything_but_select() {
     let (_, err) = lake.expect(1, &["query", "SELECT * FROM $EDS_ID"]);
     assert!(err.contains("$EDS_ID"), "{err}");
 }
+
+#[test]
+fn trino_functions_and_unnamed_columns() {
+    let (lake, _) = stratus_lake();
+    let events = lake.export("stratus");
+    let csv = |sql: &str| lake.ok(&["query", sql, "--format", "csv", "-q"]);
+
+    // Unnamed columns are _col0, _col1, ...
+    let out = csv("SELECT count(*), max(eventTime) AS newest FROM stratus");
+    assert!(out.starts_with("_col0,newest\n"), "{out}");
+
+    // element_at on a map (scalar values as strings) and json_extract_scalar on eventjson.
+    let mut want: Vec<String> = events
+        .iter()
+        .filter(|e| e["eventName"] == "CreateUser" && e["requestParameters"]["userName"].is_string())
+        .map(|e| e["requestParameters"]["userName"].as_str().unwrap().to_owned())
+        .collect();
+    want.sort();
+    let out = csv(
+        "SELECT element_at(requestParameters, 'userName') AS u, json_extract_scalar(eventjson, '$.requestParameters.userName') AS j \
+         FROM stratus WHERE eventName = 'CreateUser' AND element_at(requestParameters, 'userName') IS NOT NULL ORDER BY u",
+    );
+    let got: Vec<String> = out.lines().skip(1).map(|l| l.split(',').next().unwrap().to_owned()).collect();
+    assert_eq!(got, want, "{out}");
+    assert!(out.lines().skip(1).all(|l| {
+        let (a, b) = l.split_once(',').unwrap();
+        a == b
+    }));
+
+    // Arrays are 1-based; nested JSON values are compact JSON text.
+    let out =
+        csv("SELECT element_at(resources, 1).arn AS a FROM stratus WHERE cardinality(resources) > 0 LIMIT 1");
+    assert!(out.lines().nth(1).is_some_and(|l| l.starts_with("arn:")), "{out}");
+    let out = csv(
+        "SELECT json_array_length(json_extract(eventjson, '$.resources')) AS n, cardinality(resources) AS c \
+                   FROM stratus WHERE cardinality(resources) > 0",
+    );
+    assert!(out.lines().skip(1).all(|l| l.split(',').next() == l.split(',').nth(1)), "{out}");
+
+    // Date parts with Trino's numbering: 2024-07-30 was a Tuesday (2), day 212 of the year.
+    let out = csv("SELECT day_of_week(eventTime) AS d, day_of_year(eventTime) AS y, year(eventTime) AS yr \
+                   FROM stratus WHERE eventTime < '2024-07-31 00:00:00' AND eventTime >= '2024-07-30 00:00:00' LIMIT 1");
+    assert_eq!(out.lines().nth(1), Some("2,212,2024"), "{out}");
+    let out = csv("SELECT to_iso8601(from_iso8601_timestamp('2024-07-30T10:00:00Z')) AS t");
+    assert_eq!(out.lines().nth(1), Some("2024-07-30T10:00:00.000Z"), "{out}");
+}

@@ -11,7 +11,32 @@ use crate::{Error, Result};
 /// they appear bare after `FROM`, `JOIN` or a comma of a `FROM` list.
 pub(crate) fn rewrite(sql: &str, params: &HashMap<String, String>, tables: &[String]) -> Result<String> {
     let with_params = substitute(sql, params)?;
-    Ok(quote_tables(&with_params, tables))
+    Ok(quote_tables(&field_access(&with_params), tables))
+}
+
+/// `f(x).field` (Trino's field access on an expression) becomes `f(x)['field']`, which
+/// DataFusion plans.
+fn field_access(sql: &str) -> String {
+    outside_literals(sql, |text, out| {
+        let mut rest = text;
+        while let Some(at) = rest.find(").") {
+            out.push_str(&rest[..=at]);
+            let after = &rest[at + 2..];
+            let n = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+            if n > 0 && !after.starts_with(|c: char| c.is_ascii_digit()) {
+                out.push_str("['");
+                out.push_str(&after[..n].to_ascii_lowercase());
+                out.push_str("']");
+                rest = &after[n..];
+            } else {
+                out.push('.');
+                rest = after;
+            }
+        }
+        out.push_str(rest);
+        Ok(())
+    })
+    .expect("rewriting cannot fail")
 }
 
 /// Copies `sql`, calling `f` on each run of text outside quotes and comments.
@@ -186,6 +211,15 @@ mod tests {
             rw("SELECT '5e2676f8-9fce-46ef-8142-3e36a94e6691' FROM t"),
             "SELECT '5e2676f8-9fce-46ef-8142-3e36a94e6691' FROM t"
         );
+    }
+
+    #[test]
+    fn field_access_on_expressions() {
+        assert_eq!(
+            rw("SELECT element_at(resources, 1).ARN FROM t"),
+            "SELECT element_at(resources, 1)['arn'] FROM t"
+        );
+        assert_eq!(rw("SELECT (1).5, f(x).a.b, '(x).y' FROM t"), "SELECT (1).5, f(x)['a'].b, '(x).y' FROM t");
     }
 
     #[test]
