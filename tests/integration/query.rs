@@ -131,4 +131,24 @@ fn trino_functions_and_unnamed_columns() {
     assert_eq!(out.lines().nth(1), Some("2,212,2024"), "{out}");
     let out = csv("SELECT to_iso8601(from_iso8601_timestamp('2024-07-30T10:00:00Z')) AS t");
     assert_eq!(out.lines().nth(1), Some("2024-07-30T10:00:00.000Z"), "{out}");
+
+    // Trino aggregates and the rest of the pack.
+    let newest = events.iter().max_by_key(|e| e["eventTime"].as_str().unwrap().to_owned()).unwrap();
+    let out =
+        csv("SELECT max_by(eventName, eventTime) AS m, min_by(eventName, eventTime) IS NOT NULL AS b, \
+                   arbitrary(awsRegion) IS NOT NULL AS a FROM stratus");
+    assert_eq!(
+        out.lines().nth(1).unwrap(),
+        format!("{},true,true", newest["eventName"].as_str().unwrap()),
+        "{out}"
+    );
+    let out = csv("SELECT date_add('day', -1, from_iso8601_timestamp('2024-03-01T00:00:00Z')) AS a, \
+                   date_add('month', 1, from_iso8601_timestamp('2024-01-31T12:00:00Z')) AS b, \
+                   date_diff('day', from_iso8601_timestamp('2024-01-01T00:00:00Z'), from_iso8601_timestamp('2024-03-01T00:00:00Z')) AS c, \
+                   date_diff('month', from_iso8601_timestamp('2024-01-31T00:00:00Z'), from_iso8601_timestamp('2024-02-29T00:00:00Z')) AS d");
+    assert_eq!(out.lines().nth(1), Some("2024-02-29T00:00:00Z,2024-02-29T12:00:00Z,60,0"), "{out}");
+    let out = csv(
+        "SELECT contains(split('a,b', ','), 'b') AS x, contains('abc', 'bc') AS y, replace('a-b-c', '-') AS z",
+    );
+    assert_eq!(out.lines().nth(1), Some("true,true,abc"), "{out}");
 }

@@ -40,14 +40,22 @@ pub(crate) fn all() -> Vec<ScalarUDF> {
         (Hour, "hour", &[], 1),
         (Minute, "minute", &[], 1),
         (Second, "second", &[], 1),
+        (DateAdd, "date_add", &[], 3),
+        (DateDiff, "date_diff", &[], 3),
+        (Contains, "contains", &[], 2),
+        (Replace, "replace", &[], -1),
     ]
     .into_iter()
-    .map(|(kind, name, aliases, args)| {
+    .map(|(kind, name, aliases, args): (Kind, &str, &[&str], i32)| {
+        let signature = match usize::try_from(args) {
+            Ok(n) => Signature::any(n, Volatility::Immutable),
+            Err(_) => Signature::variadic_any(Volatility::Immutable),
+        };
         ScalarUDF::new_from_impl(TrinoFn {
             kind,
             name,
             aliases: aliases.iter().map(|a| a.to_string()).collect(),
-            signature: Signature::any(args, Volatility::Immutable),
+            signature,
         })
     })
     .collect()
@@ -74,6 +82,10 @@ enum Kind {
     Hour,
     Minute,
     Second,
+    DateAdd,
+    DateDiff,
+    Contains,
+    Replace,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -121,8 +133,10 @@ impl ScalarUDFImpl for TrinoFn {
             JsonArrayLength | DayOfWeek | DayOfYear | Week | Year | Month | Day | Hour | Minute | Second => {
                 DataType::Int64
             }
-            JsonArrayContains => DataType::Boolean,
-            FromIso8601 => utc_micros(),
+            JsonArrayContains | Contains => DataType::Boolean,
+            FromIso8601 | DateAdd => utc_micros(),
+            DateDiff => DataType::Int64,
+            Replace => DataType::Utf8,
         })
     }
 
@@ -235,6 +249,30 @@ impl TrinoFn {
                 }
                 Ok(Arc::new(b.finish()))
             }
+            DateAdd | DateDiff => date_arith(self.kind, a),
+            Contains => contains(&a[0], &a[1]),
+            Replace => {
+                if !(2..=3).contains(&a.len()) {
+                    return exec_err!("replace takes 2 or 3 arguments");
+                }
+                let (text, from) = (strings(&a[0])?, strings(&a[1])?);
+                let to = a.get(2).map(strings).transpose()?;
+                let (text, from) = (text.as_string::<i32>(), from.as_string::<i32>());
+                let to = to.as_ref().map(|t| t.as_string::<i32>());
+                let mut b = StringBuilder::new();
+                for i in 0..rows {
+                    let to_i = match to {
+                        Some(t) if t.is_null(i) => None,
+                        Some(t) => Some(t.value(i)),
+                        None => Some(""),
+                    };
+                    b.append_option(match (text.is_null(i) || from.is_null(i), to_i) {
+                        (false, Some(to)) => Some(text.value(i).replace(from.value(i), to)),
+                        _ => None,
+                    });
+                }
+                Ok(Arc::new(b.finish()))
+            }
             FromIso8601 => {
                 let s = strings(&a[0])?;
                 let mut b = TimestampMicrosecondBuilder::new().with_timezone("UTC");
@@ -289,6 +327,124 @@ impl TrinoFn {
             }
         }
     }
+}
+
+/// `date_add(unit, n, ts)` and `date_diff(unit, ts1, ts2)`, Trino's units.
+fn date_arith(kind: Kind, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let units = strings(&a[0])?;
+    let units = units.as_string::<i32>();
+    let t_last = times(&a[2])?;
+    let t_last = t_last.as_primitive::<TimestampMicrosecondType>();
+    let rows = a[0].len();
+    if kind == Kind::DateAdd {
+        let n = ints(&a[1])?;
+        let n = n.as_primitive::<arrow::datatypes::Int64Type>();
+        let mut b = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+        for i in 0..rows {
+            if units.is_null(i) || n.is_null(i) || t_last.is_null(i) {
+                b.append_null();
+                continue;
+            }
+            let Some(t) = DateTime::<Utc>::from_timestamp_micros(t_last.value(i)) else {
+                b.append_null();
+                continue;
+            };
+            b.append_option(add(units.value(i), n.value(i), t)?.map(|t| t.timestamp_micros()));
+        }
+        return Ok(Arc::new(b.finish()));
+    }
+    let t_first = times(&a[1])?;
+    let t_first = t_first.as_primitive::<TimestampMicrosecondType>();
+    let mut b = Int64Builder::new();
+    for i in 0..rows {
+        if units.is_null(i) || t_first.is_null(i) || t_last.is_null(i) {
+            b.append_null();
+            continue;
+        }
+        let (x, y) = (t_first.value(i), t_last.value(i));
+        let micros = y - x;
+        let months = || {
+            let (Some(x), Some(y)) =
+                (DateTime::<Utc>::from_timestamp_micros(x), DateTime::<Utc>::from_timestamp_micros(y))
+            else {
+                return 0;
+            };
+            let mut m = i64::from(y.year() - x.year()) * 12 + i64::from(y.month()) - i64::from(x.month());
+            // A month is counted once the day and time of day are reached, as Trino does.
+            let (xr, yr) = ((x.day(), x.time()), (y.day(), y.time()));
+            if m > 0 && yr < xr {
+                m -= 1;
+            } else if m < 0 && yr > xr {
+                m += 1;
+            }
+            m
+        };
+        b.append_value(match units.value(i).to_ascii_lowercase().as_str() {
+            "millisecond" => micros / 1_000,
+            "second" => micros / 1_000_000,
+            "minute" => micros / 60_000_000,
+            "hour" => micros / 3_600_000_000,
+            "day" => micros / 86_400_000_000,
+            "week" => micros / (7 * 86_400_000_000),
+            "month" => months(),
+            "quarter" => months() / 3,
+            "year" => months() / 12,
+            other => return exec_err!("date_diff: unknown unit '{other}'"),
+        });
+    }
+    Ok(Arc::new(b.finish()))
+}
+
+fn add(unit: &str, n: i64, t: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+    use chrono::{Duration, Months};
+    let months = |m: i64| -> Option<DateTime<Utc>> {
+        let m32 = u32::try_from(m.unsigned_abs()).ok()?;
+        if m >= 0 { t.checked_add_months(Months::new(m32)) } else { t.checked_sub_months(Months::new(m32)) }
+    };
+    Ok(match unit.to_ascii_lowercase().as_str() {
+        "millisecond" => t.checked_add_signed(Duration::milliseconds(n)),
+        "second" => t.checked_add_signed(Duration::seconds(n)),
+        "minute" => t.checked_add_signed(Duration::minutes(n)),
+        "hour" => t.checked_add_signed(Duration::hours(n)),
+        "day" => t.checked_add_signed(Duration::days(n)),
+        "week" => t.checked_add_signed(Duration::weeks(n)),
+        "month" => months(n),
+        "quarter" => months(n.saturating_mul(3)),
+        "year" => months(n.saturating_mul(12)),
+        other => return exec_err!("date_add: unknown unit '{other}'"),
+    })
+}
+
+/// Trino's `contains(array, element)`; on strings, substring containment as DataFusion's.
+fn contains(haystack: &ArrayRef, needle: &ArrayRef) -> Result<ArrayRef> {
+    let mut b = BooleanBuilder::new();
+    match haystack.data_type() {
+        DataType::List(_) => {
+            let list = haystack.as_list::<i32>();
+            let values = strings(list.values())?;
+            let values = values.as_string::<i32>();
+            let needle = strings(needle)?;
+            let needle = needle.as_string::<i32>();
+            for row in 0..list.len() {
+                if list.is_null(row) || needle.is_null(row) {
+                    b.append_null();
+                    continue;
+                }
+                let (start, end) =
+                    (list.value_offsets()[row] as usize, list.value_offsets()[row + 1] as usize);
+                b.append_value(
+                    (start..end).any(|i| values.is_valid(i) && values.value(i) == needle.value(row)),
+                );
+            }
+        }
+        _ => {
+            let (h, n) = (strings(haystack)?, strings(needle)?);
+            for (h, n) in h.as_string::<i32>().iter().zip(n.as_string::<i32>()) {
+                b.append_option(h.zip(n).map(|(h, n)| h.contains(n)));
+            }
+        }
+    }
+    Ok(Arc::new(b.finish()))
 }
 
 fn map_strings(a: &ArrayRef, f: impl Fn(&str) -> Result<Option<String>>) -> Result<ArrayRef> {

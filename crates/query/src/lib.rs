@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+mod aggregates;
 mod dialect;
 mod error;
 mod functions;
@@ -87,6 +88,18 @@ impl Lake {
         let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
         for f in functions::all() {
             ctx.register_udf(f);
+        }
+        for f in aggregates::all() {
+            ctx.register_udaf(f);
+        }
+        // Trino names for DataFusion functions: arbitrary(x) is any_value(x), split(s, d) is
+        // string_to_array(s, d).
+        let state = ctx.state();
+        if let Some(any) = state.aggregate_functions().get("any_value") {
+            ctx.register_udaf(any.as_ref().clone().with_aliases(["arbitrary"]));
+        }
+        if let Some(split) = state.scalar_functions().get("string_to_array") {
+            ctx.register_udf(split.as_ref().clone().with_aliases(["split"]));
         }
         let mut stores = Vec::new();
         for config in lake.stores().await? {
