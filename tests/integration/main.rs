@@ -1,5 +1,6 @@
 //! Integration tests of the `trawl` binary, on real CloudTrail files (`tests/fixtures`).
 
+mod compat;
 mod harness;
 mod ingest;
 mod query;

@@ -69,7 +69,7 @@ pub(crate) fn write_results(batches: &[RecordBatch], format: Format, out: &mut d
         Format::Csv => {
             let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(out);
             for b in batches {
-                w.write(b)?;
+                w.write(&nested_as_json(b)?)?;
             }
         }
         Format::Json => {
@@ -103,6 +103,41 @@ pub(crate) fn write_results(batches: &[RecordBatch], format: Format, out: &mut d
     Ok(())
 }
 
+/// Struct, list and map columns as compact JSON text, for formats whose cells are text.
+fn nested_as_json(batch: &RecordBatch) -> Result<RecordBatch> {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    if !batch.schema().fields().iter().any(|f| f.data_type().is_nested()) {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !field.data_type().is_nested() {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+            continue;
+        }
+        let single = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("v", field.data_type().clone(), true)])),
+            vec![column.clone()],
+        )?;
+        let mut buf = Vec::new();
+        let mut w = arrow::json::ArrayWriter::new(&mut buf);
+        w.write(&single)?;
+        w.finish()?;
+        let rows: Vec<serde_json::Map<String, serde_json::Value>> =
+            if buf.is_empty() { Vec::new() } else { serde_json::from_slice(&buf)? };
+        let text: StringArray = rows.iter().map(|r| r.get("v").map(|v| v.to_string())).collect();
+        fields.push(Field::new(field.name(), DataType::Utf8, true));
+        columns.push(Arc::new(text));
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+}
+
 fn markdown(batches: &[RecordBatch], out: &mut dyn Write) -> Result<()> {
     let Some(first) = batches.first() else { return Ok(()) };
     let names: Vec<String> = first.schema().fields().iter().map(|f| f.name().clone()).collect();
@@ -110,6 +145,7 @@ fn markdown(batches: &[RecordBatch], out: &mut dyn Write) -> Result<()> {
     writeln!(out, "|{}", "---|".repeat(names.len()))?;
     let options = FormatOptions::default();
     for b in batches {
+        let b = &nested_as_json(b)?;
         let formatters: Vec<ArrayFormatter<'_>> = b
             .columns()
             .iter()

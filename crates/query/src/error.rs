@@ -21,7 +21,7 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] trawl_store::Error),
     /// DataFusion failed to plan or run the query.
-    #[error("{0}")]
+    #[error(transparent)]
     DataFusion(#[from] datafusion::error::DataFusionError),
     /// delta-rs failed to provide a table.
     #[error("delta table: {0}")]

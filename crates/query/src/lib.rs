@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 mod aggregates;
+mod coercion;
 mod dialect;
 mod error;
 mod functions;
@@ -85,7 +86,15 @@ impl Lake {
         if let Some(bytes) = options.memory_limit {
             runtime = runtime.with_memory_limit(bytes, 1.0);
         }
-        let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
+        let mut analyzer_rules = datafusion::optimizer::Analyzer::new().rules;
+        analyzer_rules.insert(0, Arc::new(coercion::StringBoolComparison));
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime.build_arc()?)
+            .with_default_features()
+            .with_analyzer_rules(analyzer_rules)
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         for f in functions::all() {
             ctx.register_udf(f);
         }
@@ -200,6 +209,15 @@ fn rename_columns(plan: LogicalPlan, names: Option<Vec<Option<String>>>) -> Resu
     if names.len() != plan.schema().fields().len() || names.iter().all(Option::is_none) {
         return Ok(plan);
     }
+    // DataFusion needs unique output names: a name already taken keeps DataFusion's.
+    let mut taken: std::collections::HashSet<String> = plan
+        .schema()
+        .fields()
+        .iter()
+        .zip(&names)
+        .filter(|(_, n)| n.is_none())
+        .map(|(f, _)| f.name().clone())
+        .collect();
     let renamed: Vec<Expr> = plan
         .schema()
         .iter()
@@ -207,7 +225,7 @@ fn rename_columns(plan: LogicalPlan, names: Option<Vec<Option<String>>>) -> Resu
         .map(|((qualifier, field), name)| {
             let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
             match name {
-                Some(name) if &name != field.name() => column.alias(name),
+                Some(name) if &name != field.name() && taken.insert(name.clone()) => column.alias(name),
                 _ => column,
             }
         })
