@@ -152,3 +152,43 @@ fn trino_functions_and_unnamed_columns() {
     );
     assert_eq!(out.lines().nth(1), Some("true,true,abc"), "{out}");
 }
+
+/// eventTime bounds prune eventdate partitions: the scan metrics show it.
+#[test]
+fn time_bounds_prune_partitions() {
+    let (lake, _) = stratus_lake();
+    let stats = |args: &[&str]| {
+        let (out, err) = lake.expect(0, args);
+        let files = |label: &str| -> u64 {
+            let words: Vec<&str> = err.split([',', ' ']).filter(|w| !w.is_empty()).collect();
+            let at = words
+                .windows(2)
+                .position(|w| w == ["files", label])
+                .unwrap_or_else(|| panic!("files {label} in {err}"));
+            words[at - 1].parse().unwrap()
+        };
+        (out.lines().nth(1).unwrap().to_owned(), files("scanned"), files("pruned"))
+    };
+    // Eight days of events, one file each.
+    let all = stats(&["query", "SELECT count(*) AS n FROM stratus WHERE eventName <> ''", "--format", "csv"]);
+    assert_eq!((all.0.as_str(), all.2), ("310", 0), "{all:?}");
+    let day = stats(&[
+        "query",
+        "SELECT count(*) AS n FROM stratus WHERE eventTime >= '2024-08-01 00:00:00' AND eventTime < '2024-08-02 00:00:00'",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(day, ("97".to_owned(), 1, 7));
+    // --from/--to bound every store the same way.
+    let bounded = stats(&[
+        "query",
+        "SELECT count(*) AS n FROM stratus WHERE eventName <> ''",
+        "--format",
+        "csv",
+        "--from",
+        "2024-08-01",
+        "--to",
+        "2024-08-02",
+    ]);
+    assert_eq!(bounded, ("97".to_owned(), 1, 7));
+}

@@ -65,6 +65,15 @@ struct QueryArgs {
     /// A placeholder value, as NAME=VALUE (fills $NAME in the SQL)
     #[arg(long = "param", value_name = "NAME=VALUE")]
     params: Vec<String>,
+    /// Only events at or after this time, in every store (RFC 3339 or YYYY-MM-DD)
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// Only events before this time, in every store (RFC 3339 or YYYY-MM-DD)
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+    /// Memory for query execution in MiB; past it, sorts and aggregations spill to disk
+    #[arg(long, value_name = "MIB")]
+    memory_mib: Option<usize>,
     /// Do not print statistics on stderr
     #[arg(short, long)]
     quiet: bool,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use trawl_query::{Lake, QueryStats};
+use trawl_query::{Lake, LakeOptions, QueryStats};
 
 use crate::{Format, QueryArgs};
 
@@ -22,8 +22,16 @@ pub(crate) async fn run(location: &str, args: QueryArgs) -> Result<ExitCode> {
             sql
         }
     };
-    let mut lake =
-        Lake::open(location).await.with_context(|| format!("cannot open the lake at {location}"))?;
+    let options = LakeOptions {
+        memory_limit: args.memory_mib.map(|m| m << 20),
+        time_bounds: (
+            args.from.as_deref().map(crate::commands::parse_time).transpose()?,
+            args.to.as_deref().map(crate::commands::parse_time).transpose()?,
+        ),
+    };
+    let mut lake = Lake::open_with(location, &options)
+        .await
+        .with_context(|| format!("cannot open the lake at {location}"))?;
     for p in &args.params {
         let Some((name, value)) = p.split_once('=') else {
             bail!("--param {p}: expected NAME=VALUE");

@@ -23,6 +23,7 @@ mod coercion;
 mod dialect;
 mod error;
 mod functions;
+mod pruning;
 mod stats;
 
 use std::collections::HashMap;
@@ -55,11 +56,14 @@ pub struct StoreTable {
 pub struct LakeOptions {
     /// Memory for query execution, in bytes; operators spill to disk past it. `None`: no limit.
     pub memory_limit: Option<usize>,
+    /// Every store shows only events with `from <= eventTime < to`.
+    pub time_bounds: (Option<chrono::DateTime<chrono::Utc>>, Option<chrono::DateTime<chrono::Utc>>),
 }
 
 /// A lake opened for SQL.
 pub struct Lake {
     ctx: SessionContext,
+    tally: Arc<pruning::ScanTally>,
     stores: Vec<StoreTable>,
     params: HashMap<String, String>,
 }
@@ -111,6 +115,7 @@ impl Lake {
             ctx.register_udf(split.as_ref().clone().with_aliases(["split"]));
         }
         let mut stores = Vec::new();
+        let tally = Arc::new(pruning::ScanTally::default());
         for config in lake.stores().await? {
             if config.status != trawl_store::Status::Enabled {
                 continue;
@@ -118,12 +123,20 @@ impl Lake {
             let eds = lake.store(&config.name).await?;
             let table = eds.table().await?;
             table.update_datafusion_session(&ctx.state())?;
-            let provider = table.table_provider().await?;
+            let files = eds.files(&table)?.len() as u64;
+            let mut provider: Arc<dyn datafusion::datasource::TableProvider> =
+                Arc::new(pruning::StoreProvider::new(table.table_provider().await?, files, tally.clone()));
+            if let Some(bound) = time_filter(options.time_bounds) {
+                let source = datafusion::datasource::provider_as_source(provider);
+                let plan =
+                    LogicalPlanBuilder::scan(config.name.as_str(), source, None)?.filter(bound)?.build()?;
+                provider = Arc::new(datafusion::catalog::view::ViewTable::new(plan, None));
+            }
             ctx.register_table(config.name.as_str(), provider.clone())?;
             ctx.register_table(config.id.to_string().as_str(), provider)?;
             stores.push(StoreTable { name: config.name.clone(), id: config.id.to_string() });
         }
-        Ok(Self { ctx, stores, params: HashMap::new() })
+        Ok(Self { ctx, tally, stores, params: HashMap::new() })
     }
 
     /// The stores registered as tables.
@@ -168,10 +181,17 @@ impl Lake {
     /// Runs one statement to completion; returns its batches and statistics.
     pub async fn collect(&self, sql: &str) -> Result<(Vec<RecordBatch>, QueryStats)> {
         let started = Instant::now();
+        self.tally.planned.store(0, std::sync::atomic::Ordering::Relaxed);
+        self.tally.pruned.store(0, std::sync::atomic::Ordering::Relaxed);
         let df = self.sql(sql).await?;
         let plan: Arc<dyn ExecutionPlan> = df.create_physical_plan().await?;
         let batches = collect(plan.clone(), self.ctx.task_ctx()).await?;
         let mut stats = QueryStats::from_plan(&plan);
+        // Files skipped before any was opened (partitions, Delta statistics) count as pruned;
+        // the scans' own figures add those skipped by Parquet statistics.
+        let planned = self.tally.planned.load(std::sync::atomic::Ordering::Relaxed);
+        stats.files_scanned = planned.saturating_sub(stats.files_pruned);
+        stats.files_pruned += self.tally.pruned.load(std::sync::atomic::Ordering::Relaxed);
         stats.events_matched = batches.iter().map(|b| b.num_rows() as u64).sum();
         stats.execution_time = started.elapsed();
         Ok((batches, stats))
@@ -231,6 +251,24 @@ fn rename_columns(plan: LogicalPlan, names: Option<Vec<Option<String>>>) -> Resu
         })
         .collect();
     Ok(LogicalPlanBuilder::from(plan).project(renamed)?.build()?)
+}
+
+/// `eventtime >= from AND eventtime < to`, for the bounds given.
+fn time_filter(
+    (from, to): (Option<chrono::DateTime<chrono::Utc>>, Option<chrono::DateTime<chrono::Utc>>),
+) -> Option<Expr> {
+    use datafusion::common::ScalarValue;
+    use datafusion::logical_expr::{col, lit};
+    let at = |t: chrono::DateTime<chrono::Utc>| {
+        lit(ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some("UTC".into())))
+    };
+    let time = trawl_store::schema::EVENT_TIME;
+    let lower = from.map(|t| col(time).gt_eq(at(t)));
+    let upper = to.map(|t| col(time).lt(at(t)));
+    match (lower, upper) {
+        (Some(l), Some(u)) => Some(l.and(u)),
+        (l, u) => l.or(u),
+    }
 }
 
 fn check_read_only(statement: &DfStatement) -> Result<()> {

@@ -1,0 +1,195 @@
+//! A store's table: delta-rs's provider, plus partition pruning by time. Bounds on `eventtime`
+//! in a query's filters become bounds on `eventdate` (the partition column) handed to the scan
+//! as well, so whole days are skipped before any file is opened.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate};
+use datafusion::catalog::Session;
+use datafusion::common::{Result, ScalarValue};
+use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::logical_expr::expr::{Between, BinaryExpr};
+use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown, col, lit};
+use datafusion::physical_plan::ExecutionPlan;
+use trawl_store::schema::{EVENT_DATE, EVENT_TIME};
+
+/// Files planned and pruned by the scans of the current query.
+#[derive(Debug, Default)]
+pub(crate) struct ScanTally {
+    pub(crate) planned: AtomicU64,
+    pub(crate) pruned: AtomicU64,
+}
+
+/// A store's Delta table with `eventtime`-to-`eventdate` pruning.
+#[derive(Debug)]
+pub(crate) struct StoreProvider {
+    inner: Arc<dyn TableProvider>,
+    files: u64,
+    tally: Arc<ScanTally>,
+}
+
+impl StoreProvider {
+    /// `files`: the live files of the table, to count those a scan skips.
+    pub(crate) fn new(inner: Arc<dyn TableProvider>, files: u64, tally: Arc<ScanTally>) -> Self {
+        Self { inner, files, tally }
+    }
+}
+
+/// Data files a physical plan will read.
+fn planned_files(plan: &Arc<dyn ExecutionPlan>) -> u64 {
+    let node: &dyn Any = plan.as_ref();
+    let own = node
+        .downcast_ref::<DataSourceExec>()
+        .and_then(|exec| {
+            let source: &dyn Any = exec.data_source().as_ref();
+            source
+                .downcast_ref::<FileScanConfig>()
+                .map(|c| c.file_groups.iter().map(|g| g.len() as u64).sum())
+        })
+        .unwrap_or(0);
+    own + plan.children().into_iter().map(planned_files).sum::<u64>()
+}
+
+#[async_trait]
+impl TableProvider for StoreProvider {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        self.inner.supports_filters_pushdown(filters)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut all = filters.to_vec();
+        all.extend(filters.iter().flat_map(date_bounds));
+        let plan = self.inner.scan(state, projection, &all, limit).await?;
+        let planned = planned_files(&plan);
+        self.tally.planned.fetch_add(planned, Ordering::Relaxed);
+        self.tally.pruned.fetch_add(self.files.saturating_sub(planned), Ordering::Relaxed);
+        Ok(plan)
+    }
+}
+
+/// `eventdate` bounds implied by one filter on `eventtime`.
+pub(crate) fn date_bounds(filter: &Expr) -> Vec<Expr> {
+    match filter {
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
+            let mut v = date_bounds(left);
+            v.extend(date_bounds(right));
+            v
+        }
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (op, t) = match (is_event_time(left), is_event_time(right)) {
+                (true, false) => (*op, timestamp_of(right)),
+                (false, true) => (op.swap().unwrap_or(*op), timestamp_of(left)),
+                _ => return Vec::new(),
+            };
+            let Some(day) = t else { return Vec::new() };
+            match op {
+                Operator::Gt | Operator::GtEq => vec![col(EVENT_DATE).gt_eq(lit_date(day))],
+                Operator::Lt | Operator::LtEq => vec![col(EVENT_DATE).lt_eq(lit_date(day))],
+                Operator::Eq => vec![col(EVENT_DATE).eq(lit_date(day))],
+                _ => Vec::new(),
+            }
+        }
+        Expr::Between(Between { expr, negated: false, low, high }) if is_event_time(expr) => {
+            match (timestamp_of(low), timestamp_of(high)) {
+                (Some(lo), Some(hi)) => {
+                    vec![col(EVENT_DATE).gt_eq(lit_date(lo)), col(EVENT_DATE).lt_eq(lit_date(hi))]
+                }
+                _ => Vec::new(),
+            }
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn is_event_time(e: &Expr) -> bool {
+    match e {
+        Expr::Column(c) => c.name == EVENT_TIME,
+        Expr::Cast(c) => is_event_time(&c.expr),
+        Expr::TryCast(c) => is_event_time(&c.expr),
+        _ => false,
+    }
+}
+
+/// The UTC day of a timestamp literal (any unit), or of a string literal that parses as one.
+fn timestamp_of(e: &Expr) -> Option<NaiveDate> {
+    let micros = match e {
+        Expr::Literal(v, _) => match v {
+            ScalarValue::TimestampSecond(Some(s), _) => s.checked_mul(1_000_000)?,
+            ScalarValue::TimestampMillisecond(Some(ms), _) => ms.checked_mul(1_000)?,
+            ScalarValue::TimestampMicrosecond(Some(us), _) => *us,
+            ScalarValue::TimestampNanosecond(Some(ns), _) => ns.div_euclid(1_000),
+            ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
+                parse(s)?.timestamp_micros()
+            }
+            _ => return None,
+        },
+        Expr::Cast(c) => return timestamp_of(&c.expr),
+        Expr::TryCast(c) => return timestamp_of(&c.expr),
+        _ => return None,
+    };
+    Some(DateTime::from_timestamp_micros(micros)?.date_naive())
+}
+
+fn parse(s: &str) -> Option<DateTime<chrono::Utc>> {
+    let s = s.trim();
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.to_utc())
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").ok().map(|t| t.and_utc())
+        })
+        .or_else(|| {
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| Some(d.and_hms_opt(0, 0, 0)?.and_utc()))
+        })
+}
+
+fn lit_date(day: NaiveDate) -> Expr {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    lit(ScalarValue::Date32(Some(i32::try_from((day - epoch).num_days()).unwrap_or(i32::MAX))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_from_eventtime() {
+        let t = |s: &str| {
+            lit(ScalarValue::TimestampMicrosecond(
+                Some(parse(s).unwrap().timestamp_micros()),
+                Some("UTC".into()),
+            ))
+        };
+        let f = col(EVENT_TIME)
+            .gt_eq(t("2024-01-02T10:00:00Z"))
+            .and(t("2024-01-05T00:00:00Z").gt(col(EVENT_TIME)));
+        let got: Vec<String> = date_bounds(&f).iter().map(|e| e.to_string()).collect();
+        assert_eq!(got, vec!["eventdate >= Date32(\"2024-01-02\")", "eventdate <= Date32(\"2024-01-05\")"]);
+        assert!(date_bounds(&col("eventname").eq(lit("x"))).is_empty());
+        assert!(
+            date_bounds(&col(EVENT_TIME).gt(t("2024-01-01T00:00:00Z")).or(col("x").eq(lit(1)))).is_empty()
+        );
+    }
+}
