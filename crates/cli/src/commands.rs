@@ -25,7 +25,7 @@ fn clock() -> Result<Arc<dyn Clock>> {
 }
 
 pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>> {
-    trawl_ingest::parse_timestamp(s).with_context(|| {
+    trawl_store::time::parse_timestamp(s).with_context(|| {
         format!("'{s}' is not a time (use RFC 3339, e.g. 2024-01-31T00:00:00Z, or YYYY-MM-DD)")
     })
 }

@@ -12,7 +12,7 @@ use arrow::datatypes::{DataType, FieldRef, Fields};
 use serde_json::value::RawValue;
 
 use crate::json::{Entries, Kind, as_str, kind, to_lake_string};
-use crate::time::parse_timestamp;
+use trawl_store::time::parse_timestamp;
 
 /// Builds one column of any type the event schema uses.
 #[allow(clippy::large_enum_variant)] // a few dozen columns per batch builder

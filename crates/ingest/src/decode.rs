@@ -115,16 +115,7 @@ pub(crate) fn decode(source: SourceFile, rules: &Rules<'_>, strict: bool) -> Dec
             return rejected(source, reason);
         }
     };
-    let mut visitor = FileVisitor {
-        builder: BatchBuilder::new(),
-        rules,
-        source: &name,
-        text,
-        counts: Counts::default(),
-        problems: Vec::new(),
-    };
-    Framer::run(text, &mut visitor);
-    let FileVisitor { mut builder, counts, problems, .. } = visitor;
+    let (mut builder, counts, problems) = decode_text(&name, text, rules);
     if strict && let Some(first) = problems.first() {
         let reason = format!("{first} (--strict: nothing from this file was stored)");
         let mut d = rejected(source, reason);
@@ -135,6 +126,24 @@ pub(crate) fn decode(source: SourceFile, rules: &Rules<'_>, strict: bool) -> Dec
     }
     let batch = (builder.rows() > 0).then(|| builder.finish());
     Decoded { source, batch, counts, problems, rejected: None, json_bytes: bytes.len() as u64 }
+}
+
+/// Frames, checks and builds one file's text: the rows kept, the counts and the problems.
+pub(crate) fn decode_text(
+    source: &str,
+    text: &str,
+    rules: &Rules<'_>,
+) -> (BatchBuilder, Counts, Vec<Problem>) {
+    let mut visitor = FileVisitor {
+        builder: BatchBuilder::new(),
+        rules,
+        source,
+        text,
+        counts: Counts::default(),
+        problems: Vec::new(),
+    };
+    Framer::run(text, &mut visitor);
+    (visitor.builder, visitor.counts, visitor.problems)
 }
 
 fn rejected(source: SourceFile, reason: String) -> Decoded {

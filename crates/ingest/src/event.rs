@@ -11,12 +11,12 @@ use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
-use trawl_store::schema::{self, event_schema};
+use trawl_store::schema::{self, epoch_day_of, event_schema};
 use trawl_store::selectors::{SelectorEvent, SelectorField, SelectorSet};
+use trawl_store::time::parse_timestamp;
 
 use crate::columns::Column;
 use crate::json::{Entries, as_str, minify};
-use crate::time::parse_timestamp;
 
 /// The identity of an event for deduplication: `(recipientAccountId, eventID)`, or the
 /// checksum of the event when it has no `eventID`.
@@ -172,7 +172,7 @@ impl BatchBuilder {
             &checksum,
         ));
         self.time.append_value(time.timestamp_micros());
-        self.date.append_value(days_since_epoch(time));
+        self.date.append_value(epoch_day_of(time));
         self.category.append_value(view.category());
         self.json_bytes += json.len();
         self.json.append_value(&json);
@@ -216,10 +216,6 @@ fn event_time(event: &Entries<'_>) -> Result<DateTime<Utc>, String> {
     };
     let text = as_str(raw).ok_or_else(|| format!("eventTime is not a string: {}", raw.get()))?;
     parse_timestamp(&text).ok_or_else(|| format!("invalid eventTime '{text}'"))
-}
-
-fn days_since_epoch(t: DateTime<Utc>) -> i32 {
-    i32::try_from(t.timestamp().div_euclid(86_400)).unwrap_or(i32::MAX)
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

@@ -16,7 +16,9 @@ use arrow::datatypes::{Date32Type, TimestampMicrosecondType};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use trawl_store::DeltaTable;
-use trawl_store::schema::{EVENT_DATE, EVENT_ID, EVENT_JSON_CHECKSUM, EVENT_TIME, RECIPIENT_ACCOUNT_ID};
+use trawl_store::schema::{
+    EVENT_DATE, EVENT_ID, EVENT_JSON_CHECKSUM, EVENT_TIME, RECIPIENT_ACCOUNT_ID, epoch_day,
+};
 use trawl_store::{DataFile, EventDataStore, LedgerEntry, retention};
 
 use crate::decode::{Decoded, Problem, decode};
@@ -310,13 +312,13 @@ impl KeyCache {
             return Ok(());
         }
         let files: Vec<DataFile> =
-            store.files(table)?.into_iter().filter(|f| missing.contains(&epoch_day(f))).collect();
+            store.files(table)?.into_iter().filter(|f| missing.contains(&epoch_day(f.date))).collect();
         for &day in &missing {
             self.days.insert(day, HashSet::new());
         }
         let columns = [EVENT_ID, RECIPIENT_ACCOUNT_ID, EVENT_JSON_CHECKSUM];
         for file in &files {
-            let day = epoch_day(file);
+            let day = epoch_day(file.date);
             let batches: Vec<RecordBatch> =
                 store.read_files(table, std::slice::from_ref(file), &columns).try_collect().await?;
             let set = self.days.entry(day).or_default();
@@ -341,9 +343,4 @@ impl KeyCache {
         self.total += usize::from(inserted);
         inserted
     }
-}
-
-fn epoch_day(file: &DataFile) -> i32 {
-    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
-    i32::try_from((file.date - epoch).num_days()).unwrap_or(i32::MAX)
 }

@@ -22,7 +22,6 @@ mod framing;
 mod ingest;
 mod json;
 mod source;
-mod time;
 
 pub use decode::Problem;
 pub use error::{Error, Result};
@@ -30,33 +29,20 @@ pub use event::event_key;
 pub use export::{ExportReport, export};
 pub use ingest::{IngestOptions, IngestReport, NoProgress, Progress, ingest};
 pub use source::{SourceFile, discover};
-pub use time::parse_timestamp;
 
 #[doc(hidden)]
 pub mod bench {
     //! Entry points for the criterion benchmarks; not a stable API.
     use trawl_store::selectors::SelectorSet;
 
-    /// Frames, checks and builds one file's text into a record batch of the event schema.
+    /// Frames, checks and builds one file's text into a record batch of the event schema, as
+    /// ingest does for each file (all events kept).
     pub fn decode_text(text: &str) -> arrow::array::RecordBatch {
         let selectors = SelectorSet::default();
         let rules = crate::event::Rules {
             selectors: &selectors,
             retention_cutoff: chrono::DateTime::<chrono::Utc>::MIN_UTC,
         };
-        struct V<'a> {
-            b: crate::event::BatchBuilder,
-            rules: &'a crate::event::Rules<'a>,
-        }
-        impl crate::framing::Visitor for V<'_> {
-            fn event(&mut self, index: usize, _o: usize, text: &str, e: &crate::json::Entries<'_>) {
-                let _ = self.b.append(e, text, "bench", index, self.rules);
-            }
-            fn problem(&mut self, _: Option<usize>, _: usize, _: String) {}
-            fn digest(&mut self) {}
-        }
-        let mut v = V { b: crate::event::BatchBuilder::new(), rules: &rules };
-        crate::framing::Framer::run(text, &mut v);
-        v.b.finish().0
+        crate::decode::decode_text("bench", text, &rules).0.finish().0
     }
 }

@@ -152,6 +152,12 @@ impl ScalarUDFImpl for TrinoFn {
     }
 }
 
+/// Each row's JSON text parsed; NULL and invalid JSON are `None`, as in Trino.
+fn json_docs(a: &ArrayRef) -> Result<Vec<Option<Value>>> {
+    let docs = strings(a)?;
+    Ok(docs.as_string::<i32>().iter().map(|d| d.and_then(|d| serde_json::from_str(d).ok())).collect())
+}
+
 fn strings(a: &ArrayRef) -> Result<ArrayRef> {
     Ok(cast(a, &DataType::Utf8)?)
 }
@@ -171,18 +177,22 @@ impl TrinoFn {
         match self.kind {
             ElementAt => element_at(&a[0], &a[1], ret),
             JsonExtractScalar | JsonExtract => {
-                let (docs, paths) = (strings(&a[0])?, strings(&a[1])?);
-                let (docs, paths) = (docs.as_string::<i32>(), paths.as_string::<i32>());
+                let paths = strings(&a[1])?;
+                let paths = paths.as_string::<i32>();
                 let mut b = StringBuilder::new();
-                for i in 0..rows {
-                    if docs.is_null(i) || paths.is_null(i) {
+                // The path is almost always a constant: parse it once per distinct value.
+                let mut parsed: Option<(&str, Vec<Step>)> = None;
+                for (i, doc) in json_docs(&a[0])?.into_iter().enumerate() {
+                    let (Some(doc), false) = (doc, paths.is_null(i)) else {
                         b.append_null();
                         continue;
+                    };
+                    let text = paths.value(i);
+                    if parsed.as_ref().is_none_or(|(p, _)| *p != text) {
+                        parsed = Some((text, parse_path(text)?));
                     }
-                    let path = parse_path(paths.value(i))?;
-                    let found = serde_json::from_str::<Value>(docs.value(i))
-                        .ok()
-                        .and_then(|v| walk(&v, &path).cloned());
+                    let path = parsed.as_ref().map_or(&[][..], |(_, steps)| steps.as_slice());
+                    let found = walk(&doc, path).cloned();
                     b.append_option(match (self.kind, found) {
                         (JsonExtractScalar, Some(Value::String(s))) => Some(s),
                         (JsonExtractScalar, Some(v @ (Value::Number(_) | Value::Bool(_)))) => {
@@ -203,26 +213,21 @@ impl TrinoFn {
                 _ => Ok(Some(s.to_owned())),
             }),
             JsonArrayLength => {
-                let docs = strings(&a[0])?;
                 let mut b = Int64Builder::new();
-                for s in docs.as_string::<i32>() {
-                    b.append_option(s.and_then(|s| match serde_json::from_str::<Value>(s) {
-                        Ok(Value::Array(v)) => Some(v.len() as i64),
+                for doc in json_docs(&a[0])? {
+                    b.append_option(match doc {
+                        Some(Value::Array(v)) => Some(v.len() as i64),
                         _ => None,
-                    }));
+                    });
                 }
                 Ok(Arc::new(b.finish()))
             }
             JsonArrayGet => {
-                let (docs, idx) = (strings(&a[0])?, ints(&a[1])?);
-                let (docs, idx) =
-                    (docs.as_string::<i32>(), idx.as_primitive::<arrow::datatypes::Int64Type>());
+                let idx = ints(&a[1])?;
+                let idx = idx.as_primitive::<arrow::datatypes::Int64Type>();
                 let mut b = StringBuilder::new();
-                for i in 0..rows {
-                    let v = (!docs.is_null(i) && !idx.is_null(i))
-                        .then(|| serde_json::from_str::<Value>(docs.value(i)).ok())
-                        .flatten();
-                    b.append_option(match v {
+                for (i, doc) in json_docs(&a[0])?.into_iter().enumerate() {
+                    b.append_option(match doc.filter(|_| idx.is_valid(i)) {
                         Some(Value::Array(items)) => {
                             let n = idx.value(i);
                             let at = if n < 0 { items.len() as i64 + n } else { n };
@@ -234,15 +239,9 @@ impl TrinoFn {
                 Ok(Arc::new(b.finish()))
             }
             JsonArrayContains => {
-                let docs = strings(&a[0])?;
-                let docs = docs.as_string::<i32>();
-                let needle = json_values(&a[1])?;
                 let mut b = BooleanBuilder::new();
-                for (i, n) in needle.iter().enumerate() {
-                    let v = (!docs.is_null(i))
-                        .then(|| serde_json::from_str::<Value>(docs.value(i)).ok())
-                        .flatten();
-                    b.append_option(match (v, n) {
+                for (doc, n) in json_docs(&a[0])?.into_iter().zip(json_values(&a[1])?) {
+                    b.append_option(match (doc, &n) {
                         (Some(Value::Array(items)), Some(n)) => Some(items.iter().any(|x| json_eq(x, n))),
                         _ => None,
                     });

@@ -28,6 +28,7 @@ mod stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
@@ -181,17 +182,13 @@ impl Lake {
     /// Runs one statement to completion; returns its batches and statistics.
     pub async fn collect(&self, sql: &str) -> Result<(Vec<RecordBatch>, QueryStats)> {
         let started = Instant::now();
-        self.tally.planned.store(0, std::sync::atomic::Ordering::Relaxed);
-        self.tally.pruned.store(0, std::sync::atomic::Ordering::Relaxed);
+        self.tally.pruned.store(0, Ordering::Relaxed);
         let df = self.sql(sql).await?;
         let plan: Arc<dyn ExecutionPlan> = df.create_physical_plan().await?;
         let batches = collect(plan.clone(), self.ctx.task_ctx()).await?;
         let mut stats = QueryStats::from_plan(&plan);
-        // Files skipped before any was opened (partitions, Delta statistics) count as pruned;
-        // the scans' own figures add those skipped by Parquet statistics.
-        let planned = self.tally.planned.load(std::sync::atomic::Ordering::Relaxed);
-        stats.files_scanned = planned.saturating_sub(stats.files_pruned);
-        stats.files_pruned += self.tally.pruned.load(std::sync::atomic::Ordering::Relaxed);
+        // Files skipped before any was opened count as pruned too.
+        stats.files_pruned += self.tally.pruned.load(Ordering::Relaxed);
         stats.events_matched = batches.iter().map(|b| b.num_rows() as u64).sum();
         stats.execution_time = started.elapsed();
         Ok((batches, stats))

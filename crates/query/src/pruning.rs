@@ -17,12 +17,13 @@ use datafusion::datasource::{TableProvider, TableType};
 use datafusion::logical_expr::expr::{Between, BinaryExpr};
 use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown, col, lit};
 use datafusion::physical_plan::ExecutionPlan;
-use trawl_store::schema::{EVENT_DATE, EVENT_TIME};
+use trawl_store::schema::{EVENT_DATE, EVENT_TIME, epoch_day};
+use trawl_store::time::parse_timestamp;
 
-/// Files planned and pruned by the scans of the current query.
+/// Files the scans of the current query skipped before opening any (whole partitions, Delta
+/// statistics); the Parquet scan's own metrics cover the rest.
 #[derive(Debug, Default)]
 pub(crate) struct ScanTally {
-    pub(crate) planned: AtomicU64,
     pub(crate) pruned: AtomicU64,
 }
 
@@ -80,9 +81,7 @@ impl TableProvider for StoreProvider {
         let mut all = filters.to_vec();
         all.extend(filters.iter().flat_map(date_bounds));
         let plan = self.inner.scan(state, projection, &all, limit).await?;
-        let planned = planned_files(&plan);
-        self.tally.planned.fetch_add(planned, Ordering::Relaxed);
-        self.tally.pruned.fetch_add(self.files.saturating_sub(planned), Ordering::Relaxed);
+        self.tally.pruned.fetch_add(self.files.saturating_sub(planned_files(&plan)), Ordering::Relaxed);
         Ok(plan)
     }
 }
@@ -139,7 +138,7 @@ fn timestamp_of(e: &Expr) -> Option<NaiveDate> {
             ScalarValue::TimestampMicrosecond(Some(us), _) => *us,
             ScalarValue::TimestampNanosecond(Some(ns), _) => ns.div_euclid(1_000),
             ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
-                parse(s)?.timestamp_micros()
+                parse_timestamp(s)?.timestamp_micros()
             }
             _ => return None,
         },
@@ -150,24 +149,8 @@ fn timestamp_of(e: &Expr) -> Option<NaiveDate> {
     Some(DateTime::from_timestamp_micros(micros)?.date_naive())
 }
 
-fn parse(s: &str) -> Option<DateTime<chrono::Utc>> {
-    let s = s.trim();
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.to_utc())
-        .ok()
-        .or_else(|| {
-            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").ok().map(|t| t.and_utc())
-        })
-        .or_else(|| {
-            NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| Some(d.and_hms_opt(0, 0, 0)?.and_utc()))
-        })
-}
-
 fn lit_date(day: NaiveDate) -> Expr {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
-    lit(ScalarValue::Date32(Some(i32::try_from((day - epoch).num_days()).unwrap_or(i32::MAX))))
+    lit(ScalarValue::Date32(Some(epoch_day(day))))
 }
 
 #[cfg(test)]
@@ -178,7 +161,7 @@ mod tests {
     fn bounds_from_eventtime() {
         let t = |s: &str| {
             lit(ScalarValue::TimestampMicrosecond(
-                Some(parse(s).unwrap().timestamp_micros()),
+                Some(parse_timestamp(s).unwrap().timestamp_micros()),
                 Some("UTC".into()),
             ))
         };

@@ -8,7 +8,7 @@ use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::CommitBuilder;
-use deltalake::kernel::{Action, Remove, StructType};
+use deltalake::kernel::{Action, LogicalFileView, Remove, StructType};
 use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
@@ -166,15 +166,9 @@ impl EventDataStore {
         let snapshot = table.snapshot()?;
         let mut files = Vec::new();
         for view in snapshot.snapshot().log_data().iter() {
-            let date = view
-                .partition_values_map()
-                .get(EVENT_DATE)
-                .cloned()
-                .flatten()
-                .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
-                .ok_or_else(|| {
-                    Error::InvalidConfig(format!("data file {} has no eventdate partition", view.path()))
-                })?;
+            let date = partition_date(&view).ok_or_else(|| {
+                Error::InvalidConfig(format!("data file {} has no eventdate partition", view.path()))
+            })?;
             let stats: Option<FileStats> = view.stats().and_then(|s| serde_json::from_str(&s).ok());
             let time_range = stats.as_ref().and_then(|s| {
                 let min = s.min_values.get(EVENT_TIME)?.as_str()?;
@@ -304,11 +298,7 @@ impl EventDataStore {
         let deleted_at = clock.now().timestamp_millis() - 1;
         let mut removes = Vec::new();
         for view in table.snapshot()?.snapshot().log_data().iter() {
-            let date = view.partition_values_map().get(EVENT_DATE).cloned().flatten();
-            let Some(date) = date.and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok()) else {
-                continue;
-            };
-            if dates.contains(&date) {
+            if partition_date(&view).is_some_and(|d| dates.contains(&d)) {
                 removes.push(Action::Remove(Remove {
                     deletion_timestamp: Some(deleted_at),
                     ..view.remove_action(true)
@@ -440,6 +430,12 @@ struct FileStats {
     min_values: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     max_values: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The `eventdate` partition of a live file.
+fn partition_date(view: &LogicalFileView) -> Option<NaiveDate> {
+    let value = view.partition_values_map().get(EVENT_DATE).cloned().flatten()?;
+    NaiveDate::parse_from_str(&value, "%Y-%m-%d").ok()
 }
 
 fn parse_stat_time(s: &str) -> Option<DateTime<Utc>> {

@@ -25,6 +25,7 @@ mod lake;
 pub mod retention;
 pub mod schema;
 pub mod selectors;
+pub mod time;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::{

@@ -39,6 +39,16 @@ pub const BLOOM_FILTER_COLUMNS: &[&str] = &[
     "requestid",
 ];
 
+/// The `eventdate` value (days since 1970-01-01, Arrow's `Date32`) of a UTC day.
+pub fn epoch_day(day: chrono::NaiveDate) -> i32 {
+    i32::try_from(day.signed_duration_since(chrono::NaiveDate::default()).num_days()).unwrap_or(i32::MAX)
+}
+
+/// The `eventdate` value of an instant: its UTC day.
+pub fn epoch_day_of(t: chrono::DateTime<chrono::Utc>) -> i32 {
+    epoch_day(t.date_naive())
+}
+
 /// The timestamp type of `eventtime` (Delta Lake's `timestamp`).
 pub fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))

@@ -1,4 +1,5 @@
-//! Tolerant timestamp parsing for the shapes CloudTrail uses.
+//! Tolerant timestamp parsing for the shapes CloudTrail uses (eventTime, creationDate), and for
+//! the time bounds users type.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
