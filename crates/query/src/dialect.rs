@@ -11,7 +11,47 @@ use crate::{Error, Result};
 /// they appear bare after `FROM`, `JOIN` or a comma of a `FROM` list.
 pub(crate) fn rewrite(sql: &str, params: &HashMap<String, String>, tables: &[String]) -> Result<String> {
     let with_params = substitute(sql, params)?;
-    Ok(quote_tables(&field_access(&with_params), tables))
+    Ok(quote_tables(&array_types(&field_access(&with_params)), tables))
+}
+
+/// Trino's `CAST(x AS array(T))` becomes `CAST(x AS array<T>)`, the form the parser reads.
+fn array_types(sql: &str) -> String {
+    outside_literals(sql, |text, out| {
+        let lower = text.to_ascii_lowercase();
+        let mut copied = 0;
+        let mut from = 0;
+        while let Some(found) = lower[from..].find("array(") {
+            let at = from + found;
+            from = at + 6;
+            let before = lower[..at].trim_end();
+            let after_as =
+                before.strip_suffix("as").is_some_and(|b| !b.ends_with(|c: char| is_ident_char(c)));
+            let word_start = at == 0 || !lower.as_bytes()[at - 1].is_ascii_alphanumeric();
+            if !(after_as && word_start) {
+                continue;
+            }
+            let mut depth = 0;
+            let Some(close) = text[at + 5..].char_indices().find_map(|(i, c)| {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ => {}
+                }
+                (depth == 0).then_some(at + 5 + i)
+            }) else {
+                continue;
+            };
+            out.push_str(&text[copied..at + 5]);
+            out.push('<');
+            out.push_str(&text[at + 6..close]);
+            out.push('>');
+            copied = close + 1;
+            from = close + 1;
+        }
+        out.push_str(&text[copied..]);
+        Ok(())
+    })
+    .expect("rewriting cannot fail")
 }
 
 /// `f(x).field` (Trino's field access on an expression) becomes `f(x)['field']`, which
@@ -220,6 +260,14 @@ mod tests {
             "SELECT element_at(resources, 1)['arn'] FROM t"
         );
         assert_eq!(rw("SELECT (1).5, f(x).a.b, '(x).y' FROM t"), "SELECT (1).5, f(x)['a'].b, '(x).y' FROM t");
+    }
+
+    #[test]
+    fn trino_array_types() {
+        assert_eq!(
+            rw("SELECT CAST(j AS array(map(varchar, json))), cast(x as\n ARRAY(varchar)), my_array(1)"),
+            "SELECT CAST(j AS array<map(varchar, json)>), cast(x as\n ARRAY<varchar>), my_array(1)"
+        );
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub enum Error {
     /// More or fewer than one statement.
     #[error("give exactly one SQL statement (found {0})")]
     StatementCount(usize),
+    /// Trino syntax trawl does not support (yet).
+    #[error("not supported: {0}")]
+    Unsupported(String),
     /// The lake could not be opened or read.
     #[error(transparent)]
     Store(#[from] trawl_store::Error),

@@ -44,6 +44,9 @@ pub(crate) fn all() -> Vec<ScalarUDF> {
         (DateDiff, "date_diff", &[], 3),
         (Contains, "contains", &[], 2),
         (Replace, "replace", &[], -1),
+        (JsonToVarchar, "json_to_varchar", &[], 1),
+        (JsonToMap, "json_to_map", &[], 2),
+        (JsonToArray, "json_to_array", &[], 2),
     ]
     .into_iter()
     .map(|(kind, name, aliases, args): (Kind, &str, &[&str], i32)| {
@@ -86,6 +89,9 @@ enum Kind {
     DateDiff,
     Contains,
     Replace,
+    JsonToVarchar,
+    JsonToMap,
+    JsonToArray,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -136,7 +142,9 @@ impl ScalarUDFImpl for TrinoFn {
             JsonArrayContains | Contains => DataType::Boolean,
             FromIso8601 | DateAdd => utc_micros(),
             DateDiff => DataType::Int64,
-            Replace => DataType::Utf8,
+            Replace | JsonToVarchar => DataType::Utf8,
+            JsonToMap => json_map_type(),
+            JsonToArray => DataType::new_list(DataType::Utf8, true),
         })
     }
 
@@ -248,6 +256,14 @@ impl TrinoFn {
                 }
                 Ok(Arc::new(b.finish()))
             }
+            JsonToVarchar => {
+                let mut b = StringBuilder::new();
+                for doc in json_docs(&a[0])? {
+                    b.append_option(json_scalar_text(doc, "varchar")?);
+                }
+                Ok(Arc::new(b.finish()))
+            }
+            JsonToMap | JsonToArray => json_to_container(self.kind, &a[0], &a[1]),
             DateAdd | DateDiff => date_arith(self.kind, a),
             Contains => contains(&a[0], &a[1]),
             Replace => {
@@ -325,6 +341,78 @@ impl TrinoFn {
                 Ok(Arc::new(b.finish()))
             }
         }
+    }
+}
+
+/// Trino's `map(varchar, V)`: a map of strings to strings (JSON text when `V` is json).
+fn json_map_type() -> DataType {
+    use arrow::datatypes::{Field, Fields};
+    let entries = Fields::from(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("value", DataType::Utf8, true),
+    ]);
+    DataType::Map(Arc::new(Field::new("key_value", DataType::Struct(entries), false)), false)
+}
+
+/// A JSON value cast to varchar, as Trino does: strings unquoted, numbers and booleans as text,
+/// null as NULL; arrays and objects cannot be.
+fn json_scalar_text(v: Option<Value>, to: &str) -> Result<Option<String>> {
+    Ok(match v {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => Some(v.to_string()),
+        Some(v) => return exec_err!("cannot cast JSON {} to {to}", truncated(&v.to_string())),
+    })
+}
+
+fn truncated(s: &str) -> String {
+    match s.char_indices().nth(60) {
+        Some((at, _)) => format!("{}...", &s[..at]),
+        None => s.to_owned(),
+    }
+}
+
+/// `CAST(json AS map(varchar, json|varchar))` and `CAST(json AS array(json|varchar))`: a JSON
+/// object (array) becomes a map (list) whose values are JSON text, or their varchar casts. A JSON
+/// value of another shape is an error, as in Trino; a map given as a map keeps its entries.
+fn json_to_container(kind: Kind, docs: &ArrayRef, value_kind: &ArrayRef) -> Result<ArrayRef> {
+    use arrow::array::{ListBuilder, MapBuilder};
+    let as_json = match datafusion::common::ScalarValue::try_from_array(value_kind, 0)? {
+        datafusion::common::ScalarValue::Utf8(Some(k)) => k == "json",
+        other => return exec_err!("json_to_map/json_to_array: bad value kind {other}"),
+    };
+    if let (Kind::JsonToMap, DataType::Map(_, _)) = (kind, docs.data_type()) {
+        return Ok(cast(docs, &json_map_type())?);
+    }
+    let value =
+        |v: Value| if as_json { Ok(Some(v.to_string())) } else { json_scalar_text(Some(v), "varchar") };
+    let target = if kind == Kind::JsonToMap { "map" } else { "array" };
+    let mut maps = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    let mut lists = ListBuilder::new(StringBuilder::new());
+    for doc in json_docs(docs)? {
+        match (kind, doc) {
+            (Kind::JsonToMap, Some(Value::Object(entries))) => {
+                for (k, v) in entries {
+                    maps.keys().append_value(k);
+                    maps.values().append_option(value(v)?);
+                }
+                maps.append(true)?;
+            }
+            (Kind::JsonToArray, Some(Value::Array(items))) => {
+                for v in items {
+                    lists.values().append_option(value(v)?);
+                }
+                lists.append(true);
+            }
+            (_, None | Some(Value::Null)) if kind == Kind::JsonToMap => maps.append(false)?,
+            (_, None | Some(Value::Null)) => lists.append(false),
+            (_, Some(v)) => return exec_err!("cannot cast JSON {} to {target}", truncated(&v.to_string())),
+        }
+    }
+    if kind == Kind::JsonToMap {
+        Ok(cast(&maps.finish(), &json_map_type())?)
+    } else {
+        Ok(Arc::new(lists.finish()))
     }
 }
 

@@ -25,6 +25,7 @@ mod error;
 mod functions;
 mod pruning;
 mod stats;
+mod syntax;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -115,6 +116,12 @@ impl Lake {
         if let Some(split) = state.scalar_functions().get("string_to_array") {
             ctx.register_udf(split.as_ref().clone().with_aliases(["split"]));
         }
+        // Trino's lambda functions are DataFusion's higher-order array functions.
+        for (name, trino) in [("array_transform", "transform"), ("array_filter", "filter")] {
+            if let Some(f) = state.higher_order_functions().get(name) {
+                ctx.register_higher_order_function(Arc::new(f.as_ref().clone().with_aliases([trino])));
+            }
+        }
         let mut stores = Vec::new();
         let tally = Arc::new(pruning::ScanTally::default());
         for config in lake.stores().await? {
@@ -160,20 +167,22 @@ impl Lake {
         let tables: Vec<String> = self.stores.iter().flat_map(|s| [s.name.clone(), s.id.clone()]).collect();
         let sql = dialect::rewrite(sql, &self.params, &tables)?;
         let state = self.ctx.state();
-        let dialect = state.config().options().sql_parser.dialect;
-        let mut statements = datafusion::sql::parser::DFParser::parse_sql_with_dialect(
-            &sql,
-            datafusion::sql::sqlparser::dialect::dialect_from_str(dialect)
-                .ok_or_else(|| {
-                    datafusion::error::DataFusionError::Plan(format!("unknown dialect {dialect}"))
-                })?
-                .as_ref(),
-        )?;
+        let mut statements =
+            datafusion::sql::parser::DFParser::parse_sql_with_dialect(&sql, &syntax::dialect())?;
         if statements.len() != 1 {
             return Err(Error::StatementCount(statements.len()));
         }
-        let statement = statements.pop_front().expect("one statement");
+        let mut statement = statements.pop_front().expect("one statement");
         check_read_only(&statement)?;
+        match &mut statement {
+            DfStatement::Statement(s) => syntax::rewrite(s)?,
+            DfStatement::Explain(e) => {
+                if let DfStatement::Statement(s) = e.statement.as_mut() {
+                    syntax::rewrite(s)?
+                }
+            }
+            _ => {}
+        }
         let names = lake_column_names(&statement);
         let plan = rename_columns(state.statement_to_plan(statement).await?, names)?;
         Ok(self.ctx.execute_logical_plan(plan).await?)
