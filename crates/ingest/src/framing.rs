@@ -154,8 +154,7 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
                 end
             }
             Err((at, reason)) => {
-                let index = self.take_index();
-                self.visitor.problem(Some(index), pos, format!("{reason} at byte {at}"));
+                self.broken(pos, at, &reason, 0);
                 self.resync(at.max(pos + 1), true)
             }
         }
@@ -251,12 +250,38 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
                     }
                 }
                 Err((at, reason)) => {
-                    let index = self.take_index();
-                    self.visitor.problem(Some(index), start, format!("{reason} at byte {at}"));
+                    self.broken(start, at, &reason, depth);
                     pos = self.resync(at.max(start + 1), false);
                 }
             }
         }
+    }
+
+    /// A record at `start` whose JSON breaks at `at`: reported, and the whole events before the
+    /// break recovered (an envelope broken after its event keeps the event).
+    fn broken(&mut self, start: usize, at: usize, reason: &str, depth: usize) {
+        let index = self.take_index();
+        let mut recovered = 0;
+        let mut p = start + 1;
+        while let Some(i) = memchr(b'{', &self.bytes()[p..at]) {
+            p += i;
+            match self.parse_at(p) {
+                Ok((raw, end)) => {
+                    if Entries::of(raw).is_some_and(|e| !matches!(classify(&e), Class::Unknown)) {
+                        self.element(raw, p, depth);
+                        recovered += 1;
+                    }
+                    p = end;
+                }
+                Err(_) => p += 1,
+            }
+        }
+        let note = match recovered {
+            0 => String::new(),
+            1 => "; the event inside it was recovered".to_owned(),
+            n => format!("; the {n} events inside it were recovered"),
+        };
+        self.visitor.problem(Some(index), start, format!("{reason} at byte {at}{note}"));
     }
 
     /// The next offset from `from` on where a record starts: a `{` that follows `,` or `[`
