@@ -92,3 +92,16 @@ pub(crate) fn figure(report: &str, line: &str, label: &str) -> u64 {
 pub(crate) fn python() -> String {
     std::env::var("TRAWL_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
+
+/// Runs `tests/python/SCRIPT` with the test Python; panics with its output when it fails.
+pub(crate) fn run_python(script: &str, args: &[&str]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script);
+    let out = Command::new(python())
+        .arg(path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} (set TRAWL_TEST_PYTHON): {e}", python()));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{script} {args:?}\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}

@@ -2,10 +2,9 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Lake, figure, fixture, fixtures, python};
+use crate::harness::{Lake, figure, fixture, fixtures, run_python};
 
 const MALFORMED: [&str; 3] = [
     "opensearch-catalog-aws-cloudtrail/samples-large.json",
@@ -30,7 +29,10 @@ fn every_fixture_round_trips() {
     // The three malformed files, each named with a line, byte offset and reason.
     for (file, reason) in [
         (MALFORMED[0], ":85: byte 3053: unexpected '}' between records"),
-        (MALFORMED[0], ":2376: record 49 (byte 99777): key must be a string at byte 102085; the event inside it was recovered"),
+        (
+            MALFORMED[0],
+            ":2376: record 49 (byte 99777): key must be a string at byte 102085; the event inside it was recovered",
+        ),
         (MALFORMED[1], ":112: byte 3327: missing ',' between records"),
         (MALFORMED[2], ":3: record 0 (byte 27): key must be a string at byte 1293"),
     ] {
@@ -50,30 +52,15 @@ fn every_fixture_round_trips() {
     // Export equals input, checked by a scanner that shares no code with trawl; pyarrow reads
     // the Parquet with eventtime a UTC timestamp and nested columns intact.
     let export = lake.dir.path().join("corpus.jsonl");
-    run_python(&["export", export.to_str().unwrap(), &all]);
+    run_python("verify.py", &["export", export.to_str().unwrap(), &all]);
     let store_dir = lake.root().join("corpus");
-    run_python(&["parquet", store_dir.to_str().unwrap(), &stored.to_string()]);
+    run_python("verify.py", &["parquet", store_dir.to_str().unwrap(), &stored.to_string()]);
 
     // Idempotent: the same files again add nothing.
     let again = lake.expect(0, &["ingest", "--store", "corpus", &all]).0;
     assert_eq!(figure(&again, "events", "stored"), 0, "{again}");
     assert_eq!(figure(&again, "files", "read"), 0, "{again}");
     assert_eq!(lake.events("corpus"), stored);
-}
-
-fn run_python(args: &[&str]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/verify.py");
-    let out = Command::new(python())
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {} (set TRAWL_TEST_PYTHON): {e}", python()));
-    assert!(
-        out.status.success(),
-        "verify.py {args:?}\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Same eventID and account: stored once, within a run and across runs.

@@ -33,9 +33,8 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
-use datafusion::common::Column;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
@@ -183,8 +182,7 @@ impl Lake {
             }
             _ => {}
         }
-        let names = lake_column_names(&statement);
-        let plan = rename_columns(state.statement_to_plan(statement).await?, names)?;
+        let plan = state.statement_to_plan(statement).await?;
         Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 
@@ -202,61 +200,6 @@ impl Lake {
         stats.execution_time = started.elapsed();
         Ok((batches, stats))
     }
-}
-
-/// The names CloudTrail Lake (Trino) gives a query's result columns, where they differ from
-/// DataFusion's: an unaliased field reference is named by its field (`userIdentity.arn` is
-/// `arn`), any other unaliased expression `_col0`, `_col1`, ... by its position. `None` keeps
-/// DataFusion's name; no names at all when the select list has a wildcard.
-fn lake_column_names(statement: &DfStatement) -> Option<Vec<Option<String>>> {
-    use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, SelectItem, SetExpr};
-    let DfStatement::Statement(s) = statement else { return None };
-    let Statement::Query(q) = s.as_ref() else { return None };
-    let SetExpr::Select(select) = q.body.as_ref() else { return None };
-    select
-        .projection
-        .iter()
-        .enumerate()
-        .map(|(i, item)| match item {
-            SelectItem::ExprWithAlias { .. } => Some(None),
-            SelectItem::UnnamedExpr(SqlExpr::Identifier(_)) => Some(None),
-            SelectItem::UnnamedExpr(SqlExpr::CompoundIdentifier(parts)) => {
-                Some(parts.last().map(|p| p.value.to_lowercase()))
-            }
-            SelectItem::UnnamedExpr(_) => Some(Some(format!("_col{i}"))),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Renames the output columns of `plan` where `names` says so.
-fn rename_columns(plan: LogicalPlan, names: Option<Vec<Option<String>>>) -> Result<LogicalPlan> {
-    let Some(names) = names else { return Ok(plan) };
-    if names.len() != plan.schema().fields().len() || names.iter().all(Option::is_none) {
-        return Ok(plan);
-    }
-    // DataFusion needs unique output names: a name already taken keeps DataFusion's.
-    let mut taken: std::collections::HashSet<String> = plan
-        .schema()
-        .fields()
-        .iter()
-        .zip(&names)
-        .filter(|(_, n)| n.is_none())
-        .map(|(f, _)| f.name().clone())
-        .collect();
-    let renamed: Vec<Expr> = plan
-        .schema()
-        .iter()
-        .zip(names)
-        .map(|((qualifier, field), name)| {
-            let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
-            match name {
-                Some(name) if &name != field.name() && taken.insert(name.clone()) => column.alias(name),
-                _ => column,
-            }
-        })
-        .collect();
-    Ok(LogicalPlanBuilder::from(plan).project(renamed)?.build()?)
 }
 
 /// `eventtime >= from AND eventtime < to`, for the bounds given.

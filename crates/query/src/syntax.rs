@@ -2,12 +2,14 @@
 //! parameters are rows (`rt -> rt.tags`), `CROSS JOIN UNNEST(...) AS t(x)` over a column of the
 //! table it follows, and casts of JSON to `varchar`, `map(varchar, json)` and `array(json)`.
 
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 
+use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    AccessExpr, CastKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, SetExpr, Statement, Subscript, TableAlias,
-    TableFactor, Value, VisitMut, VisitorMut,
+    AccessExpr, CaseWhen, CastKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArgumentList, FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr,
+    Statement, Subscript, TableAlias, TableFactor, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::ast::{JoinOperator, Select};
 use datafusion::sql::sqlparser::dialect::{Dialect, GenericDialect};
@@ -134,7 +136,47 @@ pub(crate) fn rewrite(statement: &mut Statement) -> Result<()> {
     if let ControlFlow::Break(e) = statement.visit(&mut exprs) {
         return Err(e);
     }
+    let _ = statement.visit(&mut Names);
     Ok(())
+}
+
+/// The names CloudTrail Lake (Trino) gives unaliased select items, given as aliases so that
+/// ORDER BY and outer queries can use them: a field reference is named by its field
+/// (`userIdentity.arn` is `arn`), any other expression `_col0`, `_col1`, ... by its position
+/// (not counted when the list has a wildcard). A name already taken keeps DataFusion's.
+struct Names;
+
+impl VisitorMut for Names {
+    type Break = ();
+
+    fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
+        let items = &mut select.projection;
+        let wildcard =
+            items.iter().any(|i| matches!(i, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)));
+        let mut taken: HashSet<String> = items
+            .iter()
+            .filter_map(|i| match i {
+                SelectItem::ExprWithAlias { alias, .. }
+                | SelectItem::UnnamedExpr(Expr::Identifier(alias)) => Some(alias.value.to_lowercase()),
+                _ => None,
+            })
+            .collect();
+        for (i, item) in items.iter_mut().enumerate() {
+            let SelectItem::UnnamedExpr(expr) = item else { continue };
+            let name = match expr {
+                Expr::Identifier(_) => continue,
+                Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.to_lowercase()),
+                _ if wildcard => None,
+                _ => Some(format!("_col{i}")),
+            };
+            if let Some(name) = name
+                && taken.insert(name.clone())
+            {
+                *item = SelectItem::ExprWithAlias { expr: expr.clone(), alias: Ident::with_quote('"', name) };
+            }
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 fn unsupported<T>(what: impl Into<String>) -> ControlFlow<Error, T> {
@@ -294,6 +336,21 @@ impl VisitorMut for Exprs {
                 let params: Vec<Ident> = lambda.params.iter().map(|p| p.name.clone()).collect();
                 let _ = lambda.body.visit(&mut LambdaFields { params: &params });
             }
+            // count_if(p) is count(CASE WHEN p THEN 1 END).
+            Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("count_if") => {
+                if let FunctionArguments::List(list) = &mut f.args
+                    && let [FunctionArg::Unnamed(FunctionArgExpr::Expr(p))] = list.args.as_mut_slice()
+                {
+                    *p = Expr::Case {
+                        case_token: AttachedToken::empty(),
+                        end_token: AttachedToken::empty(),
+                        operand: None,
+                        conditions: vec![CaseWhen { condition: p.clone(), result: one() }],
+                        else_result: None,
+                    };
+                    f.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new("count"))]);
+                }
+            }
             Expr::Cast { kind: CastKind::Cast | CastKind::DoubleColon, expr: inner, data_type, .. } => {
                 if let Some(call) = json_cast(inner, data_type)? {
                     *expr = call;
@@ -303,6 +360,10 @@ impl VisitorMut for Exprs {
         }
         ControlFlow::Continue(())
     }
+}
+
+fn one() -> Expr {
+    Expr::Value(Value::Number("1".into(), false).into())
 }
 
 fn same(a: &Ident, b: &Ident) -> bool {

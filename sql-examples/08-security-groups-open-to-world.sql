@@ -1,0 +1,8 @@
+-- Question: Which security group rules were opened to the whole internet (0.0.0.0/0 or ::/0)?
+SELECT eventTime, eventName, element_at(requestParameters, 'groupId') AS groupId, userIdentity.arn, awsRegion
+FROM $EDS_ID
+WHERE eventSource = 'ec2.amazonaws.com'
+  AND eventName IN ('AuthorizeSecurityGroupIngress', 'AuthorizeSecurityGroupEgress')
+  AND (element_at(requestParameters, 'ipPermissions') LIKE '%"0.0.0.0/0"%'
+       OR element_at(requestParameters, 'ipPermissions') LIKE '%"::/0"%')
+ORDER BY eventTime

@@ -1,0 +1,8 @@
+-- Question: Who stopped, deleted or reconfigured CloudTrail logging?
+SELECT eventTime, eventName, userIdentity.arn, sourceIPAddress,
+       coalesce(element_at(requestParameters, 'name'), element_at(requestParameters, 'trailName')) AS trail, errorCode
+FROM $EDS_ID
+WHERE eventSource = 'cloudtrail.amazonaws.com'
+  AND eventName IN ('StopLogging', 'DeleteTrail', 'UpdateTrail', 'PutEventSelectors', 'PutInsightSelectors',
+                    'DeleteEventDataStore', 'StopEventDataStoreIngestion')
+ORDER BY eventTime

@@ -1,0 +1,8 @@
+-- Question: Which bucket policies granted access to everyone (Principal "*")?
+SELECT eventTime, element_at(requestParameters, 'bucketName') AS bucket, userIdentity.arn,
+       json_extract_scalar(element_at(requestParameters, 'bucketPolicy'), '$.Statement[0].Effect') AS effect
+FROM $EDS_ID
+WHERE eventName = 'PutBucketPolicy'
+  AND (json_extract_scalar(element_at(requestParameters, 'bucketPolicy'), '$.Statement[0].Principal') = '*'
+       OR json_extract_scalar(element_at(requestParameters, 'bucketPolicy'), '$.Statement[0].Principal.AWS') = '*')
+ORDER BY eventTime

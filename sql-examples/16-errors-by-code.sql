@@ -1,0 +1,6 @@
+-- Question: Which error codes occur most, and on how many different APIs?
+SELECT errorCode, count(*) AS events, count(DISTINCT eventName) AS apis
+FROM $EDS_ID
+WHERE errorCode IS NOT NULL
+GROUP BY errorCode
+ORDER BY events DESC, errorCode

@@ -1,0 +1,9 @@
+-- Question: Which snapshots and images had their sharing attributes changed?
+SELECT eventTime, eventName,
+       coalesce(element_at(requestParameters, 'snapshotId'), element_at(requestParameters, 'dBSnapshotIdentifier'),
+                element_at(requestParameters, 'imageId')) AS resource,
+       userIdentity.arn, errorCode
+FROM $EDS_ID
+WHERE eventName IN ('ModifySnapshotAttribute', 'ModifyDBSnapshotAttribute', 'ModifyDBClusterSnapshotAttribute',
+                    'ModifyImageAttribute')
+ORDER BY eventTime, eventName

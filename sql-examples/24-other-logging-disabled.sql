@@ -1,0 +1,7 @@
+-- Question: Which logs other than CloudTrail were switched off (flow logs, DNS query logs, database
+-- activity streams, log groups, S3 access logging)?
+SELECT eventTime, eventSource, eventName, userIdentity.arn, errorCode
+FROM $EDS_ID
+WHERE eventName IN ('DeleteFlowLogs', 'DeleteResolverQueryLogConfig', 'DisassociateResolverQueryLogConfig',
+                    'StopActivityStream', 'DeleteLogGroup', 'DeleteLogStream', 'PutBucketLogging')
+ORDER BY eventTime, eventName

@@ -1,0 +1,5 @@
+-- Question: How many read and write calls did each kind of identity make?
+SELECT userIdentity.type, readOnly, count(*) AS calls
+FROM $EDS_ID
+GROUP BY userIdentity.type, readOnly
+ORDER BY type NULLS FIRST, readOnly NULLS FIRST

@@ -1,0 +1,7 @@
+-- Question: Which request parameters are used most by write calls?
+SELECT p.name, count(*) AS events
+FROM $EDS_ID CROSS JOIN UNNEST(requestParameters) AS p(name, value)
+WHERE readOnly = false
+GROUP BY p.name
+ORDER BY events DESC, name
+LIMIT 15
