@@ -5,4 +5,5 @@ mod examples;
 mod harness;
 mod ingest;
 mod query;
+mod repl;
 mod store;

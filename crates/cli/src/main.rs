@@ -1,11 +1,13 @@
 //! `trawl`: CloudTrail event data stores on Delta Lake.
 //!
 //! Exit codes: 0 success; 1 error; 2 usage error; 3 ingest finished but skipped bad input
-//! (malformed records or unreadable files, all reported on stderr).
+//! (malformed records or unreadable files, all reported on stderr). Statements read from stdin
+//! by `trawl` without a command: 1 when any of them failed.
 
 mod commands;
 mod progress;
 mod query;
+mod repl;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,8 +21,9 @@ struct Cli {
     /// The lake: a local directory [default: $TRAWL_LAKE, else ./trawl-lake]
     #[arg(long, global = true, env = "TRAWL_LAKE", default_value = "trawl-lake", hide_default_value = true)]
     lake: String,
+    /// Without a command: the SQL shell on a terminal, else the statements read from stdin
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,6 +40,9 @@ enum Command {
     Retention(RetentionCommand),
     /// Run one SQL query (CloudTrail Lake's dialect) over the stores
     Query(QueryArgs),
+    /// Build a demo store from bundled real CloudTrail events and open the SQL shell on it
+    /// (without a terminal: run three example audits and print them)
+    Demo,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -206,7 +212,14 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    let result = match cli.command {
+        None => commands::shell(&runtime, &cli.lake, false),
+        Some(Command::Demo) => commands::shell(&runtime, &cli.lake, true),
+        Some(command) => runtime.block_on(commands::run(&cli.lake, command)),
+    };
+    // A query abandoned by Ctrl-C may still be winding down: do not wait for it.
+    runtime.shutdown_background();
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -17,6 +17,12 @@ pub enum Error {
     /// More or fewer than one statement.
     #[error("give exactly one SQL statement (found {0})")]
     StatementCount(usize),
+    /// No store by that name or id.
+    #[error("unknown event data store '{name}'{}", did_you_mean(.suggestion))]
+    UnknownStore { name: String, suggestion: Option<String> },
+    /// No column (or nested field) by that name.
+    #[error("unknown column '{name}'{}", did_you_mean(.suggestion))]
+    UnknownColumn { name: String, suggestion: Option<String> },
     /// Trino syntax trawl does not support (yet).
     #[error("not supported: {0}")]
     Unsupported(String),
@@ -29,4 +35,58 @@ pub enum Error {
     /// delta-rs failed to provide a table.
     #[error("delta table: {0}")]
     Delta(#[from] deltalake::DeltaTableError),
+}
+
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    suggestion.as_ref().map_or_else(String::new, |s| format!("; did you mean '{s}'?"))
+}
+
+/// The candidate closest to `word` by edit distance (ignoring case), if it is close enough to be
+/// a likely typo: at most a third of the word's length, and at least 1, edits away.
+pub(crate) fn closest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<String> {
+    let word = word.to_lowercase();
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&word, &c.to_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, c)| (*d, c.len()))
+        .map(|(_, c)| c.to_owned())
+}
+
+/// Edits (insertions, deletions, substitutions and swaps of neighbours) from `a` to `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_matches() {
+        let names = ["eventname", "eventsource", "useridentity.arn", "errorcode"];
+        assert_eq!(closest("eventnme", names).as_deref(), Some("eventname"));
+        assert_eq!(closest("EventSorce", names).as_deref(), Some("eventsource"));
+        assert_eq!(closest("useridentity.ar", names).as_deref(), Some("useridentity.arn"));
+        assert_eq!(closest("evnetname", names).as_deref(), Some("eventname"));
+        assert_eq!(closest("region", names), None);
+    }
 }

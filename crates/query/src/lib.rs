@@ -20,6 +20,7 @@
 
 mod aggregates;
 mod coercion;
+mod coop;
 mod dialect;
 mod error;
 mod functions;
@@ -66,6 +67,8 @@ pub struct Lake {
     ctx: SessionContext,
     tally: Arc<pruning::ScanTally>,
     stores: Vec<StoreTable>,
+    /// Every column and nested field path of the stores, lower case, for suggestions.
+    columns: Vec<String>,
     params: HashMap<String, String>,
 }
 
@@ -98,6 +101,7 @@ impl Lake {
             .with_runtime_env(runtime.build_arc()?)
             .with_default_features()
             .with_analyzer_rules(analyzer_rules)
+            .with_physical_optimizer_rule(Arc::new(coop::YieldingProducers))
             .build();
         let ctx = SessionContext::new_with_state(state);
         for f in functions::all() {
@@ -122,6 +126,7 @@ impl Lake {
             }
         }
         let mut stores = Vec::new();
+        let mut columns = Vec::new();
         let tally = Arc::new(pruning::ScanTally::default());
         for config in lake.stores().await? {
             if config.status != trawl_store::Status::Enabled {
@@ -139,11 +144,16 @@ impl Lake {
                     LogicalPlanBuilder::scan(config.name.as_str(), source, None)?.filter(bound)?.build()?;
                 provider = Arc::new(datafusion::catalog::view::ViewTable::new(plan, None));
             }
+            if columns.is_empty() {
+                for field in provider.schema().fields() {
+                    field_paths(&mut columns, field.name(), field.data_type());
+                }
+            }
             ctx.register_table(config.name.as_str(), provider.clone())?;
             ctx.register_table(config.id.to_string().as_str(), provider)?;
             stores.push(StoreTable { name: config.name.clone(), id: config.id.to_string() });
         }
-        Ok(Self { ctx, tally, stores, params: HashMap::new() })
+        Ok(Self { ctx, tally, stores, columns, params: HashMap::new() })
     }
 
     /// The stores registered as tables.
@@ -154,6 +164,51 @@ impl Lake {
     /// The DataFusion context, for callers that need more than [`Lake::sql`].
     pub fn context(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// Every column and nested field path of the stores (`useridentity.sessioncontext.attributes`).
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// The `$NAME` placeholder values set.
+    pub fn params(&self) -> &HashMap<String, String> {
+        &self.params
+    }
+
+    /// The error for a store `name` that does not exist, with the closest store name.
+    pub fn unknown_store(&self, name: &str) -> Error {
+        let names = self.stores.iter().flat_map(|s| [s.name.as_str(), s.id.as_str()]);
+        Error::UnknownStore { name: name.to_owned(), suggestion: error::closest(name, names) }
+    }
+
+    /// A planning error in the user's terms: unknown stores and columns with the closest match.
+    fn explain(&self, e: datafusion::error::DataFusionError) -> Error {
+        use datafusion::common::SchemaError;
+        use datafusion::error::DataFusionError;
+        match e.find_root() {
+            DataFusionError::SchemaError(schema_error, _)
+                if let SchemaError::FieldNotFound { field, valid_fields } = schema_error.as_ref() =>
+            {
+                let name = field.flat_name();
+                let mut candidates: Vec<&str> = self.columns.iter().map(String::as_str).collect();
+                candidates.extend(valid_fields.iter().map(|c| c.name()));
+                let unqualified = match &field.relation {
+                    Some(t) if self.stores.iter().any(|s| s.name == t.table() || s.id == t.table()) => {
+                        field.name()
+                    }
+                    _ => name.as_str(),
+                };
+                let suggestion = error::closest(unqualified, candidates);
+                Error::UnknownColumn { name: unqualified.to_owned(), suggestion }
+            }
+            DataFusionError::Plan(msg) if msg.starts_with("table '") && msg.ends_with("' not found") => {
+                let full = &msg["table '".len()..msg.len() - "' not found".len()];
+                let name = full.rsplit('.').next().unwrap_or(full);
+                self.unknown_store(name)
+            }
+            _ => Error::DataFusion(e),
+        }
     }
 
     /// Sets a `$NAME` placeholder value.
@@ -182,23 +237,60 @@ impl Lake {
             }
             _ => {}
         }
-        let plan = state.statement_to_plan(statement).await?;
+        let plan = state.statement_to_plan(statement).await.map_err(|e| self.explain(e))?;
         Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 
     /// Runs one statement to completion; returns its batches and statistics.
     pub async fn collect(&self, sql: &str) -> Result<(Vec<RecordBatch>, QueryStats)> {
+        self.start(sql).await?.collect().await
+    }
+
+    /// Plans one statement for execution: run it with [`Running::collect`] (dropping that
+    /// future cancels it) and watch it with [`Running::stats`].
+    pub async fn start(&self, sql: &str) -> Result<Running> {
         let started = Instant::now();
         self.tally.pruned.store(0, Ordering::Relaxed);
-        let df = self.sql(sql).await?;
-        let plan: Arc<dyn ExecutionPlan> = df.create_physical_plan().await?;
-        let batches = collect(plan.clone(), self.ctx.task_ctx()).await?;
-        let mut stats = QueryStats::from_plan(&plan);
+        let plan = self.sql(sql).await?.create_physical_plan().await?;
+        Ok(Running { plan, task: self.ctx.task_ctx(), tally: self.tally.clone(), started })
+    }
+}
+
+/// A planned statement. Cloning it is cheap: clones share the plan and its metrics.
+#[derive(Clone)]
+pub struct Running {
+    plan: Arc<dyn ExecutionPlan>,
+    task: Arc<datafusion::execution::TaskContext>,
+    tally: Arc<pruning::ScanTally>,
+    started: Instant,
+}
+
+impl Running {
+    /// The statistics so far: scan figures grow as the query runs.
+    pub fn stats(&self) -> QueryStats {
+        let mut stats = QueryStats::from_plan(&self.plan);
         // Files skipped before any was opened count as pruned too.
         stats.files_pruned += self.tally.pruned.load(Ordering::Relaxed);
+        stats.execution_time = self.started.elapsed();
+        stats
+    }
+
+    /// Runs to completion; returns the batches and the final statistics.
+    pub async fn collect(&self) -> Result<(Vec<RecordBatch>, QueryStats)> {
+        let batches = collect(self.plan.clone(), self.task.clone()).await?;
+        let mut stats = self.stats();
         stats.events_matched = batches.iter().map(|b| b.num_rows() as u64).sum();
-        stats.execution_time = started.elapsed();
         Ok((batches, stats))
+    }
+}
+
+/// A column and, for structs, every nested field path under it (`useridentity.arn`).
+fn field_paths(out: &mut Vec<String>, path: &str, t: &arrow::datatypes::DataType) {
+    out.push(path.to_owned());
+    if let arrow::datatypes::DataType::Struct(fields) = t {
+        for f in fields {
+            field_paths(out, &format!("{path}.{}", f.name()), f.data_type());
+        }
     }
 }
 

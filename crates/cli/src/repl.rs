@@ -1,0 +1,617 @@
+//! The interactive SQL shell (`trawl` on a terminal), and the same statements read from stdin
+//! when it is not one.
+
+use std::borrow::Cow;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use arrow::array::RecordBatch;
+use arrow::datatypes::DataType;
+use clap::ValueEnum;
+use rustyline::completion::{Completer, Pair};
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::FileHistory;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{CompletionType, Config, Editor, Helper};
+use tokio::runtime::Runtime;
+use trawl_query::{Lake, QueryStats};
+
+use crate::Format;
+use crate::query::{describe, write_results};
+
+include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
+
+/// Rows of a table shown on the terminal before the rest is cut with a note.
+const MAX_ROWS: usize = 100;
+
+const HELP: &str = "\
+Statements end with ';' and may span lines. Tab completes keywords, functions, stores and
+columns (nested ones with dots: userIdentity.sessionContext...). Ctrl-C cancels a running query
+(or clears the line), Ctrl-D or \\q quits.
+
+  \\d               list the event data stores
+  \\d STORE         the columns of a store, nested fields included
+  \\format FORMAT   table, csv, json, ndjson or markdown
+  \\timing          statistics after each query on or off
+  \\o [FILE]        results to FILE (none: back to the terminal)
+  \\i FILE          run the statements of FILE
+  \\set [NAME VALUE] set a $NAME placeholder (none: list them)
+  \\examples [N]    list the bundled audit queries, or run number N
+  \\q               quit
+  \\?               this help";
+
+const KEYWORDS: &[&str] = &[
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP BY",
+    "ORDER BY",
+    "HAVING",
+    "LIMIT",
+    "JOIN",
+    "LEFT JOIN",
+    "CROSS JOIN",
+    "UNNEST",
+    "AS",
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "LIKE",
+    "IS NULL",
+    "IS NOT NULL",
+    "DISTINCT",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "WITH",
+    "UNION ALL",
+    "EXPLAIN",
+    "EXPLAIN ANALYZE",
+    "ON",
+    "ASC",
+    "DESC",
+    "NULLS FIRST",
+    "NULLS LAST",
+    "BETWEEN",
+    "INTERVAL",
+    "CAST",
+    "TRUE",
+    "FALSE",
+    "OVER",
+    "PARTITION BY",
+];
+
+const META: &[&str] = &["\\d", "\\format", "\\timing", "\\o", "\\i", "\\set", "\\examples", "\\q", "\\?"];
+
+/// One shell: the lake, the settings its meta-commands change, and where results go.
+pub(crate) struct Session<'r> {
+    lake: Lake,
+    runtime: &'r Runtime,
+    /// This thread's runtime, which watches for Ctrl-C while a query runs.
+    watcher: Runtime,
+    format: Format,
+    timing: bool,
+    output: Option<(PathBuf, std::fs::File)>,
+    interactive: bool,
+    /// Statements and commands that failed.
+    pub(crate) errors: usize,
+}
+
+impl<'r> Session<'r> {
+    pub(crate) fn new(lake: Lake, runtime: &'r Runtime, interactive: bool) -> Result<Self> {
+        let watcher = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let mut session = Self {
+            lake,
+            runtime,
+            watcher,
+            format: Format::Table,
+            timing: true,
+            output: None,
+            interactive,
+            errors: 0,
+        };
+        // With one store (or a store named demo), $EDS_ID names it, as in the bundled examples.
+        let stores = session.lake.stores();
+        let default = match stores {
+            [one] => Some(one.name.clone()),
+            _ => stores.iter().find(|s| s.name == "demo").map(|s| s.name.clone()),
+        };
+        if let Some(name) = default {
+            session.lake.set_param("EDS_ID", &name);
+        }
+        Ok(session)
+    }
+
+    /// The interactive loop, on a terminal.
+    pub(crate) fn interact(&mut self) -> Result<()> {
+        let config = Config::builder()
+            .auto_add_history(true)
+            .completion_type(CompletionType::List)
+            .max_history_size(10_000)?
+            .build();
+        let mut editor: Editor<LakeHelper, FileHistory> = Editor::with_config(config)?;
+        editor.set_helper(Some(LakeHelper::new(&self.lake)));
+        let history = history_path();
+        if let Some(path) = &history {
+            // A missing history file is a first session.
+            let _ = editor.load_history(path);
+        }
+        eprintln!(
+            "trawl {}: SQL over {} event data store(s). \\? for help, \\q to quit.",
+            env!("CARGO_PKG_VERSION"),
+            self.lake.stores().len()
+        );
+        if let Some(id) = self.lake.params().get("EDS_ID") {
+            eprintln!("$EDS_ID is {id}");
+        }
+        loop {
+            match editor.readline("trawl> ") {
+                Ok(line) => {
+                    if let Some(path) = &history {
+                        if let Some(dir) = path.parent() {
+                            let _ = std::fs::create_dir_all(dir);
+                        }
+                        let _ = editor.save_history(path);
+                    }
+                    if !self.input(&line) {
+                        return Ok(());
+                    }
+                }
+                Err(rustyline::error::ReadlineError::Interrupted) => continue,
+                Err(rustyline::error::ReadlineError::Eof) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Runs the statements and meta-commands of `text`; false when one of them quits. Errors
+    /// are printed and do not end the session.
+    pub(crate) fn input(&mut self, text: &str) -> bool {
+        for statement in split_statements(text) {
+            let result = match statement.strip_prefix('\\') {
+                Some(meta) => match self.meta(meta) {
+                    Ok(false) => return false,
+                    other => other.map(|_| ()),
+                },
+                None => self.run_sql(&statement),
+            };
+            if let Err(e) = result {
+                self.errors += 1;
+                eprintln!("error: {e:#}");
+            }
+        }
+        true
+    }
+
+    /// One meta-command (without its backslash); false to quit.
+    fn meta(&mut self, command: &str) -> Result<bool> {
+        let mut words = command.split_whitespace();
+        let name = words.next().unwrap_or("");
+        let rest: Vec<&str> = words.collect();
+        match (name, rest.as_slice()) {
+            ("q" | "quit", _) => return Ok(false),
+            ("?" | "h" | "help", _) => println!("{HELP}"),
+            ("d", []) => {
+                let mut out = String::from("name\tid\n");
+                for s in self.lake.stores() {
+                    out.push_str(&format!("{}\t{}\n", s.name, s.id));
+                }
+                self.emit(&out)?;
+            }
+            ("d", [store]) => {
+                let schema = self
+                    .runtime
+                    .block_on(self.lake.context().table_provider(*store))
+                    .map_err(|_| anyhow!("{}", self.lake.unknown_store(store)))?
+                    .schema();
+                let mut out = String::new();
+                for field in schema.fields() {
+                    describe_field(&mut out, field.name(), field.data_type(), 0);
+                }
+                self.emit(&out)?;
+            }
+            ("format", [f]) => {
+                self.format = Format::from_str(f, true)
+                    .map_err(|_| anyhow!("unknown format {f}: use table, csv, json, ndjson or markdown"))?;
+                if self.format == Format::Parquet {
+                    self.format = Format::Table;
+                    bail!("parquet output needs `trawl query --format parquet -o FILE`");
+                }
+            }
+            ("timing", []) => {
+                self.timing = !self.timing;
+                eprintln!("timing is {}", if self.timing { "on" } else { "off" });
+            }
+            ("o", []) => self.output = None,
+            ("o", [file]) => {
+                let f = std::fs::File::create(file).with_context(|| format!("cannot create {file}"))?;
+                self.output = Some((PathBuf::from(file), f));
+            }
+            ("i", [file]) => {
+                let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?;
+                return Ok(self.input(&text));
+            }
+            ("set", []) => {
+                let mut params: Vec<_> = self.lake.params().iter().collect();
+                params.sort();
+                for (k, v) in params {
+                    println!("{k} = {v}");
+                }
+            }
+            ("set", [name, value @ ..]) if !value.is_empty() => {
+                self.lake.set_param(name.trim_start_matches('$'), &value.join(" "));
+            }
+            ("examples", []) => {
+                for (i, (name, sql)) in EXAMPLES.iter().enumerate() {
+                    println!("{:>3}  {:<38} {}", i + 1, name, question(sql));
+                }
+                println!("run one with \\examples N");
+            }
+            ("examples", [which]) => {
+                let found = match which.parse::<usize>() {
+                    Ok(n) => EXAMPLES.get(n.wrapping_sub(1)),
+                    Err(_) => EXAMPLES.iter().find(|(name, _)| name.starts_with(which)),
+                };
+                let (name, sql) =
+                    found.ok_or_else(|| anyhow!("no example {which}; \\examples lists them"))?;
+                println!("-- {name}: {}", question(sql));
+                self.run_sql(sql)?;
+            }
+            _ => bail!("unknown command \\{command}; \\? lists the commands"),
+        }
+        Ok(true)
+    }
+
+    /// Plans and runs one statement: a spinner while it runs, Ctrl-C cancels it. The query runs
+    /// on the worker runtime; this thread's own runtime watches for Ctrl-C, so a query that
+    /// keeps every worker busy can still be cancelled.
+    fn run_sql(&mut self, sql: &str) -> Result<()> {
+        let running = self.runtime.block_on(self.lake.start(sql))?;
+        let task = self.runtime.spawn({
+            let running = running.clone();
+            async move { running.collect().await }
+        });
+        let outcome = self.watcher.block_on(async {
+            let spinner = Spinner::new();
+            let ctrl_c = tokio::signal::ctrl_c();
+            tokio::pin!(task, ctrl_c);
+            let mut tick = tokio::time::interval(Duration::from_millis(120));
+            loop {
+                tokio::select! {
+                    result = &mut task => {
+                        spinner.finish();
+                        return result.map_err(anyhow::Error::from)?.map(Some).map_err(anyhow::Error::from);
+                    }
+                    _ = tick.tick() => spinner.update(&running.stats()),
+                    _ = &mut ctrl_c => {
+                        spinner.finish();
+                        task.abort();
+                        return Ok(None);
+                    }
+                }
+            }
+        })?;
+        let Some((batches, stats)) = outcome else {
+            eprintln!("query cancelled");
+            return Ok(());
+        };
+        self.show(&batches)?;
+        if self.timing {
+            eprintln!("{}", describe(&stats));
+        }
+        Ok(())
+    }
+
+    /// Results to the `\o` file, or the terminal (long tables cut with a note).
+    fn show(&mut self, batches: &[RecordBatch]) -> Result<()> {
+        if let Some((path, file)) = &mut self.output {
+            write_results(batches, self.format, file)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            return Ok(());
+        }
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let mut out = std::io::stdout().lock();
+        if self.interactive && self.format == Format::Table && rows > MAX_ROWS {
+            write_results(&head(batches, MAX_ROWS), self.format, &mut out)?;
+            writeln!(out, "({MAX_ROWS} of {rows} rows shown; \\o FILE writes them all)")?;
+        } else {
+            write_results(batches, self.format, &mut out)?;
+        }
+        Ok(())
+    }
+
+    /// Text output of a meta-command, to the `\o` file or stdout.
+    fn emit(&mut self, text: &str) -> Result<()> {
+        match &mut self.output {
+            Some((_, file)) => file.write_all(text.as_bytes())?,
+            None => std::io::stdout().lock().write_all(text.as_bytes())?,
+        }
+        Ok(())
+    }
+}
+
+/// The first `n` rows of `batches`.
+fn head(batches: &[RecordBatch], mut n: usize) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    for b in batches {
+        if n == 0 {
+            break;
+        }
+        let take = b.num_rows().min(n);
+        out.push(b.slice(0, take));
+        n -= take;
+    }
+    out
+}
+
+/// The `-- Question:` header of an example.
+pub(crate) fn question(sql: &str) -> &str {
+    sql.lines().next().and_then(|l| l.strip_prefix("-- Question:")).map_or("", str::trim)
+}
+
+/// A column as Lake's schema reference writes types, nested fields indented under it.
+fn describe_field(out: &mut String, name: &str, t: &DataType, depth: usize) {
+    out.push_str(&format!(
+        "{:indent$}{name:<width$} {}\n",
+        "",
+        lake_type(t),
+        indent = depth * 2,
+        width = 40 - depth * 2
+    ));
+    if let DataType::Struct(fields) = t {
+        for f in fields {
+            describe_field(out, f.name(), f.data_type(), depth + 1);
+        }
+    }
+}
+
+fn lake_type(t: &DataType) -> String {
+    match t {
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => "varchar".into(),
+        DataType::Boolean => "boolean".into(),
+        DataType::Int64 => "bigint".into(),
+        DataType::Int32 => "integer".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Timestamp(_, _) => "timestamp".into(),
+        DataType::Date32 => "date".into(),
+        DataType::Struct(_) => "row".into(),
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => {
+                format!("map({}, {})", lake_type(kv[0].data_type()), lake_type(kv[1].data_type()))
+            }
+            _ => "map".into(),
+        },
+        DataType::List(item) | DataType::LargeList(item) => format!("array({})", lake_type(item.data_type())),
+        other => other.to_string(),
+    }
+}
+
+/// Splits `text` into statements at `;` outside quotes and comments; a line starting with `\`
+/// is a meta-command of its own.
+pub(crate) fn split_statements(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quote: Option<char> = None;
+    let mut line_start = true;
+    while let Some(c) = chars.next() {
+        if let Some(q) = quote {
+            current.push(c);
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\\' if line_start && current.trim().is_empty() => {
+                let mut meta = String::from('\\');
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                    meta.push(c);
+                }
+                out.push(meta.trim().trim_end_matches(';').to_owned());
+                current.clear();
+                line_start = true;
+                continue;
+            }
+            '\'' | '"' | '`' => {
+                quote = Some(c);
+                current.push(c);
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+                current.push('\n');
+            }
+            ';' => {
+                if !current.trim().is_empty() {
+                    out.push(current.trim().to_owned());
+                }
+                current.clear();
+            }
+            c => current.push(c),
+        }
+        line_start = c == '\n' || (line_start && c.is_whitespace());
+    }
+    if !current.trim().is_empty() {
+        out.push(current.trim().to_owned());
+    }
+    out
+}
+
+fn history_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("TRAWL_HISTORY") {
+        return Some(PathBuf::from(p));
+    }
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share/trawl/history"))
+}
+
+/// A spinner on stderr (when it is a terminal) for queries that take more than a moment.
+struct Spinner {
+    bar: indicatif::ProgressBar,
+    started: std::time::Instant,
+}
+
+impl Spinner {
+    fn new() -> Self {
+        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        Self { bar, started: std::time::Instant::now() }
+    }
+
+    fn update(&self, stats: &QueryStats) {
+        if self.started.elapsed() < Duration::from_millis(300) {
+            return;
+        }
+        self.bar.set_message(format!(
+            "{:.1} MiB scanned, {} events (Ctrl-C cancels)",
+            stats.bytes_scanned as f64 / (1 << 20) as f64,
+            stats.events_scanned
+        ));
+        self.bar.tick();
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Completion, hints and multi-line input for the editor.
+struct LakeHelper {
+    /// Lower-case words to complete: functions, stores, columns and nested column paths.
+    words: Vec<String>,
+}
+
+impl LakeHelper {
+    fn new(lake: &Lake) -> Self {
+        let mut words: Vec<String> = Vec::new();
+        let state = lake.context().state();
+        words.extend(state.scalar_functions().keys().cloned());
+        words.extend(state.aggregate_functions().keys().cloned());
+        words.extend(state.window_functions().keys().cloned());
+        words.extend(state.higher_order_functions().keys().cloned());
+        for store in lake.stores() {
+            words.push(store.name.clone());
+            words.push(store.id.clone());
+        }
+        words.extend(lake.columns().iter().cloned());
+        words.sort();
+        words.dedup();
+        Self { words }
+    }
+
+    /// The start of the word before `pos`, and the candidates completing it.
+    fn candidates(&self, line: &str, pos: usize) -> (usize, Vec<String>) {
+        let start = line[..pos]
+            .rfind(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '$' | '\\' | '-')))
+            .map_or(0, |i| i + 1);
+        let word = &line[start..pos];
+        if word.is_empty() {
+            return (start, Vec::new());
+        }
+        let lower = word.to_lowercase();
+        let upper = word.chars().all(|c| !c.is_lowercase());
+        let mut found: Vec<String> =
+            META.iter().filter(|m| m.starts_with(word)).map(|m| m.to_string()).collect();
+        found.extend(
+            KEYWORDS
+                .iter()
+                .filter(|k| k.to_lowercase().starts_with(&lower))
+                .map(|k| if upper { k.to_string() } else { k.to_lowercase() }),
+        );
+        found.extend(self.words.iter().filter(|w| w.starts_with(&lower)).cloned());
+        (start, found)
+    }
+}
+
+impl Completer for LakeHelper {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let (start, found) = self.candidates(line, pos);
+        Ok((start, found.into_iter().map(|w| Pair { display: w.clone(), replacement: w }).collect()))
+    }
+}
+
+impl Hinter for LakeHelper {
+    type Hint = String;
+
+    /// The rest of the first completion of the word being typed, once it is 3 characters long.
+    fn hint(&self, line: &str, pos: usize, _ctx: &rustyline::Context<'_>) -> Option<String> {
+        if pos < line.len() {
+            return None;
+        }
+        let (start, found) = self.candidates(line, pos);
+        let typed = pos - start;
+        if typed < 3 {
+            return None;
+        }
+        found.into_iter().find(|w| w.len() > typed).map(|w| w[typed..].to_owned())
+    }
+}
+
+impl Highlighter for LakeHelper {
+    fn highlight_hint<'h>(&self, hint: &'h str) -> Cow<'h, str> {
+        Cow::Owned(format!("\x1b[2m{hint}\x1b[0m"))
+    }
+}
+
+impl Validator for LakeHelper {
+    /// A statement is complete at its `;`; meta-commands at the end of their line.
+    fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
+        let input = ctx.input().trim();
+        let done = input.is_empty()
+            || input.starts_with('\\')
+            || split_statements(input).iter().all(|s| s.starts_with('\\'))
+            || input.ends_with(';');
+        Ok(if done { ValidationResult::Valid(None) } else { ValidationResult::Incomplete })
+    }
+}
+
+impl Helper for LakeHelper {}
+
+/// Runs the statements of stdin (not a terminal) as the shell would.
+pub(crate) fn run_stdin(session: &mut Session<'_>) -> Result<()> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("cannot read stdin")?;
+    session.input(&text);
+    Ok(())
+}
+
+/// Whether stdin and stdout are both a terminal.
+pub(crate) fn on_terminal() -> bool {
+    std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_split_outside_quotes_and_comments() {
+        assert_eq!(
+            split_statements("select ';' from t; -- a; b\nselect 2;\n\\d demo\nselect 3"),
+            vec!["select ';' from t", "select 2", "\\d demo", "select 3"]
+        );
+        assert_eq!(split_statements("\\q;"), vec!["\\q"]);
+    }
+}

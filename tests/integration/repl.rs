@@ -1,0 +1,78 @@
+//! The SQL shell through a pseudo-terminal (`tests/python/pty_shell.py`: multi-line input,
+//! completion, meta-commands, Ctrl-C),
+//! the same statements from stdin, `trawl demo` without a terminal, and errors with suggestions.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use crate::harness::{Lake, fixture, run_python};
+
+fn stratus() -> Lake {
+    let lake = Lake::new("2024-12-31T00:00:00Z");
+    lake.ok(&["store", "create", "demo"]);
+    lake.ok(&["ingest", "--store", "demo", &fixture("stratus-red-team-detonation-logs")]);
+    lake
+}
+
+/// `SELECT ... ;` through `trawl query`, as CSV without its header.
+fn answer(lake: &Lake, sql: &str) -> String {
+    let out = lake.ok(&["query", "-q", "--format", "csv", sql]);
+    out.lines().skip(1).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn shell_on_a_terminal() {
+    let lake = stratus();
+    let deleted = answer(&lake, "SELECT count(*) FROM demo WHERE eventName = 'DeleteTrail'");
+    let history = lake.dir.path().join("history");
+    let report = run_python(
+        "pty_shell.py",
+        &[env!("CARGO_BIN_EXE_trawl"), lake.root().to_str().unwrap(), history.to_str().unwrap(), &deleted],
+    );
+    println!("{report}");
+}
+
+#[test]
+fn statements_from_stdin_and_errors() {
+    let lake = stratus();
+    let run = |input: &str| {
+        let mut child = lake
+            .command(&[])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let n = answer(&lake, "SELECT count(*) FROM demo");
+    let (code, out, err) =
+        run("\\format csv\nSELECT count(*) AS n FROM $EDS_ID;\n-- a comment; still one\n\\d\n");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(&format!("n\n{n}\n")), "{out}");
+    assert!(out.contains("demo\t"), "{out}");
+
+    let (code, _, err) = run("SELECT 1 FROM dmeo;\nSELECT x FROM demo;\n");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("unknown event data store 'dmeo'; did you mean 'demo'?"), "{err}");
+    assert!(err.contains("unknown column 'x'"), "{err}");
+}
+
+#[test]
+fn demo_without_a_terminal_prints_three_audits() {
+    let lake = Lake::new("2025-01-01T00:00:00Z");
+    let (out, err) = lake.expect(0, &["demo"]);
+    assert!(err.contains("demo store:"), "{err}");
+    assert_eq!(out.matches("-- ").count(), 3, "{out}");
+    assert!(out.contains("Who deleted S3 buckets"), "{out}");
+    assert!(out.contains("StopLogging"), "{out}");
+    // A second run keeps the store and stores nothing new.
+    let (_, err) = lake.expect(0, &["demo"]);
+    assert!(err.contains("demo store: 0 events stored"), "{err}");
+}

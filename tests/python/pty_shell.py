@@ -1,0 +1,116 @@
+"""Drives trawl's SQL shell through a pseudo-terminal, as a person at a terminal would.
+
+  pty_shell.py TRAWL LAKE HISTORY DELETED
+
+TRAWL is the binary, LAKE a lake holding a store named demo, HISTORY the history file to use,
+DELETED the number of DeleteTrail events in it (found with `trawl query`). Exits non-zero, with
+the screen so far, when the shell does not answer as expected within 30 seconds.
+"""
+import os
+import pty
+import re
+import select
+import sys
+import time
+
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class Terminal:
+    def __init__(self, argv, env):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.execve(argv[0], argv, env)
+        self.screen = b""  # everything read, escape sequences removed
+        self.seen = 0  # how much of it expectations have consumed
+
+    def type(self, text):
+        os.write(self.fd, text.encode())
+
+    def expect(self, needle, timeout=30):
+        want = needle.encode()
+        end = time.time() + timeout
+        while True:
+            at = self.screen.find(want, self.seen)
+            if at >= 0:
+                self.seen = at + len(want)
+                return
+            if time.time() > end:
+                sys.exit(f"timed out waiting for {needle!r}; screen:\n{self.screen[self.seen:].decode(errors='replace')}")
+            ready, _, _ = select.select([self.fd], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    sys.exit(f"the shell ended while waiting for {needle!r}; screen:\n{self.screen.decode(errors='replace')}")
+                self.screen += ANSI.sub(b"", chunk)
+
+    def wait(self):
+        _, status = os.waitpid(self.pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+
+def main(trawl, lake, history, deleted):
+    env = dict(os.environ, TERM="xterm", TRAWL_HISTORY=history, TRAWL_LAKE=lake)
+    t = Terminal([trawl], env)
+    t.expect("trawl> ")
+
+    # \d lists the store; \d STORE shows nested columns.
+    t.type("\\d\r")
+    t.expect("demo\t")
+    t.expect("trawl> ")
+    t.type("\\d demo\r")
+    t.expect("mfaauthenticated")
+    t.expect("trawl> ")
+
+    # A statement over three lines runs at its ';'.
+    t.type("SELECT count(*) AS deleted\r")
+    t.type("FROM demo\r")
+    t.type("WHERE eventName = 'DeleteTrail';\r")
+    t.expect("| deleted |")
+    t.expect(f"| {deleted} ")
+    t.expect("events matched")
+    t.expect("trawl> ")
+
+    # Tab completes a nested column path: the result's header is the completed field's name.
+    t.type("SELECT userIdentity.sessionc\t")
+    time.sleep(0.3)
+    t.type(".attributes.mfaa\t")
+    time.sleep(0.3)
+    t.type(" FROM demo LIMIT 1;\r")
+    t.expect("| mfaauthenticated |")
+    t.expect("trawl> ")
+
+    # Ctrl-C cancels a long query (after its spinner shows) and the session goes on.
+    t.type("SELECT sum(length(a.eventid || b.eventid || c.eventid || d.eventid)) "
+           "FROM demo a, demo b, demo c, demo d;\r")
+    t.expect("Ctrl-C cancels")
+    t.type("\x03")
+    t.expect("query cancelled")
+    t.expect("trawl> ")
+    t.type("SELECT 6 * 7 AS answer;\r")
+    t.expect("| 42 ")
+    t.expect("trawl> ")
+
+    # Errors name the closest column; \set fills placeholders; \q quits.
+    t.type("SELECT eventnme FROM demo;\r")
+    t.expect("did you mean 'eventname'?")
+    t.expect("trawl> ")
+    t.type("\\set STORE demo\r")
+    t.expect("trawl> ")
+    t.type("SELECT count(*) AS n FROM $STORE WHERE eventName = 'DeleteTrail';\r")
+    t.expect(f"| {deleted} ")
+    t.expect("trawl> ")
+    t.type("\\q\r")
+    code = t.wait()
+    assert code == 0, f"exit code {code}"
+
+    saved = open(history).read()
+    assert "WHERE eventName = 'DeleteTrail';" in saved, saved
+    print("shell: \\d, multi-line, completion, Ctrl-C, suggestions, \\set, history: ok")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])
