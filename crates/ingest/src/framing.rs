@@ -267,7 +267,11 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
             p += i;
             match self.parse_at(p) {
                 Ok((raw, end)) => {
-                    if Entries::of(raw).is_some_and(|e| !matches!(classify(&e), Class::Unknown)) {
+                    // Only whole events: a nested object with an eventTime key is not one.
+                    let whole = |e: &Entries<'_>| {
+                        ["eventTime", "eventName", "eventSource"].iter().all(|k| e.get(k).is_some())
+                    };
+                    if Entries::of(raw).is_some_and(|e| matches!(classify(&e), Class::Event) && whole(&e)) {
                         self.element(raw, p, depth);
                         recovered += 1;
                     }
