@@ -6,4 +6,5 @@ mod harness;
 mod ingest;
 mod query;
 mod repl;
+mod slt;
 mod store;

@@ -2,6 +2,7 @@
 //! boolean literal (`sessionCredentialFromConsole = true`, the column being a string in Lake's
 //! schema) compares with the literal's text.
 
+use arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::config::ConfigOptions;
@@ -41,7 +42,23 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         }
         _ => None,
     };
+    let is_bool = |x: &Expr| x.get_type(schema).is_ok_and(|t| t == DataType::Boolean);
+    let boolean = |x: &Expr| match x {
+        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)), meta)
+            if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
+        {
+            Some(Expr::Literal(ScalarValue::Boolean(Some(s.eq_ignore_ascii_case("true"))), meta.clone()))
+        }
+        _ => None,
+    };
     if comparison {
+        // A boolean column against 'true' / 'false': the literal becomes a boolean.
+        if let Some(lit) = boolean(&right).filter(|_| is_bool(&left)) {
+            return Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr { left, op, right: Box::new(lit) })));
+        }
+        if let Some(lit) = boolean(&left).filter(|_| is_bool(&right)) {
+            return Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr { left: Box::new(lit), op, right })));
+        }
         if let Some(lit) = text(&right).filter(|_| is_string(&left)) {
             return Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr { left, op, right: Box::new(lit) })));
         }

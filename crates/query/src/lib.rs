@@ -199,8 +199,17 @@ impl Lake {
                     }
                     _ => name.as_str(),
                 };
-                let suggestion = error::closest(unqualified, candidates);
+                // A store column named in a query that does not read a store has no better name.
+                let suggestion =
+                    error::closest(unqualified, candidates).filter(|s| !s.eq_ignore_ascii_case(unqualified));
                 Error::UnknownColumn { name: unqualified.to_owned(), suggestion }
+            }
+            DataFusionError::Plan(msg)
+                if msg.starts_with("Field ") && msg.ends_with(" not found in struct") =>
+            {
+                let name = &msg["Field ".len()..msg.len() - " not found in struct".len()];
+                let fields = self.columns.iter().filter_map(|c| c.rsplit_once('.').map(|(_, f)| f));
+                Error::UnknownColumn { name: name.to_owned(), suggestion: error::closest(name, fields) }
             }
             DataFusionError::Plan(msg) if msg.starts_with("table '") && msg.ends_with("' not found") => {
                 let full = &msg["table '".len()..msg.len() - "' not found".len()];
