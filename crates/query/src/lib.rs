@@ -6,12 +6,28 @@
 //! DataFusion folds unquoted identifiers), string literals compared with timestamps. Only
 //! `SELECT` runs: anything that writes, changes settings or reads outside the lake is refused.
 //!
-//! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let lake = trawl_query::Lake::open("./trawl-lake").await?;
+//! ```
+//! # #[tokio::main(flavor = "multi_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let root = dir.path().to_str().unwrap();
+//! # let now = chrono::Utc::now();
+//! # let store = trawl_store::Lake::open(root)?
+//! #     .create_store(trawl_store::StoreConfig::new("audit", now)?)
+//! #     .await?;
+//! # let file = dir.path().join("trail.json");
+//! # let time = now.format("%Y-%m-%dT%H:%M:%SZ");
+//! # std::fs::write(&file, format!(r#"{{"Records":[
+//! #   {{"eventTime":"{time}","eventName":"DeleteBucket","eventSource":"s3.amazonaws.com","eventID":"e1"}},
+//! #   {{"eventTime":"{time}","eventName":"DeleteBucket","eventSource":"s3.amazonaws.com","eventID":"e2"}}]}}"#))?;
+//! # let options = trawl_ingest::IngestOptions::new(now);
+//! # trawl_ingest::ingest(&store, &[file], &options, &trawl_ingest::NoProgress).await?;
+//! // A lake with a store named `audit`:
+//! let lake = trawl_query::Lake::open(root).await?;
 //! let (batches, stats) = lake
 //!     .collect("SELECT eventName, count(*) AS n FROM audit GROUP BY eventName ORDER BY n DESC LIMIT 10")
 //!     .await?;
+//! assert_eq!(batches[0].num_rows(), 1);
 //! println!("{} events scanned", stats.events_scanned);
 //! # Ok(()) }
 //! ```
