@@ -90,7 +90,7 @@ async fn prepare_demo(location: &str) -> Result<()> {
     };
     // A fixed place, so the ledger knows the files on a second run.
     let sources = std::env::temp_dir().join("trawl-demo-events");
-    for (rel, bytes) in crate::repl::DEMO_FILES {
+    for (rel, bytes) in crate::bundled::DEMO_FILES {
         let path = sources.join(rel);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

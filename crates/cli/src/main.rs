@@ -5,6 +5,11 @@
 //! by `trawl` without a command: 1 when any of them failed.
 
 mod commands;
+
+/// `sql-examples/` and the demo's fixture files, bundled by `build.rs`.
+mod bundled {
+    include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
+}
 mod progress;
 mod query;
 mod repl;

@@ -20,9 +20,8 @@ use tokio::runtime::Runtime;
 use trawl_query::{Lake, QueryStats};
 
 use crate::Format;
+use crate::bundled::EXAMPLES;
 use crate::query::{describe, write_results};
-
-include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 
 /// Rows of a table shown on the terminal before the rest is cut with a note.
 const MAX_ROWS: usize = 100;

@@ -35,36 +35,31 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else { return Ok(Transformed::no(e)) };
     let comparison =
         matches!(op, Operator::Eq | Operator::NotEq | Operator::IsDistinctFrom | Operator::IsNotDistinctFrom);
-    let is_string = |x: &Expr| x.get_type(schema).is_ok_and(|t| t.is_string());
-    let text = |x: &Expr| match x {
-        Expr::Literal(ScalarValue::Boolean(Some(b)), meta) => {
-            Some(Expr::Literal(ScalarValue::Utf8(Some(b.to_string())), meta.clone()))
-        }
-        _ => None,
-    };
-    let is_bool = |x: &Expr| x.get_type(schema).is_ok_and(|t| t == DataType::Boolean);
-    let boolean = |x: &Expr| match x {
-        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)), meta)
-            if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
-        {
-            Some(Expr::Literal(ScalarValue::Boolean(Some(s.eq_ignore_ascii_case("true"))), meta.clone()))
-        }
-        _ => None,
-    };
+    let type_of = |x: &Expr| x.get_type(schema).ok();
     if comparison {
-        // A boolean column against 'true' / 'false': the literal becomes a boolean.
-        if let Some(lit) = boolean(&right).filter(|_| is_bool(&left)) {
+        if let Some(lit) = type_of(&left).and_then(|t| literal_as(&right, &t)) {
             return Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr { left, op, right: Box::new(lit) })));
         }
-        if let Some(lit) = boolean(&left).filter(|_| is_bool(&right)) {
-            return Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr { left: Box::new(lit), op, right })));
-        }
-        if let Some(lit) = text(&right).filter(|_| is_string(&left)) {
-            return Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr { left, op, right: Box::new(lit) })));
-        }
-        if let Some(lit) = text(&left).filter(|_| is_string(&right)) {
+        if let Some(lit) = type_of(&right).and_then(|t| literal_as(&left, &t)) {
             return Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr { left: Box::new(lit), op, right })));
         }
     }
     Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr { left, op, right })))
+}
+
+/// The literal `x` restated for a comparison with a value of type `other`: a boolean literal as
+/// text against a string, `'true'` / `'false'` (any case) as a boolean against a boolean.
+fn literal_as(x: &Expr, other: &DataType) -> Option<Expr> {
+    let Expr::Literal(value, meta) = x else { return None };
+    let value = match value {
+        ScalarValue::Boolean(Some(b)) if other.is_string() => ScalarValue::Utf8(Some(b.to_string())),
+        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s))
+            if *other == DataType::Boolean
+                && (s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false")) =>
+        {
+            ScalarValue::Boolean(Some(s.eq_ignore_ascii_case("true")))
+        }
+        _ => return None,
+    };
+    Some(Expr::Literal(value, meta.clone()))
 }
