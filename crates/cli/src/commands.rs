@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use trawl_ingest::{IngestOptions, IngestReport, export, ingest};
 use trawl_store::selectors::AdvancedEventSelector;
+use trawl_store::trail::TrailFilter;
 use trawl_store::{Clock, FixedClock, Lake, Status, StoreConfig, SystemClock};
 
 use crate::progress::Bar;
@@ -98,7 +99,8 @@ async fn prepare_demo(location: &str) -> Result<()> {
         std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     }
     let bar = Bar::new();
-    let report = ingest(&eds, std::slice::from_ref(&sources), &IngestOptions::new(clock.now()), &bar).await;
+    let inputs = [sources.display().to_string()];
+    let report = ingest(&eds, &inputs, &IngestOptions::new(clock.now()), &bar).await;
     bar.finish();
     let _ = std::fs::remove_dir_all(&sources);
     let report = report.context("cannot build the demo store")?;
@@ -244,8 +246,8 @@ async fn store(lake: &Lake, cmd: StoreCommand, clock: &dyn Clock) -> Result<Exit
 }
 
 async fn ingest_cmd(lake: &Lake, args: IngestArgs, clock: &dyn Clock) -> Result<ExitCode> {
-    for source in &args.sources {
-        std::fs::metadata(source).with_context(|| format!("cannot read source {}", source.display()))?;
+    for source in args.sources.iter().filter(|s| !trawl_ingest::is_url(s)) {
+        std::fs::metadata(source).with_context(|| format!("cannot read source {source}"))?;
     }
     let eds = match lake.store(&args.store).await {
         Ok(eds) => eds,
@@ -266,30 +268,82 @@ async fn ingest_cmd(lake: &Lake, args: IngestArgs, clock: &dyn Clock) -> Result<
     if let Some(t) = args.threads {
         options.threads = t.max(1);
     }
+    options.scope = TrailFilter {
+        start: args.start.as_deref().map(parse_time).transpose()?,
+        end: args.end.as_deref().map(parse_time).transpose()?,
+        accounts: args.accounts,
+        regions: args.regions,
+        concurrency: args.concurrency.max(1),
+        ..Default::default()
+    };
+    let Some(every) = args.follow else {
+        let report = ingest_once(&eds, &args.sources, &options, args.strict).await?;
+        return Ok(exit_code(&report, args.strict));
+    };
+    // Live ingestion: each round lists again (from the newest day prefix seen, less a day, for
+    // late deliveries) and takes only objects the ledger does not have.
+    let mut clean = true;
+    loop {
+        let report = ingest_once(&eds, &args.sources, &options, args.strict).await?;
+        clean &= report.is_clean();
+        if let Some(newest) = report.newest_prefix_day {
+            options.scope.listed_from = Some(newest - chrono::Days::new(1));
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(every.max(1))) => {}
+        }
+        options.now = clock.now();
+    }
+    eprintln!("stopped following");
+    Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(EXIT_BAD_INPUT) })
+}
+
+/// One ingest run with its progress bar, warnings and report.
+async fn ingest_once(
+    eds: &trawl_store::EventDataStore,
+    sources: &[String],
+    options: &IngestOptions,
+    strict: bool,
+) -> Result<IngestReport> {
     let bar = Bar::new();
-    let report = ingest(&eds, &args.sources, &options, &bar).await;
+    let report = ingest(eds, sources, options, &bar).await;
     bar.finish();
     let report = report.with_context(|| format!("ingest into {} failed", eds.config().name))?;
     for problem in &report.problems {
         eprintln!("warning: {problem}");
     }
     for (file, reason) in &report.rejected_files {
-        eprintln!("{}: {file}: {reason}", if args.strict { "error" } else { "warning" });
+        eprintln!("{}: {file}: {reason}", if strict { "error" } else { "warning" });
     }
     print_report(&eds.config().name, &report)?;
-    Ok(if args.strict && !report.rejected_files.is_empty() {
+    Ok(report)
+}
+
+fn exit_code(report: &IngestReport, strict: bool) -> ExitCode {
+    if strict && !report.rejected_files.is_empty() {
         ExitCode::from(1)
     } else if report.is_clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_BAD_INPUT)
-    })
+    }
 }
 
 fn print_report(store: &str, r: &IngestReport) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     writeln!(out, "ingested into {store}")?;
+    if r.prefixes_found > 0 || r.lists > 0 {
+        writeln!(
+            out,
+            "  prefixes     {} found, {} completed, {} left out, {} LIST requests",
+            r.prefixes_found,
+            r.prefixes_completed,
+            r.skipped_prefixes.len(),
+            r.lists
+        )?;
+    }
     writeln!(
         out,
         "  files        {} found, {} already ingested, {} read, {} digest, {} rejected",
@@ -306,8 +360,8 @@ fn print_report(store: &str, r: &IngestReport) -> Result<()> {
     )?;
     writeln!(
         out,
-        "  left out     {} by selectors, {} by retention, {} insights events",
-        r.filtered_by_selectors, r.filtered_by_retention, r.insight_events
+        "  left out     {} by selectors, {} by retention, {} outside --start/--end, {} insights events",
+        r.filtered_by_selectors, r.filtered_by_retention, r.filtered_by_time, r.insight_events
     )?;
     writeln!(out, "  skipped      {} bad records ({} problems reported)", r.bad_records, r.problems.len())?;
     writeln!(

@@ -23,7 +23,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "trawl", version, about, propagate_version = true)]
 struct Cli {
-    /// The lake: a local directory [default: $TRAWL_LAKE, else ./trawl-lake]
+    /// The lake: a local directory or s3://bucket/prefix [default: $TRAWL_LAKE, else ./trawl-lake]
     #[arg(long, global = true, env = "TRAWL_LAKE", default_value = "trawl-lake", hide_default_value = true)]
     lake: String,
     /// Without a command: the SQL shell on a terminal, else the statements read from stdin
@@ -36,7 +36,7 @@ enum Command {
     /// Create, list, show, update, delete and restore event data stores
     #[command(subcommand)]
     Store(StoreCommand),
-    /// Ingest CloudTrail files and directories into a store
+    /// Ingest CloudTrail files, directories and trail buckets (s3://) into a store
     Ingest(IngestArgs),
     /// Write a store's events back out as NDJSON (the original JSON of each event)
     Export(ExportArgs),
@@ -162,9 +162,30 @@ enum StoreCommand {
 
 #[derive(Debug, Args)]
 struct IngestArgs {
-    /// Files and directories (.json, .json.gz, .jsonl, .ndjson; directories recursively)
+    /// Files and directories (.json, .json.gz, .jsonl, .ndjson; directories recursively), and
+    /// s3://bucket/[prefix/] locations (trail layouts: AWSLogs/[o-id/]ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/)
     #[arg(required = true, value_name = "SOURCE")]
-    sources: Vec<PathBuf>,
+    sources: Vec<String>,
+    /// Only events at or after this time (RFC 3339 or YYYY-MM-DD); trail layouts list only the
+    /// day prefixes from this day on
+    #[arg(long, value_name = "TIME")]
+    start: Option<String>,
+    /// Only events before this time (RFC 3339 or YYYY-MM-DD); trail layouts list only the day
+    /// prefixes up to the day after it
+    #[arg(long, value_name = "TIME")]
+    end: Option<String>,
+    /// Only this account's prefixes of trail layouts (repeatable)
+    #[arg(long = "account", value_name = "ACCOUNT")]
+    accounts: Vec<String>,
+    /// Only this region's prefixes of trail layouts (repeatable)
+    #[arg(long = "region", value_name = "REGION")]
+    regions: Vec<String>,
+    /// Objects fetched at once from S3
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    concurrency: usize,
+    /// Keep running: look for new objects every SECS seconds (live ingestion) until interrupted
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "60")]
+    follow: Option<u64>,
     /// The store; created with default settings when missing
     #[arg(long, default_value = "default")]
     store: String,

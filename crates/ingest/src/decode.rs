@@ -7,7 +7,7 @@ use arrow::array::RecordBatch;
 use crate::event::{BatchBuilder, Outcome, Rules};
 use crate::framing::{Framer, Visitor, line_of};
 use crate::json::Entries;
-use crate::source::{SourceFile, read};
+use crate::source::{SourceFile, decompress};
 
 /// A record or framing problem, located precisely.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +43,7 @@ pub(crate) struct Counts {
     pub(crate) selectors: u64,
     pub(crate) retention: u64,
     pub(crate) insights: u64,
+    pub(crate) window: u64,
     pub(crate) bad_records: u64,
     pub(crate) digest: bool,
 }
@@ -82,6 +83,7 @@ impl Visitor for FileVisitor<'_> {
             Ok(Outcome::Selectors) => self.counts.selectors += 1,
             Ok(Outcome::Retention) => self.counts.retention += 1,
             Ok(Outcome::Insight) => self.counts.insights += 1,
+            Ok(Outcome::Window) => self.counts.window += 1,
             Err(reason) => {
                 self.counts.bad_records += 1;
                 self.push(Some(index), offset, reason);
@@ -101,10 +103,15 @@ impl Visitor for FileVisitor<'_> {
     }
 }
 
-/// Reads and decodes one file.
-pub(crate) fn decode(source: SourceFile, rules: &Rules<'_>, strict: bool) -> Decoded {
+/// Decodes one file from its raw bytes (or the reason they could not be read).
+pub(crate) fn decode(
+    source: SourceFile,
+    raw: Result<Vec<u8>, String>,
+    rules: &Rules<'_>,
+    strict: bool,
+) -> Decoded {
     let name = source.id.location.clone();
-    let bytes = match read(&source.path) {
+    let bytes = match raw.and_then(decompress) {
         Ok(b) => b,
         Err(reason) => return rejected(source, reason),
     };

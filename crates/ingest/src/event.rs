@@ -45,6 +45,8 @@ pub(crate) enum Outcome {
     Selectors,
     Retention,
     Insight,
+    /// Outside the time range asked for.
+    Window,
 }
 
 /// Where an event is kept and what it is checked against.
@@ -52,6 +54,8 @@ pub(crate) struct Rules<'a> {
     pub(crate) selectors: &'a SelectorSet,
     /// Events before this instant are outside retention.
     pub(crate) retention_cutoff: DateTime<Utc>,
+    /// Only events with `start <= eventTime < end` are kept.
+    pub(crate) window: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
 }
 
 /// A column of the batch: built from the event's JSON, or derived (built separately).
@@ -138,6 +142,9 @@ impl BatchBuilder {
             || view.str("eventCategory").as_deref() == Some("Insight")
         {
             return Ok(Outcome::Insight);
+        }
+        if rules.window.0.is_some_and(|start| time < start) || rules.window.1.is_some_and(|end| time >= end) {
+            return Ok(Outcome::Window);
         }
         if !rules.selectors.matches(&view) {
             return Ok(Outcome::Selectors);

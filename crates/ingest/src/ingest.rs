@@ -5,25 +5,24 @@
 //! events of half-done files that a commit already stored.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::interleave_record_batch;
 use arrow::datatypes::{Date32Type, TimestampMicrosecondType};
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use trawl_store::DeltaTable;
 use trawl_store::schema::{
     EVENT_DATE, EVENT_ID, EVENT_JSON_CHECKSUM, EVENT_TIME, RECIPIENT_ACCOUNT_ID, epoch_day,
 };
+use trawl_store::trail::TrailFilter;
 use trawl_store::{DataFile, EventDataStore, LedgerEntry, retention};
 
 use crate::decode::{Decoded, Problem, decode};
 use crate::event::{Rules, event_key};
-use crate::source::discover;
+use crate::source::{Origin, discover_all};
 use crate::{Error, Result};
 
 /// Rows per batch handed to the Parquet writer.
@@ -42,13 +41,18 @@ pub struct IngestOptions {
     pub threads: usize,
     /// The current time, for the retention filter.
     pub now: DateTime<Utc>,
+    /// Time range of the events to keep (`start`, `end`), and for trail layouts the accounts,
+    /// regions and days to list; `concurrency` is the number of objects fetched at once.
+    pub scope: TrailFilter,
 }
 
 impl IngestOptions {
-    /// Defaults: lenient, 64 MiB waves (about 500 MB peak RSS), one decode thread per core.
+    /// Defaults: lenient, 64 MiB waves (about 500 MB peak RSS), one decode thread per core,
+    /// 32 objects fetched at once.
     pub fn new(now: DateTime<Utc>) -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self { strict: false, wave_bytes: 64 << 20, threads, now }
+        let scope = TrailFilter { concurrency: 32, ..Default::default() };
+        Self { strict: false, wave_bytes: 64 << 20, threads, now, scope }
     }
 }
 
@@ -70,8 +74,18 @@ impl Progress for NoProgress {}
 /// What an ingest did.
 #[derive(Debug, Clone, Default)]
 pub struct IngestReport {
-    /// Source files named (directories expanded).
+    /// Source files named (directories expanded, trail layouts listed).
     pub files_found: usize,
+    /// Trail day prefixes listed.
+    pub prefixes_found: usize,
+    /// Trail day prefixes whose files are all stored (or already were).
+    pub prefixes_completed: usize,
+    /// Prefixes of trail layouts left out: digests, Insights, Config and other services.
+    pub skipped_prefixes: Vec<String>,
+    /// LIST requests made to find the sources.
+    pub lists: usize,
+    /// The newest day of the trail day prefixes listed.
+    pub newest_prefix_day: Option<chrono::NaiveDate>,
     /// Skipped because the ledger has them.
     pub files_already_ingested: usize,
     /// Read and decoded.
@@ -90,10 +104,14 @@ pub struct IngestReport {
     pub filtered_by_selectors: u64,
     /// Left out because their eventTime is older than the retention.
     pub filtered_by_retention: u64,
+    /// Left out because their eventTime is outside the `start`..`end` range asked for.
+    pub filtered_by_time: u64,
     /// Insights events: they belong in an Insights store, not a CloudTrail events store.
     pub insight_events: u64,
     /// Records skipped because they are malformed.
     pub bad_records: u64,
+    /// Trail day prefixes with a rejected file.
+    failed_prefixes: HashSet<String>,
     /// Every bad record and framing problem, located.
     pub problems: Vec<Problem>,
     /// Bytes read from disk (compressed where the files are).
@@ -120,10 +138,10 @@ impl IngestReport {
     }
 }
 
-/// Ingests `inputs` (files and directories) into `store`.
+/// Ingests `inputs` (local files and directories, `s3://` locations) into `store`.
 pub async fn ingest(
     store: &EventDataStore,
-    inputs: &[PathBuf],
+    inputs: &[String],
     options: &IngestOptions,
     progress: &dyn Progress,
 ) -> Result<IngestReport> {
@@ -132,47 +150,59 @@ pub async fn ingest(
     if !config.ingestion_enabled {
         return Err(Error::IngestionStopped(config.name.clone()));
     }
-    let selectors = config.selector_set()?;
+    let selectors = Arc::new(config.selector_set()?);
     let cutoff = retention::cutoff(options.now, config.retention_days);
     let mut report = IngestReport::default();
 
-    let found = discover(inputs)?;
-    report.files_found = found.len();
+    let found = discover_all(inputs, &options.scope).await?;
+    report.files_found = found.files.len();
+    report.prefixes_found = found.day_prefixes;
+    report.skipped_prefixes = found.skipped_prefixes;
+    report.lists = found.lists;
+    report.newest_prefix_day = found.newest_day;
     let ledger = store.ledger().await?;
-    let todo: Vec<_> = found.into_iter().filter(|f| !ledger.contains(&f.id)).collect();
+    let todo: Vec<_> = found.files.into_iter().filter(|f| !ledger.contains(&f.id)).collect();
     report.files_already_ingested = report.files_found - todo.len();
     progress.start(todo.len(), todo.iter().map(|f| f.id.size).sum());
 
+    // Fetch (many objects at once, or one file per thread from disk), decode on the blocking
+    // pool (one file per thread), in order, into the writer.
     let threads = options.threads.max(1);
+    let remote = todo.iter().any(|f| matches!(f.origin, Origin::Object(..)));
+    let fetches = if remote { options.scope.concurrency.max(1) } else { threads };
+    let window = (options.scope.start, options.scope.end);
+    let strict = options.strict;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Decoded>(threads * 2);
-    let todo = Arc::new(todo);
-    let next = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..threads)
-        .map(|_| {
-            let (tx, todo, next) = (tx.clone(), todo.clone(), next.clone());
-            let selectors = selectors.clone();
-            let strict = options.strict;
-            std::thread::spawn(move || {
-                let rules = Rules { selectors: &selectors, retention_cutoff: cutoff };
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(source) = todo.get(i) else { break };
-                    if tx.blocking_send(decode(source.clone(), &rules, strict)).is_err() {
-                        break;
-                    }
-                }
+    let producer = tokio::spawn(async move {
+        let mut decoded = futures::stream::iter(todo)
+            .map(|source| async move {
+                let raw = source.fetch().await;
+                (source, raw)
             })
-        })
-        .collect();
-    drop(tx);
+            .buffered(fetches)
+            .map(|(source, raw)| {
+                let selectors = selectors.clone();
+                tokio::task::spawn_blocking(move || {
+                    let rules = Rules { selectors: &selectors, retention_cutoff: cutoff, window };
+                    decode(source, raw, &rules, strict)
+                })
+            })
+            .buffered(threads);
+        while let Some(d) = decoded.next().await {
+            let d = d.map_err(|e| Error::Source { path: "decode worker".into(), reason: e.to_string() })?;
+            if tx.send(d).await.is_err() {
+                break;
+            }
+        }
+        Ok::<_, Error>(())
+    });
 
     let result = write_all(store, &mut rx, options, progress, &mut report).await;
     drop(rx);
-    for worker in workers {
-        // A worker only panics on a bug; the writer's result says what was committed.
-        let _ = worker.join();
-    }
+    let produced = producer.await;
     result?;
+    produced.map_err(|e| Error::Source { path: "ingest pipeline".into(), reason: e.to_string() })??;
+    report.prefixes_completed = report.prefixes_found.saturating_sub(report.failed_prefixes.len());
     report.elapsed = started.elapsed();
     Ok(report)
 }
@@ -196,6 +226,7 @@ async fn write_all(
         report.events_read += c.events;
         report.filtered_by_selectors += c.selectors;
         report.filtered_by_retention += c.retention;
+        report.filtered_by_time += c.window;
         report.insight_events += c.insights;
         report.bad_records += c.bad_records;
         report.digest_files += usize::from(c.digest);
@@ -203,6 +234,7 @@ async fn write_all(
         progress.file_done(decoded.source.id.size, c.events);
         if let Some(reason) = &decoded.rejected {
             report.rejected_files.push((decoded.source.id.location.clone(), reason.clone()));
+            report.failed_prefixes.extend(decoded.source.day_prefix.clone());
             continue;
         }
         wave_bytes += decoded.json_bytes;
@@ -279,7 +311,10 @@ async fn commit_wave(
         } else {
             0
         };
-        ledger.push(LedgerEntry { source: d.source.id.clone(), events: stored });
+        // A file with events outside the time range asked for is read again by a wider run.
+        if d.counts.window == 0 {
+            ledger.push(LedgerEntry { source: d.source.id.clone(), events: stored });
+        }
     }
     let outcome = store.commit(table, &mut writer, ledger).await?;
     report.events_stored += order.len() as u64;

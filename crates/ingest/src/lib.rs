@@ -28,7 +28,7 @@ pub use error::{Error, Result};
 pub use event::event_key;
 pub use export::{ExportReport, export};
 pub use ingest::{IngestOptions, IngestReport, NoProgress, Progress, ingest};
-pub use source::{SourceFile, discover};
+pub use source::{Origin, SourceFile, Sources, discover, discover_all, is_url};
 
 #[doc(hidden)]
 pub mod bench {
@@ -42,6 +42,7 @@ pub mod bench {
         let rules = crate::event::Rules {
             selectors: &selectors,
             retention_cutoff: chrono::DateTime::<chrono::Utc>::MIN_UTC,
+            window: (None, None),
         };
         crate::decode::decode_text("bench", text, &rules).0.finish().0
     }

@@ -1,32 +1,132 @@
-//! Source files: discovery (files and directories, recursively) and reading (gzip or not).
+//! Source files: discovery (local files and directories, recursively; `s3://` locations, trail
+//! layouts pruned by account, region and day) and reading (gzip or not).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
+use object_store::{ObjectStore, ObjectStoreExt};
 use trawl_store::SourceId;
+use trawl_store::trail::{self, TrailFilter};
+use url::Url;
 
 use crate::{Error, Result};
 
 /// A file to ingest.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
-    /// Where it is.
-    pub path: PathBuf,
+    /// Where its bytes are.
+    pub origin: Origin,
     /// Its identity in the ledger.
     pub id: SourceId,
+    /// The trail day prefix it was found under (`s3://bucket/AWSLogs/.../2024/01/31/`).
+    pub day_prefix: Option<String>,
 }
 
-const EXTENSIONS: &[&str] = &[".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz"];
-
-/// Whether a file found in a directory is taken: `.json`, `.jsonl`, `.ndjson`, gzipped or not.
-fn wanted(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_ascii_lowercase();
-    !name.starts_with('.') && EXTENSIONS.iter().any(|e| name.ends_with(e))
+/// Where a source's bytes are.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// A local file.
+    File(PathBuf),
+    /// An object of an object store.
+    Object(Arc<dyn ObjectStore>, object_store::path::Path),
 }
 
-/// The files named by `inputs`: files as given, directories walked recursively (taking files
-/// with a JSON extension), in a stable order, each once.
+impl SourceFile {
+    /// Reads the raw (possibly compressed) bytes.
+    pub(crate) async fn fetch(&self) -> std::result::Result<Vec<u8>, String> {
+        match &self.origin {
+            Origin::File(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || std::fs::read(path))
+                    .await
+                    .map_err(|e| format!("cannot read: {e}"))?
+                    .map_err(|e| format!("cannot read: {e}"))
+            }
+            Origin::Object(store, path) => {
+                let get = async { store.get(path).await?.bytes().await };
+                get.await.map(|b| b.to_vec()).map_err(|e| format!("cannot read: {}", short(&e)))
+            }
+        }
+    }
+}
+
+/// An object store error in one line.
+fn short(e: &object_store::Error) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_owned()
+}
+
+/// What discovery found.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// The files, in a stable order, each once.
+    pub files: Vec<SourceFile>,
+    /// Trail day prefixes listed.
+    pub day_prefixes: usize,
+    /// The newest day of the trail day prefixes listed.
+    pub newest_day: Option<chrono::NaiveDate>,
+    /// Prefixes left out (digests, Insights, Config ...), as URLs.
+    pub skipped_prefixes: Vec<String>,
+    /// LIST requests made.
+    pub lists: usize,
+}
+
+/// Whether `input` names an object store location rather than a local path.
+pub fn is_url(input: &str) -> bool {
+    input.starts_with("s3://")
+}
+
+/// The files named by `inputs`: local files as given, local directories walked recursively
+/// (taking files with a JSON extension), `s3://` locations listed as trail layouts with
+/// `filter`'s pruning.
+pub async fn discover_all(inputs: &[String], filter: &TrailFilter) -> Result<Sources> {
+    let mut sources = Sources::default();
+    let mut local = Vec::new();
+    for input in inputs {
+        if !is_url(input) {
+            local.push(PathBuf::from(input));
+            continue;
+        }
+        let url =
+            Url::parse(input).map_err(|e| Error::Source { path: input.clone(), reason: e.to_string() })?;
+        let (store, root) = trawl_store::s3::bucket_of(&url)?;
+        let listing = trail::list(&store, &root, filter).await.map_err(|e| explain(e, &url))?;
+        sources.lists += listing.lists;
+        sources.day_prefixes += listing.day_prefixes.len();
+        sources.newest_day = sources.newest_day.max(listing.newest_day);
+        let bucket = url.host_str().unwrap_or_default().to_owned();
+        let as_url = |p: &object_store::path::Path| format!("s3://{bucket}/{p}");
+        sources.skipped_prefixes.extend(listing.skipped_prefixes.iter().map(|p| format!("{}/", as_url(p))));
+        for (meta, day) in listing.files {
+            sources.files.push(SourceFile {
+                id: SourceId {
+                    location: as_url(&meta.location),
+                    size: meta.size,
+                    fingerprint: meta.e_tag.clone().unwrap_or_default(),
+                },
+                origin: Origin::Object(store.clone(), meta.location),
+                day_prefix: day.map(|d| format!("{}/", as_url(&d))),
+            });
+        }
+    }
+    let mut files = std::mem::take(&mut sources.files);
+    files.extend(discover(&local)?);
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(f.id.location.clone()));
+    sources.files = files;
+    Ok(sources)
+}
+
+fn explain(e: trawl_store::Error, url: &Url) -> Error {
+    match e {
+        trawl_store::Error::ObjectStore(e) => Error::Store(trawl_store::s3::explain(e, url)),
+        e => Error::Store(e),
+    }
+}
+
+/// The local files named by `inputs`: files as given, directories walked recursively (taking
+/// files with a JSON extension), in a stable order, each once.
 pub fn discover(inputs: &[PathBuf]) -> Result<Vec<SourceFile>> {
     let mut files = Vec::new();
     for input in inputs {
@@ -62,7 +162,8 @@ pub fn discover(inputs: &[PathBuf]) -> Result<Vec<SourceFile>> {
                 size: meta.len(),
                 fingerprint: format!("mtime:{modified}"),
             },
-            path: canonical,
+            origin: Origin::File(canonical),
+            day_prefix: None,
         });
     }
     Ok(out)
@@ -80,16 +181,15 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
             .map_err(|e| Error::Source { path: path.display().to_string(), reason: e.to_string() })?;
         if file_type.is_dir() {
             walk(&path, out)?;
-        } else if wanted(&path) {
+        } else if path.file_name().and_then(|n| n.to_str()).is_some_and(trail::is_json_file) {
             out.push(path);
         }
     }
     Ok(())
 }
 
-/// Reads a source's bytes, decompressing gzip (recognised by its magic bytes).
-pub(crate) fn read(path: &Path) -> std::result::Result<Vec<u8>, String> {
-    let raw = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+/// Decompresses gzip (recognised by its magic bytes); other bytes are returned as they are.
+pub(crate) fn decompress(raw: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(raw.len() * 8);
         flate2::read::MultiGzDecoder::new(&raw[..])

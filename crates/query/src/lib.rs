@@ -21,7 +21,8 @@
 //! #   {{"eventTime":"{time}","eventName":"DeleteBucket","eventSource":"s3.amazonaws.com","eventID":"e1"}},
 //! #   {{"eventTime":"{time}","eventName":"DeleteBucket","eventSource":"s3.amazonaws.com","eventID":"e2"}}]}}"#))?;
 //! # let options = trawl_ingest::IngestOptions::new(now);
-//! # trawl_ingest::ingest(&store, &[file], &options, &trawl_ingest::NoProgress).await?;
+//! # let sources = [file.display().to_string()];
+//! # trawl_ingest::ingest(&store, &sources, &options, &trawl_ingest::NoProgress).await?;
 //! // A lake with a store named `audit`:
 //! let lake = trawl_query::Lake::open(root).await?;
 //! let (batches, stats) = lake

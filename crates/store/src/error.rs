@@ -38,6 +38,15 @@ pub enum Error {
     /// A metadata file under `_trawl/` could not be parsed.
     #[error("corrupt metadata file '{path}': {source}")]
     CorruptMetadata { path: String, source: serde_json::Error },
+    /// The object store refused the credentials or the request.
+    #[error("access denied to {location}: {reason}")]
+    AccessDenied { location: String, reason: String },
+    /// S3 answered with an error.
+    #[error("S3 error at {location}: {reason}")]
+    S3 { location: String, reason: String },
+    /// The AWS settings (environment, profile files) are unusable.
+    #[error("AWS configuration: {0}")]
+    AwsConfig(String),
     /// Object store I/O failed.
     #[error(transparent)]
     ObjectStore(#[from] object_store::Error),

@@ -1,5 +1,4 @@
-//! The lake: a root directory (or, later, bucket prefix) holding one directory per event data
-//! store. Every store's configuration lives in `<store>/_trawl/store.json`.
+//! The lake: a root directory or bucket prefix holding one directory per event data store. Every store's configuration lives in `<store>/_trawl/store.json`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,6 +7,7 @@ use chrono::Duration;
 use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use url::Url;
 
@@ -28,11 +28,24 @@ pub struct Lake {
 }
 
 impl Lake {
-    /// Opens the lake at `location`: a local path or a `file://` URL. A missing local directory
-    /// is created.
+    /// Opens the lake at `location`: a local path, a `file://` URL or `s3://bucket/prefix`. A
+    /// missing local directory is created.
     pub fn open(location: &str) -> Result<Self> {
         let invalid = |reason: String| Error::InvalidLocation { location: location.into(), reason };
         let path = match Url::parse(location) {
+            Ok(mut url) if url.scheme() == "s3" => {
+                if !url.path().ends_with('/') {
+                    url.set_path(&format!("{}/", url.path()));
+                }
+                crate::s3::register_with_delta();
+                let (bucket, prefix) = crate::s3::bucket_of(&url)?;
+                let objects: Arc<dyn ObjectStore> = if prefix.as_ref().is_empty() {
+                    bucket
+                } else {
+                    Arc::new(PrefixStore::new(bucket, prefix))
+                };
+                return Ok(Self { url, objects });
+            }
             Ok(url) if url.scheme() == "file" => {
                 url.to_file_path().map_err(|()| invalid("not a local file URL".into()))?
             }
@@ -67,6 +80,11 @@ impl Lake {
         &self.objects
     }
 
+    /// An object store error of this lake, naming the lake when access was refused.
+    pub(crate) fn explain(&self, error: object_store::Error) -> Error {
+        crate::s3::explain(error, &self.url)
+    }
+
     pub(crate) fn store_url(&self, name: &str) -> Url {
         // Store names are validated to URL-safe characters.
         self.url.join(&format!("{name}/")).expect("validated store names join to a URL")
@@ -78,7 +96,7 @@ impl Lake {
 
     /// Every store in the lake, pending deletion included, sorted by name.
     pub async fn stores(&self) -> Result<Vec<StoreConfig>> {
-        let listing = self.objects.list_with_delimiter(None).await?;
+        let listing = self.objects.list_with_delimiter(None).await.map_err(|e| self.explain(e))?;
         let mut stores = Vec::new();
         for dir in listing.common_prefixes {
             let Some(name) = dir.filename() else { continue };
@@ -97,7 +115,7 @@ impl Lake {
 
     async fn read_config(&self, name: &str) -> Result<StoreConfig> {
         let path = Self::config_path(name);
-        let bytes = self.objects.get(&path).await?.bytes().await?;
+        let bytes = self.objects.get(&path).await.map_err(|e| self.explain(e))?.bytes().await?;
         serde_json::from_slice(&bytes)
             .map_err(|source| Error::CorruptMetadata { path: path.to_string(), source })
     }
@@ -142,7 +160,7 @@ impl Lake {
             Err(object_store::Error::AlreadyExists { .. }) => {
                 Err(Error::StoreExists(eds.config().name.clone()))
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(self.explain(e)),
         }
     }
 
@@ -150,7 +168,7 @@ impl Lake {
     pub async fn write_config(&self, config: &StoreConfig) -> Result<()> {
         config.validate()?;
         let body = PutPayload::from(serde_json::to_vec_pretty(config).expect("config serializes"));
-        self.objects.put(&Self::config_path(&config.name), body).await?;
+        self.objects.put(&Self::config_path(&config.name), body).await.map_err(|e| self.explain(e))?;
         Ok(())
     }
 

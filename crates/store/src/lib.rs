@@ -1,7 +1,7 @@
 //! trawl-store: the on-disk contract of trawl.
 //!
 //! ```text
-//! <lake>/                        local directory (S3 prefixes later)
+//! <lake>/                        a local directory or s3://bucket/prefix
 //!   <store-name>/                one event data store = one Delta table
 //!     _delta_log/                the only truth about which files are live
 //!     eventdate=YYYY-MM-DD/      UTC date of eventTime
@@ -23,9 +23,11 @@ mod eds;
 mod error;
 mod lake;
 pub mod retention;
+pub mod s3;
 pub mod schema;
 pub mod selectors;
 pub mod time;
+pub mod trail;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::{
