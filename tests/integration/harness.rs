@@ -11,15 +11,29 @@ pub(crate) fn fixture(rel: &str) -> String {
     fixtures().join(rel).display().to_string()
 }
 
-/// A lake in a temporary directory and a pinned clock.
+/// A lake (in a temporary directory, or at a URL) and a pinned clock.
 pub(crate) struct Lake {
     pub(crate) dir: tempfile::TempDir,
     pub(crate) now: String,
+    /// The lake's location when it is not the temporary directory.
+    pub(crate) location: Option<String>,
+    /// Environment of every run.
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl Lake {
     pub(crate) fn new(now: &str) -> Self {
-        Self { dir: tempfile::tempdir().expect("tempdir"), now: now.to_owned() }
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            now: now.to_owned(),
+            location: None,
+            env: Vec::new(),
+        }
+    }
+
+    /// A lake at `location` (`s3://...`), run with `env`.
+    pub(crate) fn at(location: &str, now: &str, env: Vec<(String, String)>) -> Self {
+        Self { location: Some(location.to_owned()), env, ..Self::new(now) }
     }
 
     pub(crate) fn root(&self) -> PathBuf {
@@ -28,7 +42,8 @@ impl Lake {
 
     pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_trawl"));
-        cmd.args(args).env("TRAWL_LAKE", self.root()).env("TRAWL_NOW", &self.now);
+        let lake = self.location.clone().unwrap_or_else(|| self.root().display().to_string());
+        cmd.args(args).env("TRAWL_LAKE", lake).env("TRAWL_NOW", &self.now).envs(self.env.iter().cloned());
         cmd
     }
 
@@ -93,11 +108,19 @@ pub(crate) fn python() -> String {
     std::env::var("TRAWL_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 
+/// `tests/python/SCRIPT` run by the test Python.
+pub(crate) fn python_script(script: &str) -> Command {
+    let mut cmd = Command::new(python());
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script));
+    // cargo points this at build outputs, aws-lc's libcrypto among them, which must not
+    // replace the OpenSSL that Python's hashing and signing were built against.
+    cmd.env_remove("LD_LIBRARY_PATH");
+    cmd
+}
+
 /// Runs `tests/python/SCRIPT` with the test Python; panics with its output when it fails.
 pub(crate) fn run_python(script: &str, args: &[&str]) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script);
-    let out = Command::new(python())
-        .arg(path)
+    let out = python_script(script)
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {} (set TRAWL_TEST_PYTHON): {e}", python()));

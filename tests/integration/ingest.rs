@@ -124,7 +124,7 @@ fn retention_at_ingest_and_apply() {
     assert!(before > 250);
 
     // On 2024-08-09 the partitions up to 2024-08-01 have expired.
-    let later = Lake { dir: lake.dir, now: "2024-08-09T12:00:00Z".into() };
+    let later = Lake { now: "2024-08-09T12:00:00Z".into(), ..lake };
     let dry = later.ok(&["retention", "apply", "--store", "short", "--dry-run"]);
     assert!(dry.contains("would delete 3 partitions"), "{dry}");
     assert_eq!(later.events("short"), before);

@@ -6,5 +6,6 @@ mod harness;
 mod ingest;
 mod query;
 mod repl;
+mod s3;
 mod slt;
 mod store;

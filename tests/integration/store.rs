@@ -64,9 +64,9 @@ fn termination_protection_delete_restore_purge() {
 
     // Deleted again; six days later it is still restorable, seven days later it is gone.
     lake.ok(&["store", "delete", "keep-me"]);
-    let later = Lake { dir: lake.dir, now: "2026-01-07T00:00:00Z".into() };
+    let later = Lake { now: "2026-01-07T00:00:00Z".into(), ..lake };
     assert!(later.ok(&["store", "list"]).contains("keep-me"));
-    let later = Lake { dir: later.dir, now: "2026-01-08T00:00:00Z".into() };
+    let later = Lake { now: "2026-01-08T00:00:00Z".into(), ..later };
     assert!(!later.ok(&["store", "list"]).contains("keep-me"));
     assert!(!later.root().join("keep-me").exists());
 }

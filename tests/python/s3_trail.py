@@ -1,7 +1,9 @@
 """S3 test data for trawl, written with boto3 to an S3-compatible server (moto).
 
-  s3_trail.py layout ENDPOINT BUCKET        a trail bucket layout made from the stratus-red-team
-                                            fixture events; prints a JSON summary
+  s3_trail.py bucket ENDPOINT BUCKET        creates a bucket
+  s3_trail.py layout ENDPOINT BUCKET [N]    a trail bucket layout made from the stratus-red-team
+                                            fixture events, N files per account, region and day
+                                            (default 3); prints a JSON summary
   s3_trail.py add ENDPOINT BUCKET DAY       one more log file on DAY (YYYY-MM-DD); prints its
                                             event count
   s3_trail.py iam ENDPOINT                  an IAM user with an access key allowed s3:*; prints
@@ -9,7 +11,7 @@
 
 The layout: accounts 111111111111 and 222222222222 (a trail of each) and an organization trail
 o-trawltest1 holding account 333333333333; regions us-east-1 and eu-west-1; days 2026-03-01 to
-2026-03-10; three files per account, region and day, events spread over the day's hours. Next to
+2026-03-10; N files per account, region and day, events spread over the day's hours. Next to
 it: CloudTrail-Digest/ files, CloudTrail-Insight/ files (Insights events) and a Config/ file,
 which an import must leave out. Event ids are unique; every event's time is inside its file's day.
 """
@@ -30,7 +32,6 @@ OWNERS = [("", "111111111111"), ("", "222222222222"), ("o-trawltest1/", "3333333
 REGIONS = ["us-east-1", "eu-west-1"]
 FIRST_DAY = datetime.date(2026, 3, 1)
 DAYS = 10
-FILES_PER_DAY = 3
 
 
 def client(endpoint):
@@ -56,7 +57,7 @@ def make_file(rng, pool, account, region, day, index):
     records = []
     for n in range(rng.randint(3, 8)):
         event = json.loads(json.dumps(rng.choice(pool)))
-        hour = min(23, index * 8 + rng.randint(0, 7))
+        hour = rng.randint(0, 23)
         at = datetime.datetime(day.year, day.month, day.day, hour, rng.randint(0, 59), rng.randint(0, 59))
         event["eventTime"] = at.strftime("%Y-%m-%dT%H:%M:%SZ")
         event["eventID"] = str(uuid.UUID(bytes=hashlib.md5(f"{account}{region}{day}{index}{n}".encode()).digest()))
@@ -70,7 +71,11 @@ def put_gz(s3, bucket, name, value):
     s3.put_object(Bucket=bucket, Key=name, Body=gzip.compress(json.dumps(value).encode()))
 
 
-def layout(endpoint, bucket):
+def bucket(endpoint, name):
+    client(endpoint).create_bucket(Bucket=name)
+
+
+def layout(endpoint, bucket, files_per_day="3"):
     s3 = client(endpoint)
     s3.create_bucket(Bucket=bucket)
     rng = random.Random(7)
@@ -82,11 +87,11 @@ def layout(endpoint, bucket):
         for region in REGIONS:
             for d in range(DAYS):
                 day = FIRST_DAY + datetime.timedelta(days=d)
-                for index in range(FILES_PER_DAY):
+                for index in range(int(files_per_day)):
                     records = make_file(rng, pool, account, region, day, index)
                     name = (
                         f"{base}/CloudTrail/{region}/{day:%Y/%m/%d}/"
-                        f"{account}_CloudTrail_{region}_{day:%Y%m%d}T{index * 8:02d}05Z_{index:016d}.json.gz"
+                        f"{account}_CloudTrail_{region}_{day:%Y%m%d}T{index % 24:02d}05Z_{index:016d}.json.gz"
                     )
                     put_gz(s3, bucket, name, {"Records": records})
                     per_day[str(day)] = per_day.get(str(day), 0) + len(records)
@@ -124,4 +129,4 @@ def iam(endpoint):
 
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
-    {"layout": layout, "add": add, "iam": iam}[command](*args)
+    {"bucket": bucket, "layout": layout, "add": add, "iam": iam}[command](*args)

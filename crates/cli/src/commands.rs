@@ -35,7 +35,9 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
     let lake = Lake::open(location).with_context(|| format!("cannot open the lake at {location}"))?;
     let clock = clock()?;
     // Stores deleted seven days ago or more go for good.
-    lake.purge_expired(clock.as_ref()).await.context("cannot purge deleted stores")?;
+    lake.purge_expired(clock.as_ref())
+        .await
+        .with_context(|| format!("cannot read the lake at {location}"))?;
     match command {
         Command::Store(cmd) => store(&lake, cmd, clock.as_ref()).await,
         Command::Ingest(args) => ingest_cmd(&lake, args, clock.as_ref()).await,
@@ -283,6 +285,9 @@ async fn ingest_cmd(lake: &Lake, args: IngestArgs, clock: &dyn Clock) -> Result<
     // Live ingestion: each round lists again (from the newest day prefix seen, less a day, for
     // late deliveries) and takes only objects the ledger does not have.
     let mut clean = true;
+    // Registered once, so an interrupt during a round is not lost: it ends the next wait.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     loop {
         let report = ingest_once(&eds, &args.sources, &options, args.strict).await?;
         clean &= report.is_clean();
@@ -290,7 +295,7 @@ async fn ingest_cmd(lake: &Lake, args: IngestArgs, clock: &dyn Clock) -> Result<
             options.scope.listed_from = Some(newest - chrono::Days::new(1));
         }
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut interrupted => break,
             _ = tokio::time::sleep(std::time::Duration::from_secs(every.max(1))) => {}
         }
         options.now = clock.now();
