@@ -554,3 +554,89 @@ fn credentials_from_env_profiles_and_wrong_keys() {
         .expect(1, &["ingest", "--store", "x", "s3://secure-lake/AWSLogs/"]);
     assert!(err.contains("access denied to s3://secure-lake/"), "{err}");
 }
+
+#[test]
+fn raw_trail_queries_equal_store_queries() {
+    let moto = Moto::start(&[]);
+    let summary = layout(&moto, "athena-trail", "3");
+    moto.script(&["bucket", "lake"]);
+    let lake = Lake::at("s3://lake/", NOW, moto.env());
+    lake.ok(&["ingest", "--store", "ingested", "s3://athena-trail/"]);
+    let total = summary["events"].as_u64().expect("events");
+
+    let queries = [
+        "SELECT count(*), count(DISTINCT eventid), min(eventtime), max(eventtime) FROM {t}",
+        "SELECT eventid, eventname, eventsource, awsregion, recipientaccountid, sourceipaddress, \
+         useridentity.arn, element_at(requestparameters, 'bucketName') AS bucket, errorcode, readonly \
+         FROM {t} WHERE eventtime >= '2026-03-04 00:00:00' AND eventtime < '2026-03-05 00:00:00' ORDER BY eventid",
+        "SELECT eventname, count(*) AS n FROM {t} WHERE eventtime BETWEEN '2026-03-02 06:00:00' AND '2026-03-08 18:00:00' \
+         GROUP BY eventname ORDER BY n DESC, eventname",
+        "SELECT useridentity.type, count(*) FROM {t} WHERE recipientaccountid = '333333333333' GROUP BY 1 ORDER BY 1",
+    ];
+    for q in queries {
+        let raw = lake.ok(&[
+            "query",
+            "-q",
+            "--format",
+            "csv",
+            "--trail",
+            "s3://athena-trail/",
+            &q.replace("{t}", "trail"),
+        ]);
+        let stored = lake.ok(&["query", "-q", "--format", "csv", &q.replace("{t}", "ingested")]);
+        assert_eq!(raw, stored, "{q}");
+        assert!(raw.lines().count() > 1, "{q}: no rows");
+    }
+
+    // One day in the query: only the day prefixes of that day and the next are read.
+    let (_, before) = moto.lists_and_gets("athena-trail");
+    let one_day = "SELECT count(*) FROM logs WHERE eventtime >= '2026-03-04 00:00:00' AND eventtime < '2026-03-05 00:00:00'";
+    let count = lake.ok(&["query", "-q", "--format", "csv", "--trail", "logs=s3://athena-trail/", one_day]);
+    let (_, after) = moto.lists_and_gets("athena-trail");
+    assert_eq!(after - before, 3 * 2 * 2 * 3, "GETs for one day of a ten-day layout");
+    assert_eq!(count.lines().nth(1), Some(summary["per_day"]["2026-03-04"].to_string().as_str()));
+
+    // The whole layout, and the shell's \trail.
+    let all = lake.ok(&[
+        "query",
+        "-q",
+        "--format",
+        "csv",
+        "--trail",
+        "s3://athena-trail/",
+        "SELECT count(*) FROM trail",
+    ]);
+    assert_eq!(all.lines().nth(1), Some(total.to_string().as_str()));
+    let mut shell = lake
+        .command(&[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("trawl");
+    use std::io::Write;
+    shell
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"\\trail ct s3://athena-trail/AWSLogs/111111111111/\n\\format csv\nSELECT count(DISTINCT recipientaccountid) AS accounts FROM ct;\n\\d\n")
+        .expect("write");
+    let out = shell.wait_with_output().expect("shell");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("accounts\n1\n"), "{stdout}");
+    assert!(stdout.contains("ct\ttrail logs at s3://athena-trail/AWSLogs/111111111111/"), "{stdout}");
+}
+
+#[test]
+fn raw_trail_over_a_local_directory() {
+    let lake = Lake::new(NOW);
+    let dir = crate::harness::fixture("stratus-red-team-detonation-logs");
+    lake.ok(&["ingest", "--store", "stratus", &dir]);
+    let q = "SELECT DISTINCT eventid, eventname, eventtime, useridentity.arn FROM {t} ORDER BY eventid";
+    let trail = format!("local={dir}");
+    let raw = lake.ok(&["query", "-q", "--format", "csv", "--trail", &trail, &q.replace("{t}", "local")]);
+    let stored = lake.ok(&["query", "-q", "--format", "csv", &q.replace("{t}", "stratus")]);
+    assert_eq!(raw, stored);
+    assert!(raw.lines().count() > 100);
+}

@@ -76,6 +76,10 @@ struct QueryArgs {
     /// A placeholder value, as NAME=VALUE (fills $NAME in the SQL)
     #[arg(long = "param", value_name = "NAME=VALUE")]
     params: Vec<String>,
+    /// Raw trail logs as a table, as Athena reads them: URL (table `trail`) or NAME=URL; URL is
+    /// s3://bucket/[prefix/] or a local directory; eventtime bounds prune the day prefixes read
+    #[arg(long = "trail", value_name = "[NAME=]URL")]
+    trails: Vec<String>,
     /// Only events at or after this time, in every store (RFC 3339 or YYYY-MM-DD)
     #[arg(long, value_name = "TIME")]
     from: Option<String>,

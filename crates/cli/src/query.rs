@@ -32,6 +32,14 @@ pub(crate) async fn run(location: &str, args: QueryArgs) -> Result<ExitCode> {
     let mut lake = Lake::open_with(location, &options)
         .await
         .with_context(|| format!("cannot open the lake at {location}"))?;
+    for t in &args.trails {
+        let (name, location) = match t.split_once('=') {
+            Some((name, location)) if !name.contains('/') => (name, location),
+            _ => ("trail", t.as_str()),
+        };
+        lake.register_trail(name, location, std::sync::Arc::new(trawl_ingest::decode_file))
+            .with_context(|| format!("--trail {t}"))?;
+    }
     for p in &args.params {
         let Some((name, value)) = p.split_once('=') else {
             bail!("--param {p}: expected NAME=VALUE");

@@ -38,6 +38,7 @@ columns (nested ones with dots: userIdentity.sessionContext...). Ctrl-C cancels 
   \\o [FILE]        results to FILE (none: back to the terminal)
   \\i FILE          run the statements of FILE
   \\set [NAME VALUE] set a $NAME placeholder (none: list them)
+  \\trail NAME URL   a table over raw trail logs (s3://bucket/prefix/ or a directory)
   \\examples [N]    list the bundled audit queries, or run number N
   \\q               quit
   \\?               this help";
@@ -86,7 +87,8 @@ const KEYWORDS: &[&str] = &[
     "PARTITION BY",
 ];
 
-const META: &[&str] = &["\\d", "\\format", "\\timing", "\\o", "\\i", "\\set", "\\examples", "\\q", "\\?"];
+const META: &[&str] =
+    &["\\d", "\\format", "\\timing", "\\o", "\\i", "\\set", "\\trail", "\\examples", "\\q", "\\?"];
 
 /// One shell: the lake, the settings its meta-commands change, and where results go.
 pub(crate) struct Session<'r> {
@@ -201,6 +203,9 @@ impl<'r> Session<'r> {
                 for s in self.lake.stores() {
                     out.push_str(&format!("{}\t{}\n", s.name, s.id));
                 }
+                for (name, location) in self.lake.trails() {
+                    out.push_str(&format!("{name}\ttrail logs at {location}\n"));
+                }
                 self.emit(&out)?;
             }
             ("d", [store]) => {
@@ -245,6 +250,10 @@ impl<'r> Session<'r> {
             }
             ("set", [name, value @ ..]) if !value.is_empty() => {
                 self.lake.set_param(name.trim_start_matches('$'), &value.join(" "));
+            }
+            ("trail", [name, location]) => {
+                self.lake.register_trail(name, location, std::sync::Arc::new(trawl_ingest::decode_file))?;
+                eprintln!("{name}: the raw trail logs at {location}");
             }
             ("examples", []) => {
                 for (i, (name, sql)) in EXAMPLES.iter().enumerate() {

@@ -30,6 +30,27 @@ pub use export::{ExportReport, export};
 pub use ingest::{IngestOptions, IngestReport, NoProgress, Progress, ingest};
 pub use source::{Origin, SourceFile, Sources, discover, discover_all, is_url};
 
+/// Decodes one raw CloudTrail file (gzip or not, any framing) into a batch of the event schema,
+/// as raw trail tables read them: every CloudTrail event, Insights events and digests left out,
+/// malformed records skipped. `Ok(None)` when the file holds no event; `Err` names why the file
+/// cannot be read at all.
+pub fn decode_file(
+    name: &str,
+    raw: Vec<u8>,
+) -> std::result::Result<Option<arrow::array::RecordBatch>, String> {
+    let bytes = source::decompress(raw)?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|e| format!("not UTF-8 text (byte {})", e.valid_up_to()))?;
+    let selectors = trawl_store::selectors::SelectorSet::default();
+    let rules = event::Rules {
+        selectors: &selectors,
+        retention_cutoff: chrono::DateTime::<chrono::Utc>::MIN_UTC,
+        window: (None, None),
+    };
+    let (mut builder, _, _) = decode::decode_text(name, text, &rules);
+    Ok((builder.rows() > 0).then(|| builder.finish().0))
+}
+
 #[doc(hidden)]
 pub mod bench {
     //! Entry points for the criterion benchmarks; not a stable API.

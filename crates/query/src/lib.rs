@@ -44,6 +44,7 @@ mod functions;
 mod pruning;
 mod stats;
 mod syntax;
+mod trail;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,6 +61,7 @@ use datafusion::sql::sqlparser::ast::Statement;
 
 pub use error::{Error, Result};
 pub use stats::QueryStats;
+pub use trail::{Decoder, TrailTable};
 
 /// A store as SQL sees it.
 #[derive(Debug, Clone)]
@@ -70,13 +72,25 @@ pub struct StoreTable {
     pub id: String,
 }
 
+/// `provider` showing only the events inside `bounds`.
+fn bounded(
+    name: &str,
+    provider: Arc<dyn datafusion::datasource::TableProvider>,
+    bounds: TimeBounds,
+) -> Result<Arc<dyn datafusion::datasource::TableProvider>> {
+    let Some(bound) = time_filter(bounds) else { return Ok(provider) };
+    let source = datafusion::datasource::provider_as_source(provider);
+    let plan = LogicalPlanBuilder::scan(name, source, None)?.filter(bound)?.build()?;
+    Ok(Arc::new(datafusion::catalog::view::ViewTable::new(plan, None)))
+}
+
 /// Options of [`Lake::open_with`].
 #[derive(Debug, Clone, Default)]
 pub struct LakeOptions {
     /// Memory for query execution, in bytes; operators spill to disk past it. `None`: no limit.
     pub memory_limit: Option<usize>,
     /// Every store shows only events with `from <= eventTime < to`.
-    pub time_bounds: (Option<chrono::DateTime<chrono::Utc>>, Option<chrono::DateTime<chrono::Utc>>),
+    pub time_bounds: TimeBounds,
 }
 
 /// A lake opened for SQL.
@@ -87,7 +101,12 @@ pub struct Lake {
     /// Every column and nested field path of the stores, lower case, for suggestions.
     columns: Vec<String>,
     params: HashMap<String, String>,
+    /// Raw trail tables: (name, location).
+    trails: Vec<(String, String)>,
+    time_bounds: TimeBounds,
 }
+
+type TimeBounds = (Option<chrono::DateTime<chrono::Utc>>, Option<chrono::DateTime<chrono::Utc>>);
 
 impl std::fmt::Debug for Lake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,14 +172,11 @@ impl Lake {
             let table = eds.table().await?;
             table.update_datafusion_session(&ctx.state())?;
             let files = eds.files(&table)?.len() as u64;
-            let mut provider: Arc<dyn datafusion::datasource::TableProvider> =
-                Arc::new(pruning::StoreProvider::new(table.table_provider().await?, files, tally.clone()));
-            if let Some(bound) = time_filter(options.time_bounds) {
-                let source = datafusion::datasource::provider_as_source(provider);
-                let plan =
-                    LogicalPlanBuilder::scan(config.name.as_str(), source, None)?.filter(bound)?.build()?;
-                provider = Arc::new(datafusion::catalog::view::ViewTable::new(plan, None));
-            }
+            let provider = bounded(
+                &config.name,
+                Arc::new(pruning::StoreProvider::new(table.table_provider().await?, files, tally.clone())),
+                options.time_bounds,
+            )?;
             if columns.is_empty() {
                 for field in provider.schema().fields() {
                     field_paths(&mut columns, field.name(), field.data_type());
@@ -170,7 +186,38 @@ impl Lake {
             ctx.register_table(config.id.to_string().as_str(), provider)?;
             stores.push(StoreTable { name: config.name.clone(), id: config.id.to_string() });
         }
-        Ok(Self { ctx, tally, stores, columns, params: HashMap::new() })
+        Ok(Self {
+            ctx,
+            tally,
+            stores,
+            columns,
+            params: HashMap::new(),
+            trails: Vec::new(),
+            time_bounds: options.time_bounds,
+        })
+    }
+
+    /// Registers the raw CloudTrail log files under `location` (`s3://bucket/prefix/` or a local
+    /// directory; trail layouts are pruned by the query's `eventtime` bounds) as the table
+    /// `name`, with the schema of a store. `decode` turns a file into events:
+    /// `trawl_ingest::decode_file`.
+    pub fn register_trail(&mut self, name: &str, location: &str, decode: Decoder) -> Result<()> {
+        if self.stores.iter().any(|s| s.name.eq_ignore_ascii_case(name)) {
+            return Err(Error::Unsupported(format!(
+                "'{name}' is already an event data store; name the trail table otherwise"
+            )));
+        }
+        let table = bounded(name, Arc::new(TrailTable::open(location, decode)?), self.time_bounds)?;
+        self.ctx.deregister_table(name)?;
+        self.ctx.register_table(name, table)?;
+        self.trails.retain(|(n, _)| n != name);
+        self.trails.push((name.to_owned(), location.to_owned()));
+        Ok(())
+    }
+
+    /// The raw trail tables registered: (name, location).
+    pub fn trails(&self) -> &[(String, String)] {
+        &self.trails
     }
 
     /// The stores registered as tables.
@@ -321,9 +368,7 @@ fn field_paths(out: &mut Vec<String>, path: &str, t: &arrow::datatypes::DataType
 }
 
 /// `eventtime >= from AND eventtime < to`, for the bounds given.
-fn time_filter(
-    (from, to): (Option<chrono::DateTime<chrono::Utc>>, Option<chrono::DateTime<chrono::Utc>>),
-) -> Option<Expr> {
+fn time_filter((from, to): TimeBounds) -> Option<Expr> {
     use datafusion::common::ScalarValue;
     use datafusion::logical_expr::{col, lit};
     let at = |t: chrono::DateTime<chrono::Utc>| {

@@ -88,10 +88,43 @@ impl TableProvider for StoreProvider {
 
 /// `eventdate` bounds implied by one filter on `eventtime`.
 pub(crate) fn date_bounds(filter: &Expr) -> Vec<Expr> {
+    day_bounds(filter)
+        .into_iter()
+        .map(|(bound, day)| match bound {
+            Bound::From => col(EVENT_DATE).gt_eq(lit_date(day)),
+            Bound::To => col(EVENT_DATE).lt_eq(lit_date(day)),
+            Bound::On => col(EVENT_DATE).eq(lit_date(day)),
+        })
+        .collect()
+}
+
+/// The first and last UTC days that `filters` on `eventtime` allow.
+pub(crate) fn day_range(filters: &[Expr]) -> (Option<NaiveDate>, Option<NaiveDate>) {
+    let (mut first, mut last): (Option<NaiveDate>, Option<NaiveDate>) = (None, None);
+    for (bound, day) in filters.iter().flat_map(day_bounds) {
+        if matches!(bound, Bound::From | Bound::On) {
+            first = first.max(Some(day));
+        }
+        if matches!(bound, Bound::To | Bound::On) {
+            last = Some(last.map_or(day, |l| l.min(day)));
+        }
+    }
+    (first, last)
+}
+
+/// How an `eventtime` filter bounds the days: from, to (both inclusive) or on a day.
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    From,
+    To,
+    On,
+}
+
+fn day_bounds(filter: &Expr) -> Vec<(Bound, NaiveDate)> {
     match filter {
         Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
-            let mut v = date_bounds(left);
-            v.extend(date_bounds(right));
+            let mut v = day_bounds(left);
+            v.extend(day_bounds(right));
             v
         }
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
@@ -100,19 +133,22 @@ pub(crate) fn date_bounds(filter: &Expr) -> Vec<Expr> {
                 (false, true) => (op.swap().unwrap_or(*op), timestamp_of(left)),
                 _ => return Vec::new(),
             };
-            let Some(day) = t else { return Vec::new() };
+            let Some(t) = t else { return Vec::new() };
+            let day = t.date_naive();
             match op {
-                Operator::Gt | Operator::GtEq => vec![col(EVENT_DATE).gt_eq(lit_date(day))],
-                Operator::Lt | Operator::LtEq => vec![col(EVENT_DATE).lt_eq(lit_date(day))],
-                Operator::Eq => vec![col(EVENT_DATE).eq(lit_date(day))],
+                Operator::Gt | Operator::GtEq => vec![(Bound::From, day)],
+                // Before midnight: the day before is the last.
+                Operator::Lt if t.time() == chrono::NaiveTime::MIN => {
+                    day.pred_opt().map(|d| vec![(Bound::To, d)]).unwrap_or_default()
+                }
+                Operator::Lt | Operator::LtEq => vec![(Bound::To, day)],
+                Operator::Eq => vec![(Bound::On, day)],
                 _ => Vec::new(),
             }
         }
         Expr::Between(Between { expr, negated: false, low, high }) if is_event_time(expr) => {
             match (timestamp_of(low), timestamp_of(high)) {
-                (Some(lo), Some(hi)) => {
-                    vec![col(EVENT_DATE).gt_eq(lit_date(lo)), col(EVENT_DATE).lt_eq(lit_date(hi))]
-                }
+                (Some(lo), Some(hi)) => vec![(Bound::From, lo.date_naive()), (Bound::To, hi.date_naive())],
                 _ => Vec::new(),
             }
         }
@@ -129,8 +165,8 @@ fn is_event_time(e: &Expr) -> bool {
     }
 }
 
-/// The UTC day of a timestamp literal (any unit), or of a string literal that parses as one.
-fn timestamp_of(e: &Expr) -> Option<NaiveDate> {
+/// A timestamp literal (any unit), or a string literal that parses as one.
+fn timestamp_of(e: &Expr) -> Option<DateTime<chrono::Utc>> {
     let micros = match e {
         Expr::Literal(v, _) => match v {
             ScalarValue::TimestampSecond(Some(s), _) => s.checked_mul(1_000_000)?,
@@ -146,7 +182,7 @@ fn timestamp_of(e: &Expr) -> Option<NaiveDate> {
         Expr::TryCast(c) => return timestamp_of(&c.expr),
         _ => return None,
     };
-    Some(DateTime::from_timestamp_micros(micros)?.date_naive())
+    DateTime::from_timestamp_micros(micros)
 }
 
 fn lit_date(day: NaiveDate) -> Expr {
@@ -169,7 +205,14 @@ mod tests {
             .gt_eq(t("2024-01-02T10:00:00Z"))
             .and(t("2024-01-05T00:00:00Z").gt(col(EVENT_TIME)));
         let got: Vec<String> = date_bounds(&f).iter().map(|e| e.to_string()).collect();
-        assert_eq!(got, vec!["eventdate >= Date32(\"2024-01-02\")", "eventdate <= Date32(\"2024-01-05\")"]);
+        // Before midnight of the 5th: the 4th is the last day.
+        assert_eq!(got, vec!["eventdate >= Date32(\"2024-01-02\")", "eventdate <= Date32(\"2024-01-04\")"]);
+        let day = |s: &str| s.parse::<NaiveDate>().ok();
+        assert_eq!(day_range(std::slice::from_ref(&f)), (day("2024-01-02"), day("2024-01-04")));
+        let on = col(EVENT_TIME)
+            .lt_eq(t("2024-01-05T00:00:00Z"))
+            .and(col(EVENT_TIME).gt(t("2024-01-03T08:00:00Z")));
+        assert_eq!(day_range(&[f, on]), (day("2024-01-03"), day("2024-01-04")));
         assert!(date_bounds(&col("eventname").eq(lit("x"))).is_empty());
         assert!(
             date_bounds(&col(EVENT_TIME).gt(t("2024-01-01T00:00:00Z")).or(col("x").eq(lit(1)))).is_empty()
