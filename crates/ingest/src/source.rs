@@ -46,15 +46,13 @@ impl SourceFile {
             }
             Origin::Object(store, path) => {
                 let get = async { store.get(path).await?.bytes().await };
-                get.await.map(|b| b.to_vec()).map_err(|e| format!("cannot read: {}", short(&e)))
+                get.await.map(|b| b.to_vec()).map_err(|e| match Url::parse(&self.id.location) {
+                    Ok(url) => format!("cannot read: {}", trawl_store::s3::explain(e, &url)),
+                    Err(_) => format!("cannot read: {e}"),
+                })
             }
         }
     }
-}
-
-/// An object store error in one line.
-fn short(e: &object_store::Error) -> String {
-    e.to_string().lines().next().unwrap_or_default().to_owned()
 }
 
 /// What discovery found.

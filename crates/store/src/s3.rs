@@ -46,13 +46,17 @@ pub fn bucket_of(url: &Url) -> Result<(Arc<dyn ObjectStore>, Path)> {
 /// refused, naming the location; other S3 errors reduced to their code and message.
 pub fn explain(error: object_store::Error, url: &Url) -> Error {
     let location = url.to_string();
-    let (code, message) = match &error {
+    let (code, message, cause) = match &error {
         object_store::Error::NotFound { .. } | object_store::Error::AlreadyExists { .. } => {
             return Error::ObjectStore(error);
         }
         object_store::Error::PermissionDenied { source, .. }
         | object_store::Error::Unauthenticated { source, .. }
-        | object_store::Error::Generic { source, .. } => s3_error(&chain(source.as_ref())),
+        | object_store::Error::Generic { source, .. } => {
+            let text = chain(source.as_ref());
+            let (code, message) = s3_error(&text);
+            (code, message, text.lines().last().unwrap_or_default().to_owned())
+        }
         _ => return Error::ObjectStore(error),
     };
     match code.as_deref() {
@@ -70,7 +74,8 @@ pub fn explain(error: object_store::Error, url: &Url) -> Error {
             Error::AccessDenied { location, reason: message }
         }
         Some(code) => Error::S3 { location, reason: format!("{code}: {message}") },
-        None => Error::ObjectStore(error),
+        // No answer from S3 at all: say why, once (the chain repeats the request at each level).
+        None => Error::S3 { location, reason: cause },
     }
 }
 
