@@ -111,28 +111,28 @@ pub(crate) fn decode(
     strict: bool,
 ) -> Decoded {
     let name = source.id.location.clone();
-    let bytes = match raw.and_then(decompress) {
-        Ok(b) => b,
+    let text = match raw.and_then(text) {
+        Ok(t) => t,
         Err(reason) => return rejected(source, reason),
     };
-    let text = match std::str::from_utf8(&bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let reason = format!("not UTF-8 text (byte {})", e.valid_up_to());
-            return rejected(source, reason);
-        }
-    };
+    let text = text.as_str();
     let (mut builder, counts, problems) = decode_text(&name, text, rules);
     if strict && let Some(first) = problems.first() {
         let reason = format!("{first} (--strict: nothing from this file was stored)");
         let mut d = rejected(source, reason);
         d.problems = problems;
         d.counts = Counts { appended: 0, ..counts };
-        d.json_bytes = bytes.len() as u64;
+        d.json_bytes = text.len() as u64;
         return d;
     }
     let batch = (builder.rows() > 0).then(|| builder.finish());
-    Decoded { source, batch, counts, problems, rejected: None, json_bytes: bytes.len() as u64 }
+    Decoded { source, batch, counts, problems, rejected: None, json_bytes: text.len() as u64 }
+}
+
+/// The text of a raw file: gunzipped when it is gzip, and UTF-8.
+pub(crate) fn text(raw: Vec<u8>) -> Result<String, String> {
+    String::from_utf8(decompress(raw)?)
+        .map_err(|e| format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()))
 }
 
 /// Frames, checks and builds one file's text: the rows kept, the counts and the problems.

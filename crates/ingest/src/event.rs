@@ -58,6 +58,13 @@ pub(crate) struct Rules<'a> {
     pub(crate) window: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
 }
 
+impl<'a> Rules<'a> {
+    /// Every event kept (whatever `selectors` say, for no selector at all).
+    pub(crate) fn keep_all(selectors: &'a SelectorSet) -> Self {
+        Self { selectors, retention_cutoff: DateTime::<Utc>::MIN_UTC, window: (None, None) }
+    }
+}
+
 /// A column of the batch: built from the event's JSON, or derived (built separately).
 #[allow(clippy::large_enum_variant)] // one per column, allocated once per builder
 enum Slot {

@@ -60,11 +60,6 @@ pub mod bench {
     /// ingest does for each file (all events kept).
     pub fn decode_text(text: &str) -> arrow::array::RecordBatch {
         let selectors = SelectorSet::default();
-        let rules = crate::event::Rules {
-            selectors: &selectors,
-            retention_cutoff: chrono::DateTime::<chrono::Utc>::MIN_UTC,
-            window: (None, None),
-        };
-        crate::decode::decode_text("bench", text, &rules).0.finish().0
+        crate::decode::decode_text("bench", text, &crate::event::Rules::keep_all(&selectors)).0.finish().0
     }
 }
