@@ -273,6 +273,11 @@ async fn commit_wave(
     };
     let days: BTreeSet<i32> =
         batches.iter().flat_map(|(b, _)| columns(b).0.values().iter().copied().collect::<Vec<_>>()).collect();
+    // Another writer may have committed since: its events must count as stored.
+    table.update_state().await.map_err(trawl_store::Error::from)?;
+    if table.version() != keys.version {
+        keys.clear();
+    }
     keys.ensure(store, table, &days).await?;
 
     // (date, time, batch, row) of every new event; file and record order break ties.
@@ -317,6 +322,7 @@ async fn commit_wave(
         }
     }
     let outcome = store.commit(table, &mut writer, ledger).await?;
+    keys.version = table.version();
     report.events_stored += order.len() as u64;
     report.bytes_written += outcome.bytes;
     report.commits += usize::from(outcome.version.is_some());
@@ -329,6 +335,8 @@ async fn commit_wave(
 struct KeyCache {
     days: HashMap<i32, HashSet<u128>>,
     total: usize,
+    /// The table version the keys are of.
+    version: Option<u64>,
 }
 
 impl KeyCache {
@@ -339,8 +347,7 @@ impl KeyCache {
         days: &BTreeSet<i32>,
     ) -> Result<()> {
         if self.total > KEY_CACHE_LIMIT {
-            self.days.clear();
-            self.total = 0;
+            self.clear();
         }
         let missing: HashSet<i32> = days.iter().copied().filter(|d| !self.days.contains_key(d)).collect();
         if missing.is_empty() {
@@ -370,6 +377,11 @@ impl KeyCache {
             }
         }
         Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.days.clear();
+        self.total = 0;
     }
 
     /// Records `key` for `day`; false when it was already there.

@@ -1,8 +1,9 @@
 //! trawl-ingest: CloudTrail files into event data stores, and back out.
 //!
 //! ```text
-//! files/dirs ─ discover ─ ledger? ─┬─ worker: read ─ gunzip ─ frame ─ check ─ build ─┐
-//!                                  └─ worker: ...                                     ├─ writer:
+//! files, dirs, s3:// ─ discover (trail layouts pruned) ─ ledger? ─ fetch (32 objects at once)
+//!     ─┬─ blocking pool: gunzip ─ frame ─ check ─ build ─┐
+//!      └─ ...                                            ├─ writer:
 //!     waves of whole files ─ dedupe (eventid, account) ─ sort by eventtime per day ─ Parquet ─ Delta commit ─ ledger
 //! ```
 //!
