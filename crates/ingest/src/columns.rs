@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, ListArray, MapBuilder, MapFieldNames, StringBuilder, StructArray,
-    TimestampMicrosecondBuilder,
+    Array, ArrayRef, BooleanBuilder, ListArray, MapArray, MapBuilder, MapFieldNames, StringBuilder,
+    StructArray, TimestampMicrosecondBuilder,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, FieldRef, Fields};
@@ -20,34 +20,49 @@ pub(crate) enum Column {
     Str(StringBuilder),
     Bool(BooleanBuilder),
     Time(TimestampMicrosecondBuilder),
-    Map(MapBuilder<StringBuilder, StringBuilder>),
-    Struct { fields: Fields, children: Vec<Column>, valid: Vec<bool> },
-    List { field: FieldRef, child: Box<Column>, offsets: Vec<i32>, valid: Vec<bool> },
+    /// The builder, and the schema's entries field (see `finish`).
+    Map(MapBuilder<StringBuilder, StringBuilder>, FieldRef),
+    Struct {
+        fields: Fields,
+        children: Vec<Column>,
+        valid: Vec<bool>,
+    },
+    List {
+        field: FieldRef,
+        child: Box<Column>,
+        offsets: Vec<i32>,
+        valid: Vec<bool>,
+    },
 }
 
 impl Column {
-    pub(crate) fn new(data_type: &DataType) -> Self {
+    /// A column for about `rows` values. Sized to the file: Arrow's default of 1,024 slots per
+    /// builder, over a hundred leaf columns, made small trail files cost a megabyte each.
+    pub(crate) fn new(data_type: &DataType, rows: usize) -> Self {
+        let strings = |n: usize| StringBuilder::with_capacity(n, n * 24);
         match data_type {
-            DataType::Utf8 => Column::Str(StringBuilder::new()),
-            DataType::Boolean => Column::Bool(BooleanBuilder::new()),
+            DataType::Utf8 => Column::Str(strings(rows)),
+            DataType::Boolean => Column::Bool(BooleanBuilder::with_capacity(rows)),
             DataType::Timestamp(_, tz) => {
-                Column::Time(TimestampMicrosecondBuilder::new().with_timezone_opt(tz.clone()))
+                Column::Time(TimestampMicrosecondBuilder::with_capacity(rows).with_timezone_opt(tz.clone()))
             }
-            DataType::Map(_, _) => {
+            DataType::Map(entries, _) => {
                 let names =
                     MapFieldNames { entry: "key_value".into(), key: "key".into(), value: "value".into() };
-                Column::Map(MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new()))
+                let builder =
+                    MapBuilder::with_capacity(Some(names), strings(rows * 4), strings(rows * 4), rows);
+                Column::Map(builder, entries.clone())
             }
             DataType::Struct(fields) => Column::Struct {
                 fields: fields.clone(),
-                children: fields.iter().map(|f| Column::new(f.data_type())).collect(),
-                valid: Vec::new(),
+                children: fields.iter().map(|f| Column::new(f.data_type(), rows)).collect(),
+                valid: Vec::with_capacity(rows),
             },
             DataType::List(field) => Column::List {
                 field: field.clone(),
-                child: Box::new(Column::new(field.data_type())),
+                child: Box::new(Column::new(field.data_type(), rows)),
                 offsets: vec![0],
-                valid: Vec::new(),
+                valid: Vec::with_capacity(rows),
             },
             other => unreachable!("the event schema has no {other} column"),
         }
@@ -58,7 +73,7 @@ impl Column {
             Column::Str(b) => b.append_null(),
             Column::Bool(b) => b.append_null(),
             Column::Time(b) => b.append_null(),
-            Column::Map(b) => b.append(false).expect("map builder keys and values are in step"),
+            Column::Map(b, _) => b.append(false).expect("map builder keys and values are in step"),
             Column::Struct { children, valid, .. } => {
                 children.iter_mut().for_each(Column::append_null);
                 valid.push(false);
@@ -85,7 +100,7 @@ impl Column {
             Column::Time(b) => {
                 b.append_option(as_str(raw).and_then(|s| parse_timestamp(&s)).map(|t| t.timestamp_micros()))
             }
-            Column::Map(b) => match Entries::of(raw) {
+            Column::Map(b, _) => match Entries::of(raw) {
                 Some(entries) => {
                     for (k, v) in &entries.0 {
                         b.keys().append_value(k);
@@ -137,7 +152,19 @@ impl Column {
             Column::Str(b) => Arc::new(b.finish()),
             Column::Bool(b) => Arc::new(b.finish()),
             Column::Time(b) => Arc::new(b.finish()),
-            Column::Map(b) => Arc::new(b.finish()),
+            Column::Map(b, entries) => {
+                // Rebuilt on the schema's own field, so that batches share their data types:
+                // comparing types (interleave, concat) is then a pointer comparison, not a walk
+                // of every nested field name, for each of thousands of small files.
+                let map = b.finish();
+                let DataType::Struct(fields) = entries.data_type() else {
+                    unreachable!("map entries are a struct")
+                };
+                let (_, offsets, pairs, nulls, ordered) = map.into_parts();
+                let pairs =
+                    StructArray::new(fields.clone(), pairs.columns().to_vec(), pairs.nulls().cloned());
+                Arc::new(MapArray::new(entries.clone(), offsets, pairs, nulls, ordered))
+            }
             Column::Struct { fields, children, valid } => {
                 let arrays = children.iter_mut().map(Column::finish).collect();
                 let nulls = NullBuffer::from(std::mem::take(valid));

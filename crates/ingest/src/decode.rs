@@ -142,7 +142,7 @@ pub(crate) fn decode_text(
     rules: &Rules<'_>,
 ) -> (BatchBuilder, Counts, Vec<Problem>) {
     let mut visitor = FileVisitor {
-        builder: BatchBuilder::new(),
+        builder: BatchBuilder::new(text.len()),
         rules,
         source,
         text,

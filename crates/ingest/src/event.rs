@@ -100,7 +100,10 @@ const DERIVED: &[&str] = &[
 ];
 
 impl BatchBuilder {
-    pub(crate) fn new() -> Self {
+    /// A builder for a file of `text_bytes` bytes of JSON.
+    pub(crate) fn new(text_bytes: usize) -> Self {
+        // Events run from a few hundred bytes to a few kilobytes.
+        let rows = (text_bytes / 1024).clamp(1, 8192);
         let schema = event_schema();
         let mut slots = Vec::new();
         let mut by_key = HashMap::new();
@@ -109,21 +112,21 @@ impl BatchBuilder {
                 slots.push(Slot::Derived);
             } else {
                 by_key.insert(field.name().clone(), i);
-                slots.push(Slot::Json(Column::new(field.data_type())));
+                slots.push(Slot::Json(Column::new(field.data_type(), rows)));
             }
         }
         Self {
             schema,
             slots,
             by_key,
-            time: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            category: StringBuilder::new(),
-            json: StringBuilder::new(),
-            checksum: StringBuilder::new(),
-            source: StringBuilder::new(),
-            record: Int64Builder::new(),
-            date: Date32Builder::new(),
-            keys: Vec::new(),
+            time: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            category: StringBuilder::with_capacity(rows, rows * 10),
+            json: StringBuilder::with_capacity(rows, text_bytes.min(64 << 20)),
+            checksum: StringBuilder::with_capacity(rows, rows * 64),
+            source: StringBuilder::with_capacity(rows, rows * 64),
+            record: Int64Builder::with_capacity(rows),
+            date: Date32Builder::with_capacity(rows),
+            keys: Vec::with_capacity(rows),
             rows: 0,
             json_bytes: 0,
         }
