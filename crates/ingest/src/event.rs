@@ -103,7 +103,7 @@ impl BatchBuilder {
     /// A builder for a file of `text_bytes` bytes of JSON.
     pub(crate) fn new(text_bytes: usize) -> Self {
         // Events run from a few hundred bytes to a few kilobytes.
-        let rows = (text_bytes / 1024).clamp(1, 8192);
+        let rows = (text_bytes / 2048).clamp(1, 8192);
         let schema = event_schema();
         let mut slots = Vec::new();
         let mut by_key = HashMap::new();
