@@ -89,7 +89,7 @@ pub async fn discover_all(inputs: &[String], filter: &TrailFilter) -> Result<Sou
         let url =
             Url::parse(input).map_err(|e| Error::Source { path: input.clone(), reason: e.to_string() })?;
         let (store, root) = trawl_store::s3::bucket_of(&url)?;
-        let listing = trail::list(&store, &root, filter).await.map_err(|e| explain(e, &url))?;
+        let listing = trail::list(&store, &root, filter).await.map_err(|e| e.at(&url))?;
         sources.lists += listing.lists;
         sources.day_prefixes += listing.day_prefixes.len();
         sources.newest_day = sources.newest_day.max(listing.newest_day);
@@ -114,13 +114,6 @@ pub async fn discover_all(inputs: &[String], filter: &TrailFilter) -> Result<Sou
     files.retain(|f| seen.insert(f.id.location.clone()));
     sources.files = files;
     Ok(sources)
-}
-
-fn explain(e: trawl_store::Error, url: &Url) -> Error {
-    match e {
-        trawl_store::Error::ObjectStore(e) => Error::Store(trawl_store::s3::explain(e, url)),
-        e => Error::Store(e),
-    }
 }
 
 /// The local files named by `inputs`: files as given, directories walked recursively (taking

@@ -36,6 +36,8 @@ const CONCURRENCY: usize = 32;
 #[derive(Clone)]
 pub struct TrailTable {
     location: String,
+    /// The location as a URL, for errors in its terms (`s3://` only).
+    url: Option<url::Url>,
     /// What file names are shown under: `s3://bucket/` or the directory.
     base: String,
     store: Arc<dyn ObjectStore>,
@@ -53,11 +55,13 @@ impl std::fmt::Debug for TrailTable {
 impl TrailTable {
     /// A table over `location`: `s3://bucket/prefix/` or a local directory.
     pub fn open(location: &str, decode: Decoder) -> Result<Self> {
-        let (store, root, base): (Arc<dyn ObjectStore>, Path, String) = if location.starts_with("s3://") {
+        let (store, root, base, url): (Arc<dyn ObjectStore>, Path, String, Option<url::Url>) = if location
+            .starts_with("s3://")
+        {
             let url = url::Url::parse(location)
                 .map_err(|e| Error::Unsupported(format!("'{location}' is not a URL: {e}")))?;
             let (store, root) = trawl_store::s3::bucket_of(&url)?;
-            (store, root, format!("s3://{}/", url.host_str().unwrap_or_default()))
+            (store, root, format!("s3://{}/", url.host_str().unwrap_or_default()), Some(url))
         } else {
             let dir = std::path::Path::new(location);
             if !dir.is_dir() {
@@ -65,10 +69,20 @@ impl TrailTable {
             }
             let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
                 .map_err(|e| Error::Store(trawl_store::Error::ObjectStore(e)))?;
-            (Arc::new(store), Path::default(), format!("{}/", location.trim_end_matches('/')))
+            (Arc::new(store), Path::default(), format!("{}/", location.trim_end_matches('/')), None)
         };
         let schema = trawl_store::schema::event_schema();
-        Ok(Self { location: location.to_owned(), base, store, root, schema, decode })
+        Ok(Self { location: location.to_owned(), url, base, store, root, schema, decode })
+    }
+}
+
+impl TrailTable {
+    /// `e` in the terms of the trail's location.
+    fn explain(&self, e: trawl_store::Error) -> trawl_store::Error {
+        match &self.url {
+            Some(url) => e.at(url),
+            None => e,
+        }
     }
 }
 
@@ -135,7 +149,7 @@ impl PartitionStream for TrailScan {
             async move {
                 trawl_store::trail::list(&table.store, &table.root, &filter)
                     .await
-                    .map_err(|e| DataFusionError::External(Box::new(e)))
+                    .map_err(|e| DataFusionError::External(Box::new(table.explain(e))))
             }
         };
         let batches = futures::stream::once(listed)
@@ -153,9 +167,10 @@ impl PartitionStream for TrailScan {
 
 async fn read(table: TrailTable, path: Path) -> DfResult<Option<RecordBatch>> {
     let name = format!("{}{path}", table.base);
-    let bytes = async { table.store.get(&path).await?.bytes().await }
-        .await
-        .map_err(|e| DataFusionError::Execution(format!("{name}: cannot read: {e}")))?;
+    let bytes = async { table.store.get(&path).await?.bytes().await }.await.map_err(|e| {
+        let e = table.explain(trawl_store::Error::ObjectStore(e));
+        DataFusionError::Execution(format!("{name}: cannot read: {e}"))
+    })?;
     let decode = table.decode.clone();
     let label = name.clone();
     tokio::task::spawn_blocking(move || decode(&label, bytes.to_vec()))

@@ -63,3 +63,13 @@ pub enum Error {
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
 }
+
+impl Error {
+    /// This error with an object store failure restated for `url` (see [`crate::s3::explain`]).
+    pub fn at(self, url: &url::Url) -> Self {
+        match self {
+            Error::ObjectStore(e) => crate::s3::explain(e, url),
+            e => e,
+        }
+    }
+}
