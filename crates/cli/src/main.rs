@@ -200,7 +200,7 @@ struct IngestArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Decoded JSON per commit, in MiB (bounds memory)
-    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    #[arg(long, default_value_t = 32, value_name = "MIB")]
     commit_mib: u64,
 }
 

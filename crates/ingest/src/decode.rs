@@ -48,19 +48,30 @@ pub(crate) struct Counts {
     pub(crate) digest: bool,
 }
 
-/// What a worker hands to the writer for one file.
-pub(crate) struct Decoded {
+/// One file of a [`Decoded`] unit.
+pub(crate) struct FileDecoded {
     pub(crate) source: SourceFile,
-    pub(crate) batch: Option<(RecordBatch, Vec<u128>)>,
+    /// Rows of the unit's batch that are this file's (they follow the previous file's).
+    pub(crate) rows: usize,
     pub(crate) counts: Counts,
     pub(crate) problems: Vec<Problem>,
-    /// The file could not be read, or `--strict` rejected it: nothing from it is stored.
+    /// The file could not be read, or `--strict` rejected it: nothing from it is stored (its
+    /// rows, if any, are skipped).
     pub(crate) rejected: Option<String>,
     pub(crate) json_bytes: u64,
 }
 
+/// What a worker hands to the writer: a unit of consecutive files decoded into one batch.
+/// Trail files are small (a dozen events is common): a batch per file would spend more on
+/// builders and on interleaving thousands of batches than on the events.
+pub(crate) struct Decoded {
+    pub(crate) files: Vec<FileDecoded>,
+    /// Every file's rows in file order, and the dedupe key of each row.
+    pub(crate) batch: Option<(RecordBatch, Vec<u128>)>,
+}
+
 struct FileVisitor<'a> {
-    builder: BatchBuilder,
+    builder: &'a mut BatchBuilder,
     rules: &'a Rules<'a>,
     source: &'a str,
     text: &'a str,
@@ -103,30 +114,41 @@ impl Visitor for FileVisitor<'_> {
     }
 }
 
-/// Decodes one file from its raw bytes (or the reason they could not be read).
+/// Decodes a unit of files from their raw bytes (or the reasons they could not be read).
 pub(crate) fn decode(
-    source: SourceFile,
-    raw: Result<Vec<u8>, String>,
+    unit: Vec<(SourceFile, Result<Vec<u8>, String>)>,
     rules: &Rules<'_>,
     strict: bool,
 ) -> Decoded {
-    let name = source.id.location.clone();
-    let text = match raw.and_then(text) {
-        Ok(t) => t,
-        Err(reason) => return rejected(source, reason),
-    };
-    let text = text.as_str();
-    let (mut builder, counts, problems) = decode_text(&name, text, rules);
-    if strict && let Some(first) = problems.first() {
-        let reason = format!("{first} (--strict: nothing from this file was stored)");
-        let mut d = rejected(source, reason);
-        d.problems = problems;
-        d.counts = Counts { appended: 0, ..counts };
-        d.json_bytes = text.len() as u64;
-        return d;
+    let texts: Vec<_> = unit.into_iter().map(|(source, raw)| (source, raw.and_then(text))).collect();
+    let bytes = texts.iter().map(|(_, t)| t.as_ref().map_or(0, String::len)).sum();
+    let mut builder = BatchBuilder::new(bytes);
+    let mut files = Vec::with_capacity(texts.len());
+    for (source, text) in texts {
+        let text = match text {
+            Ok(t) => t,
+            Err(reason) => {
+                files.push(FileDecoded {
+                    source,
+                    rows: 0,
+                    counts: Counts::default(),
+                    problems: Vec::new(),
+                    rejected: Some(reason),
+                    json_bytes: 0,
+                });
+                continue;
+            }
+        };
+        let before = builder.rows();
+        let (counts, problems) = decode_into(&mut builder, &source.id.location, &text, rules);
+        let rejected = (strict && !problems.is_empty())
+            .then(|| format!("{} (--strict: nothing from this file was stored)", problems[0]));
+        let counts = if rejected.is_some() { Counts { appended: 0, ..counts } } else { counts };
+        let rows = builder.rows() - before;
+        files.push(FileDecoded { source, rows, counts, problems, rejected, json_bytes: text.len() as u64 });
     }
     let batch = (builder.rows() > 0).then(|| builder.finish());
-    Decoded { source, batch, counts, problems, rejected: None, json_bytes: text.len() as u64 }
+    Decoded { files, batch }
 }
 
 /// The text of a raw file: gunzipped when it is gzip, and UTF-8.
@@ -135,31 +157,27 @@ pub(crate) fn text(raw: Vec<u8>) -> Result<String, String> {
         .map_err(|e| format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()))
 }
 
-/// Frames, checks and builds one file's text: the rows kept, the counts and the problems.
+/// Frames, checks and builds one file's text into `builder`: the counts and the problems.
+pub(crate) fn decode_into(
+    builder: &mut BatchBuilder,
+    source: &str,
+    text: &str,
+    rules: &Rules<'_>,
+) -> (Counts, Vec<Problem>) {
+    let mut visitor =
+        FileVisitor { builder, rules, source, text, counts: Counts::default(), problems: Vec::new() };
+    Framer::run(text, &mut visitor);
+    (visitor.counts, visitor.problems)
+}
+
+/// Frames, checks and builds one file's text on its own: the rows kept, the counts and the
+/// problems.
 pub(crate) fn decode_text(
     source: &str,
     text: &str,
     rules: &Rules<'_>,
 ) -> (BatchBuilder, Counts, Vec<Problem>) {
-    let mut visitor = FileVisitor {
-        builder: BatchBuilder::new(text.len()),
-        rules,
-        source,
-        text,
-        counts: Counts::default(),
-        problems: Vec::new(),
-    };
-    Framer::run(text, &mut visitor);
-    (visitor.builder, visitor.counts, visitor.problems)
-}
-
-fn rejected(source: SourceFile, reason: String) -> Decoded {
-    Decoded {
-        source,
-        batch: None,
-        counts: Counts::default(),
-        problems: Vec::new(),
-        rejected: Some(reason),
-        json_bytes: 0,
-    }
+    let mut builder = BatchBuilder::new(text.len());
+    let (counts, problems) = decode_into(&mut builder, source, text, rules);
+    (builder, counts, problems)
 }

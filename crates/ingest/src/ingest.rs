@@ -1,14 +1,15 @@
-//! The ingest pipeline: decode workers (one per core) feed a single writer, which groups whole
-//! files into bounded waves, drops duplicates, sorts by `eventtime` within each day, writes
-//! Parquet and commits one Delta transaction per wave, then records the wave's files in the
-//! ledger. A killed run leaves only whole commits; a rerun skips ledgered files and drops the
+//! The ingest pipeline: decode workers (one per core) turn units of consecutive files into
+//! batches and feed a single writer, which groups whole files into bounded waves and drops
+//! duplicates; a task of its own sorts each wave by `eventtime` within each day, writes Parquet
+//! and commits one Delta transaction, then records the wave's files in the ledger, while the
+//! next wave is decoded. A killed run leaves only whole commits; a rerun skips ledgered files and drops the
 //! events of half-done files that a commit already stored.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, PrimitiveArray, RecordBatch};
 use arrow::compute::interleave_record_batch;
 use arrow::datatypes::{Date32Type, TimestampMicrosecondType};
 use chrono::{DateTime, Utc};
@@ -18,15 +19,19 @@ use trawl_store::schema::{
     EVENT_DATE, EVENT_ID, EVENT_JSON_CHECKSUM, EVENT_TIME, RECIPIENT_ACCOUNT_ID, epoch_day,
 };
 use trawl_store::trail::TrailFilter;
-use trawl_store::{DataFile, EventDataStore, LedgerEntry, retention};
+use trawl_store::{CommitOutcome, DataFile, EventDataStore, LedgerEntry, retention};
 
 use crate::decode::{Decoded, Problem, decode};
 use crate::event::{Rules, event_key};
-use crate::source::{Origin, discover_all};
+use crate::source::{Origin, SourceFile, discover_all};
 use crate::{Error, Result};
 
+/// A decode unit groups consecutive files up to this many bytes on disk ...
+const UNIT_BYTES: u64 = 512 << 10;
+/// ... or this many files.
+const UNIT_FILES: usize = 256;
 /// Rows per batch handed to the Parquet writer.
-const WRITE_CHUNK_ROWS: usize = 65_536;
+const WRITE_CHUNK_ROWS: usize = 8_192;
 /// The dedupe key cache is dropped and reloaded from the store past this many keys.
 const KEY_CACHE_LIMIT: usize = 8_000_000;
 
@@ -47,12 +52,12 @@ pub struct IngestOptions {
 }
 
 impl IngestOptions {
-    /// Defaults: lenient, 64 MiB waves (about 500 MB peak RSS), one decode thread per core,
-    /// 32 objects fetched at once.
+    /// Defaults: lenient, 32 MiB waves (two are in memory: one committing while the next is
+    /// decoded; 600 to 850 MB peak RSS), one decode thread per core, 32 objects fetched at once.
     pub fn new(now: DateTime<Utc>) -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let scope = TrailFilter { concurrency: 32, ..Default::default() };
-        Self { strict: false, wave_bytes: 64 << 20, threads, now, scope }
+        Self { strict: false, wave_bytes: 32 << 20, threads, now, scope }
     }
 }
 
@@ -165,26 +170,31 @@ pub async fn ingest(
     report.files_already_ingested = report.files_found - todo.len();
     progress.start(todo.len(), todo.iter().map(|f| f.id.size).sum());
 
-    // Fetch (many objects at once, or one file per thread from disk), decode on the blocking
-    // pool (one file per thread), in order, into the writer.
+    // Units of consecutive files are fetched (many objects at once, or one file per thread
+    // from disk) and decoded on the blocking pool (a unit per thread), in order, into the writer.
     let threads = options.threads.max(1);
     let remote = todo.iter().any(|f| matches!(f.origin, Origin::Object(..)));
     let fetches = if remote { options.scope.concurrency.max(1) } else { threads };
     let window = (options.scope.start, options.scope.end);
     let strict = options.strict;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Decoded>(threads * 2);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Decoded>(threads);
     let producer = tokio::spawn(async move {
-        let mut decoded = futures::stream::iter(todo)
-            .map(|source| async move {
-                let raw = source.fetch().await;
-                (source, raw)
+        let mut decoded = futures::stream::iter(units(todo))
+            .map(|unit| {
+                futures::stream::iter(unit)
+                    .map(|source| async move {
+                        let raw = source.fetch().await;
+                        (source, raw)
+                    })
+                    .buffered(fetches)
+                    .collect::<Vec<_>>()
             })
-            .buffered(fetches)
-            .map(|(source, raw)| {
+            .buffered(2)
+            .map(|unit| {
                 let selectors = selectors.clone();
                 tokio::task::spawn_blocking(move || {
                     let rules = Rules { selectors: &selectors, retention_cutoff: cutoff, window };
-                    decode(source, raw, &rules, strict)
+                    decode(unit, &rules, strict)
                 })
             })
             .buffered(threads);
@@ -207,6 +217,21 @@ pub async fn ingest(
     Ok(report)
 }
 
+/// Groups consecutive files into decode units of about [`UNIT_BYTES`] on disk.
+fn units(files: Vec<SourceFile>) -> Vec<Vec<SourceFile>> {
+    let mut units: Vec<Vec<SourceFile>> = Vec::new();
+    let mut bytes = UNIT_BYTES;
+    for file in files {
+        if bytes >= UNIT_BYTES || units.last().is_some_and(|u| u.len() >= UNIT_FILES) {
+            units.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += file.id.size;
+        units.last_mut().expect("a unit was just pushed").push(file);
+    }
+    units
+}
+
 async fn write_all(
     store: &EventDataStore,
     rx: &mut tokio::sync::mpsc::Receiver<Decoded>,
@@ -214,120 +239,171 @@ async fn write_all(
     progress: &dyn Progress,
     report: &mut IngestReport,
 ) -> Result<()> {
-    let mut table = store.table().await?;
-    let mut keys = KeyCache::default();
+    let mut writer =
+        Writer { store, table: Some(store.table().await?), keys: KeyCache::default(), pending: None };
     let mut wave: Vec<Decoded> = Vec::new();
     let mut wave_bytes = 0u64;
-    while let Some(decoded) = rx.recv().await {
-        let c = decoded.counts;
-        report.files_read += 1;
-        report.bytes_read += decoded.source.id.size;
-        report.json_bytes += decoded.json_bytes;
-        report.events_read += c.events;
-        report.filtered_by_selectors += c.selectors;
-        report.filtered_by_retention += c.retention;
-        report.filtered_by_time += c.window;
-        report.insight_events += c.insights;
-        report.bad_records += c.bad_records;
-        report.digest_files += usize::from(c.digest);
-        report.problems.extend(decoded.problems.iter().cloned());
-        progress.file_done(decoded.source.id.size, c.events);
-        if let Some(reason) = &decoded.rejected {
-            report.rejected_files.push((decoded.source.id.location.clone(), reason.clone()));
-            report.failed_prefixes.extend(decoded.source.day_prefix.clone());
-            continue;
+    while let Some(unit) = rx.recv().await {
+        for file in &unit.files {
+            let c = file.counts;
+            report.files_read += 1;
+            report.bytes_read += file.source.id.size;
+            report.json_bytes += file.json_bytes;
+            report.events_read += c.events;
+            report.filtered_by_selectors += c.selectors;
+            report.filtered_by_retention += c.retention;
+            report.filtered_by_time += c.window;
+            report.insight_events += c.insights;
+            report.bad_records += c.bad_records;
+            report.digest_files += usize::from(c.digest);
+            report.problems.extend(file.problems.iter().cloned());
+            progress.file_done(file.source.id.size, c.events);
+            if let Some(reason) = &file.rejected {
+                report.rejected_files.push((file.source.id.location.clone(), reason.clone()));
+                report.failed_prefixes.extend(file.source.day_prefix.clone());
+            } else {
+                wave_bytes += file.json_bytes;
+            }
         }
-        wave_bytes += decoded.json_bytes;
-        wave.push(decoded);
+        wave.push(unit);
         if wave_bytes >= options.wave_bytes {
-            commit_wave(store, &mut table, &mut keys, std::mem::take(&mut wave), progress, report).await?;
+            writer.submit(std::mem::take(&mut wave), progress, report).await?;
             wave_bytes = 0;
         }
     }
     if !wave.is_empty() {
-        commit_wave(store, &mut table, &mut keys, wave, progress, report).await?;
+        writer.submit(wave, progress, report).await?;
     }
+    writer.settle(progress, report).await?;
     Ok(())
 }
 
-/// Dedupes, sorts and writes one wave of whole files, then commits it with its ledger.
-async fn commit_wave(
-    store: &EventDataStore,
-    table: &mut DeltaTable,
-    keys: &mut KeyCache,
-    wave: Vec<Decoded>,
-    progress: &dyn Progress,
-    report: &mut IngestReport,
-) -> Result<()> {
-    let batches: Vec<(&RecordBatch, &Vec<u128>)> =
-        wave.iter().filter_map(|d| d.batch.as_ref().map(|(b, k)| (b, k))).collect();
-    let columns = |b: &RecordBatch| {
-        let dates =
-            b.column_by_name(EVENT_DATE).expect("eventdate column").as_primitive::<Date32Type>().clone();
-        let times = b
-            .column_by_name(EVENT_TIME)
-            .expect("eventtime column")
-            .as_primitive::<TimestampMicrosecondType>()
-            .clone();
-        (dates, times)
-    };
-    let days: BTreeSet<i32> =
-        batches.iter().flat_map(|(b, _)| columns(b).0.values().iter().copied().collect::<Vec<_>>()).collect();
-    // Another writer may have committed since: its events must count as stored.
-    table.update_state().await.map_err(trawl_store::Error::from)?;
-    if table.version() != keys.version {
-        keys.clear();
-    }
-    keys.ensure(store, table, &days).await?;
+/// What a wave's task returns: the table at its commit, and the figures of the commit.
+type Committed = (DeltaTable, CommitOutcome, u64);
 
-    // (date, time, batch, row) of every new event; file and record order break ties.
-    let mut order: Vec<(i32, i64, usize, usize)> = Vec::new();
-    for (bi, (batch, batch_keys)) in batches.iter().enumerate() {
-        let (dates, times) = columns(batch);
-        for row in 0..batch.num_rows() {
-            let day = dates.value(row);
-            if keys.insert(day, batch_keys[row]) {
-                order.push((day, times.value(row), bi, row));
-            } else {
-                report.duplicates += 1;
+/// Commits waves: dedupe and order on the writer task, then Parquet encode and the Delta
+/// commit on a task of their own, so that the next wave is decoded meanwhile. One wave is in
+/// flight at a time: the next one is deduplicated against the keys it committed.
+struct Writer<'a> {
+    store: &'a EventDataStore,
+    /// The table, when no wave is in flight.
+    table: Option<DeltaTable>,
+    keys: KeyCache,
+    pending: Option<tokio::task::JoinHandle<Result<Committed>>>,
+}
+
+impl Writer<'_> {
+    /// Waits for the wave in flight, if any; returns the table.
+    async fn settle(&mut self, progress: &dyn Progress, report: &mut IngestReport) -> Result<DeltaTable> {
+        if let Some(task) = self.pending.take() {
+            let joined = task
+                .await
+                .map_err(|e| Error::Source { path: "ingest writer".into(), reason: e.to_string() })?;
+            let (table, outcome, events) = joined?;
+            self.keys.version = table.version();
+            report.events_stored += events;
+            report.bytes_written += outcome.bytes;
+            report.commits += usize::from(outcome.version.is_some());
+            progress.committed(events);
+            self.table = Some(table);
+        }
+        match self.table.take() {
+            Some(table) => Ok(table),
+            None => self.store.table().await.map_err(Error::from),
+        }
+    }
+
+    /// Dedupes and orders one wave of whole files, then writes and commits it on a task.
+    async fn submit(
+        &mut self,
+        wave: Vec<Decoded>,
+        progress: &dyn Progress,
+        report: &mut IngestReport,
+    ) -> Result<()> {
+        let mut table = self.settle(progress, report).await?;
+        let keys = &mut self.keys;
+        let batches: Vec<&(RecordBatch, Vec<u128>)> = wave.iter().filter_map(|d| d.batch.as_ref()).collect();
+        let days: BTreeSet<i32> = batches
+            .iter()
+            .flat_map(|(b, _)| columns(b).0.values().iter().copied().collect::<Vec<_>>())
+            .collect();
+        // Another writer may have committed since: its events must count as stored.
+        table.update_state().await.map_err(trawl_store::Error::from)?;
+        if table.version() != keys.version {
+            keys.clear();
+        }
+        keys.ensure(self.store, &table, &days).await?;
+
+        // (date, time, batch, row) of every new event; file and record order break ties. The
+        // rows of rejected files are skipped.
+        let mut order: Vec<(i32, i64, usize, usize)> = Vec::new();
+        let mut ledger = Vec::new();
+        let mut bi = 0;
+        for unit in &wave {
+            let Some((batch, batch_keys)) = &unit.batch else {
+                ledger.extend(
+                    unit.files
+                        .iter()
+                        .filter(|f| f.rejected.is_none() && f.counts.window == 0)
+                        .map(|f| LedgerEntry { source: f.source.id.clone(), events: 0 }),
+                );
+                continue;
+            };
+            let (dates, times) = columns(batch);
+            let mut row = 0;
+            for file in &unit.files {
+                let rows = row..row + file.rows;
+                row = rows.end;
+                if file.rejected.is_some() {
+                    continue;
+                }
+                let mut stored = 0;
+                for row in rows {
+                    let day = dates.value(row);
+                    if keys.insert(day, batch_keys[row]) {
+                        order.push((day, times.value(row), bi, row));
+                        stored += 1;
+                    } else {
+                        report.duplicates += 1;
+                    }
+                }
+                // A file with events outside the time range asked for is read again by a
+                // wider run.
+                if file.counts.window == 0 {
+                    ledger.push(LedgerEntry { source: file.source.id.clone(), events: stored });
+                }
             }
-        }
-    }
-    order.sort_unstable();
-
-    let mut writer = store.writer(table)?;
-    let refs: Vec<&RecordBatch> = batches.iter().map(|(b, _)| *b).collect();
-    for day in order.chunk_by(|a, b| a.0 == b.0) {
-        for chunk in day.chunks(WRITE_CHUNK_ROWS) {
-            let indices: Vec<(usize, usize)> = chunk.iter().map(|&(_, _, b, r)| (b, r)).collect();
-            writer.write(interleave_record_batch(&refs, &indices)?).await?;
-        }
-    }
-    let mut stored_per_batch: HashMap<usize, u64> = HashMap::new();
-    for &(_, _, b, _) in &order {
-        *stored_per_batch.entry(b).or_default() += 1;
-    }
-    let mut bi = 0;
-    let mut ledger = Vec::with_capacity(wave.len());
-    for d in &wave {
-        let stored = if d.batch.is_some() {
             bi += 1;
-            stored_per_batch.get(&(bi - 1)).copied().unwrap_or(0)
-        } else {
-            0
-        };
-        // A file with events outside the time range asked for is read again by a wider run.
-        if d.counts.window == 0 {
-            ledger.push(LedgerEntry { source: d.source.id.clone(), events: stored });
         }
+        order.sort_unstable();
+        let batches: Vec<RecordBatch> = batches.into_iter().map(|(b, _)| b.clone()).collect();
+        let store = self.store.clone();
+        self.pending = Some(tokio::spawn(async move {
+            let mut writer = store.writer(&table)?;
+            let refs: Vec<&RecordBatch> = batches.iter().collect();
+            for day in order.chunk_by(|a, b| a.0 == b.0) {
+                for chunk in day.chunks(WRITE_CHUNK_ROWS) {
+                    let indices: Vec<(usize, usize)> = chunk.iter().map(|&(_, _, b, r)| (b, r)).collect();
+                    writer.write(interleave_record_batch(&refs, &indices)?).await?;
+                }
+            }
+            let outcome = store.commit(&mut table, &mut writer, ledger).await?;
+            Ok((table, outcome, order.len() as u64))
+        }));
+        Ok(())
     }
-    let outcome = store.commit(table, &mut writer, ledger).await?;
-    keys.version = table.version();
-    report.events_stored += order.len() as u64;
-    report.bytes_written += outcome.bytes;
-    report.commits += usize::from(outcome.version.is_some());
-    progress.committed(order.len() as u64);
-    Ok(())
+}
+
+/// The `eventdate` and `eventtime` columns of a decoded batch.
+fn columns(batch: &RecordBatch) -> (PrimitiveArray<Date32Type>, PrimitiveArray<TimestampMicrosecondType>) {
+    let dates =
+        batch.column_by_name(EVENT_DATE).expect("eventdate column").as_primitive::<Date32Type>().clone();
+    let times = batch
+        .column_by_name(EVENT_TIME)
+        .expect("eventtime column")
+        .as_primitive::<TimestampMicrosecondType>()
+        .clone();
+    (dates, times)
 }
 
 /// The dedupe keys of the days a run touches, loaded from the store on first use.

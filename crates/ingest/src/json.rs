@@ -152,19 +152,44 @@ impl StringState {
 /// (key order, number spelling and string escapes all survive).
 pub(crate) fn minify(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
-    let needs = bytes.iter().any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'));
-    if !needs {
-        return Cow::Borrowed(text);
-    }
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut strings = StringState::default();
-    for &b in bytes {
-        if strings.inside(b) || !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-            out.push(b);
+    let blank = |b: u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t');
+    // Most events are compact already: nothing is copied until whitespace is found outside a
+    // string, and strings are skipped a quote or backslash at a time.
+    let mut out: Option<Vec<u8>> = None;
+    let (mut i, mut kept) = (0, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => loop {
+                match bytes.get(i + 1..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) {
+                    Some(k) if bytes[i + 1 + k] == b'\\' => i += k + 2, // and the escaped byte
+                    Some(k) => {
+                        i += k + 2;
+                        break;
+                    }
+                    None => {
+                        i = bytes.len();
+                        break;
+                    }
+                }
+            },
+            b if blank(b) => {
+                out.get_or_insert_with(|| Vec::with_capacity(bytes.len())).extend_from_slice(&bytes[kept..i]);
+                while i < bytes.len() && blank(bytes[i]) {
+                    i += 1;
+                }
+                kept = i;
+            }
+            _ => i += 1,
         }
     }
-    // Only ASCII whitespace outside strings was dropped, so the bytes remain UTF-8.
-    Cow::Owned(String::from_utf8(out).expect("minify keeps UTF-8 intact"))
+    match out {
+        None => Cow::Borrowed(text),
+        Some(mut out) => {
+            out.extend_from_slice(&bytes[kept..]);
+            // Only ASCII whitespace outside strings was dropped, so the bytes remain UTF-8.
+            Cow::Owned(String::from_utf8(out).expect("minify keeps UTF-8 intact"))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -176,6 +201,9 @@ mod tests {
         let text = "{ \"b\" : [1, 2.50 ,{\"x y\": \"a \\\" b\"}],\n\t\"a\": null }";
         assert_eq!(minify(text), "{\"b\":[1,2.50,{\"x y\":\"a \\\" b\"}],\"a\":null}");
         assert!(matches!(minify("{\"a\":1}"), Cow::Borrowed(_)));
+        // An escaped backslash ends a string; whitespace at either end goes.
+        assert_eq!(minify(r#" {"k" : "c:\\", "j\" :": [ ] } "#), r#"{"k":"c:\\","j\" :":[]}"#);
+        assert!(matches!(minify(r#"{"a b":"\" c"}"#), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! trawl-ingest: CloudTrail files into event data stores, and back out.
 //!
 //! ```text
-//! files, dirs, s3:// ─ discover (trail layouts pruned) ─ ledger? ─ fetch (32 objects at once)
-//!     ─┬─ blocking pool: gunzip ─ frame ─ check ─ build ─┐
-//!      └─ ...                                            ├─ writer:
-//!     waves of whole files ─ dedupe (eventid, account) ─ sort by eventtime per day ─ Parquet ─ Delta commit ─ ledger
+//! files, dirs, s3:// ─ discover (trail layouts pruned) ─ delivery order ─ ledger?
+//!     ─ units of ~512 KiB of files ─ fetch (32 objects at once)
+//!     ─┬─ blocking pool: gunzip ─ frame ─ check ─ build one batch per unit ─┐
+//!      └─ ...                                                               ├─ writer:
+//!     waves of whole files ─ dedupe (eventid, account) ─┬─ task: sort by eventtime per day ─ Parquet ─ Delta commit ─ ledger
+//!                                                        └─ next wave meanwhile
 //! ```
 //!
 //! Framing ([`framing`](crate)) finds events in every shape CloudTrail files come in and

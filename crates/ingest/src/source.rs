@@ -112,8 +112,25 @@ pub async fn discover_all(inputs: &[String], filter: &TrailFilter) -> Result<Sou
     files.extend(discover(&local)?);
     let mut seen = std::collections::HashSet::new();
     files.retain(|f| seen.insert(f.id.location.clone()));
+    // Trail layouts list account by account and region by region; taken in delivery order
+    // instead, a run works through each day once (its waves write a day's events together, and
+    // its dedupe keys stay those of the last days).
+    files.sort_by_cached_key(|f| delivery_time(&f.id.location).map(str::to_owned));
     sources.files = files;
     Ok(sources)
+}
+
+/// The delivery time in a CloudTrail log file name,
+/// `<account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<unique>.json.gz`, as written there.
+fn delivery_time(location: &str) -> Option<&str> {
+    let name = location.rsplit(['/', '\\']).next()?;
+    name.split('_').nth(3).filter(|t| {
+        let b = t.as_bytes();
+        b.len() == 14
+            && b[8] == b'T'
+            && b[13] == b'Z'
+            && b[..8].iter().chain(&b[9..13]).all(u8::is_ascii_digit)
+    })
 }
 
 /// The local files named by `inputs`: files as given, directories walked recursively (taking
@@ -189,5 +206,21 @@ pub(crate) fn decompress(raw: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
         Ok(out)
     } else {
         Ok(raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::delivery_time;
+
+    #[test]
+    fn delivery_time_of_trail_file_names() {
+        let name = "s3://b/AWSLogs/111122223333/CloudTrail/eu-west-1/2026/03/04/\
+                    111122223333_CloudTrail_eu-west-1_20260304T2355Z_h3b0dKJjFTdeJsqB.json.gz";
+        assert_eq!(delivery_time(name), Some("20260304T2355Z"));
+        assert_eq!(delivery_time("/x/o_CloudTrail_r_20260304T2355Z_u.json"), Some("20260304T2355Z"));
+        assert_eq!(delivery_time("/x/a_b_c_d_e.json"), None);
+        assert_eq!(delivery_time("/x/1_CloudTrail_r_2026030412355Z_u.json"), None);
+        assert_eq!(delivery_time("export.json"), None);
     }
 }
