@@ -114,13 +114,20 @@ impl Visitor for FileVisitor<'_> {
     }
 }
 
-/// Decodes a unit of files from their raw bytes (or the reasons they could not be read).
+/// Decodes a unit of files from their raw bytes (or the reasons they could not be read); local
+/// files without bytes are read here.
 pub(crate) fn decode(
-    unit: Vec<(SourceFile, Result<Vec<u8>, String>)>,
+    unit: Vec<(SourceFile, Option<Result<Vec<u8>, String>>)>,
     rules: &Rules<'_>,
     strict: bool,
 ) -> Decoded {
-    let texts: Vec<_> = unit.into_iter().map(|(source, raw)| (source, raw.and_then(text))).collect();
+    let texts: Vec<_> = unit
+        .into_iter()
+        .map(|(source, raw)| {
+            let text = raw.unwrap_or_else(|| source.read()).and_then(text);
+            (source, text)
+        })
+        .collect();
     let bytes = texts.iter().map(|(_, t)| t.as_ref().map_or(0, String::len)).sum();
     let mut builder = BatchBuilder::new(bytes);
     let mut files = Vec::with_capacity(texts.len());

@@ -170,20 +170,23 @@ pub async fn ingest(
     report.files_already_ingested = report.files_found - todo.len();
     progress.start(todo.len(), todo.iter().map(|f| f.id.size).sum());
 
-    // Units of consecutive files are fetched (many objects at once, or one file per thread
-    // from disk) and decoded on the blocking pool (a unit per thread), in order, into the writer.
+    // Units of consecutive files are fetched (many objects at once) or read from disk, and
+    // decoded on the blocking pool (a unit per thread), in order, into the writer.
     let threads = options.threads.max(1);
-    let remote = todo.iter().any(|f| matches!(f.origin, Origin::Object(..)));
-    let fetches = if remote { options.scope.concurrency.max(1) } else { threads };
+    let fetches = options.scope.concurrency.max(1);
     let window = (options.scope.start, options.scope.end);
     let strict = options.strict;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Decoded>(threads);
     let producer = tokio::spawn(async move {
         let mut decoded = futures::stream::iter(units(todo))
             .map(|unit| {
+                // Objects are fetched here, many at once; local files are read by the decoder.
                 futures::stream::iter(unit)
                     .map(|source| async move {
-                        let raw = source.fetch().await;
+                        let raw = match source.origin {
+                            Origin::File(_) => None,
+                            Origin::Object(..) => Some(source.fetch().await),
+                        };
                         (source, raw)
                     })
                     .buffered(fetches)

@@ -37,12 +37,11 @@ impl SourceFile {
     /// Reads the raw (possibly compressed) bytes.
     pub(crate) async fn fetch(&self) -> std::result::Result<Vec<u8>, String> {
         match &self.origin {
-            Origin::File(path) => {
-                let path = path.clone();
-                tokio::task::spawn_blocking(move || std::fs::read(path))
+            Origin::File(_) => {
+                let source = self.clone();
+                tokio::task::spawn_blocking(move || source.read())
                     .await
                     .map_err(|e| format!("cannot read: {e}"))?
-                    .map_err(|e| format!("cannot read: {e}"))
             }
             Origin::Object(store, path) => {
                 let get = async { store.get(path).await?.bytes().await };
@@ -51,6 +50,14 @@ impl SourceFile {
                     Err(_) => format!("cannot read: {e}"),
                 })
             }
+        }
+    }
+
+    /// Reads a local file's bytes, blocking; `None` for objects, which are fetched.
+    pub(crate) fn read(&self) -> std::result::Result<Vec<u8>, String> {
+        match &self.origin {
+            Origin::File(path) => std::fs::read(path).map_err(|e| format!("cannot read: {e}")),
+            Origin::Object(..) => Err("an object is fetched, not read".into()),
         }
     }
 }
@@ -136,61 +143,67 @@ fn delivery_time(location: &str) -> Option<&str> {
 /// The local files named by `inputs`: files as given, directories walked recursively (taking
 /// files with a JSON extension), in a stable order, each once.
 pub fn discover(inputs: &[PathBuf]) -> Result<Vec<SourceFile>> {
+    let failed = |path: &Path, e: std::io::Error| Error::Source {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
     let mut files = Vec::new();
     for input in inputs {
-        let meta = std::fs::metadata(input).map_err(|source| Error::Source {
-            path: input.display().to_string(),
-            reason: source.to_string(),
-        })?;
+        let canonical = input.canonicalize().map_err(|e| failed(input, e))?;
+        let meta = std::fs::metadata(&canonical).map_err(|e| failed(input, e))?;
         if meta.is_dir() {
+            // Below a canonical directory, the walk's paths are canonical too: it descends
+            // into directories only, not into links. A trail holds hundreds of thousands of
+            // files; resolving each one again would cost a system call per path component.
             let mut found = Vec::new();
-            walk(input, &mut found)?;
-            found.sort();
+            walk(&canonical, &mut found)?;
+            found.sort_by(|a, b| a.0.cmp(&b.0));
             files.extend(found);
         } else {
-            files.push(input.clone());
+            files.push((canonical, meta));
         }
     }
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(files.len());
-    for path in files {
-        let canonical = path
-            .canonicalize()
-            .map_err(|e| Error::Source { path: path.display().to_string(), reason: e.to_string() })?;
-        if !seen.insert(canonical.clone()) {
+    for (path, meta) in files {
+        if !seen.insert(path.clone()) {
             continue;
         }
-        let meta = std::fs::metadata(&canonical)
-            .map_err(|e| Error::Source { path: path.display().to_string(), reason: e.to_string() })?;
         let modified =
             meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
         out.push(SourceFile {
             id: SourceId {
-                location: canonical.display().to_string(),
+                location: path.display().to_string(),
                 size: meta.len(),
                 fingerprint: format!("mtime:{modified}"),
             },
-            origin: Origin::File(canonical),
+            origin: Origin::File(path),
             day_prefix: None,
         });
     }
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| Error::Source { path: dir.display().to_string(), reason: e.to_string() })?;
-    for entry in entries {
-        let entry =
-            entry.map_err(|e| Error::Source { path: dir.display().to_string(), reason: e.to_string() })?;
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, std::fs::Metadata)>) -> Result<()> {
+    let failed = |path: &Path, e: std::io::Error| Error::Source {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    for entry in std::fs::read_dir(dir).map_err(|e| failed(dir, e))? {
+        let entry = entry.map_err(|e| failed(dir, e))?;
         let path = entry.path();
-        let file_type = entry
-            .file_type()
-            .map_err(|e| Error::Source { path: path.display().to_string(), reason: e.to_string() })?;
+        let file_type = entry.file_type().map_err(|e| failed(&path, e))?;
         if file_type.is_dir() {
             walk(&path, out)?;
         } else if path.file_name().and_then(|n| n.to_str()).is_some_and(trail::is_json_file) {
-            out.push(path);
+            if file_type.is_symlink() {
+                let target = path.canonicalize().map_err(|e| failed(&path, e))?;
+                let meta = std::fs::metadata(&target).map_err(|e| failed(&path, e))?;
+                out.push((target, meta));
+            } else {
+                let meta = entry.metadata().map_err(|e| failed(&path, e))?;
+                out.push((path, meta));
+            }
         }
     }
     Ok(())
