@@ -114,10 +114,13 @@ impl Visitor for FileVisitor<'_> {
     }
 }
 
+/// A file's raw bytes, or why they could not be fetched.
+pub(crate) type Fetched = Result<Vec<u8>, String>;
+
 /// Decodes a unit of files from their raw bytes (or the reasons they could not be read); local
 /// files without bytes are read here.
 pub(crate) fn decode(
-    unit: Vec<(SourceFile, Option<Result<Vec<u8>, String>>)>,
+    unit: Vec<(SourceFile, Option<Fetched>)>,
     rules: &Rules<'_>,
     strict: bool,
 ) -> Decoded {
