@@ -53,6 +53,9 @@ enum Command {
         /// Where the template events are (real CloudTrail files)
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures"))]
         templates: PathBuf,
+        /// Minutes of events per log file (CloudTrail delivers about every 5)
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1440))]
+        file_minutes: u32,
         /// Writer threads [default: one per core]
         #[arg(long)]
         threads: Option<usize>,
@@ -70,13 +73,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let Command::Gen { out, events, days, accounts, regions, seed, start, templates, threads } = cli.command;
+    let Command::Gen { out, events, days, accounts, regions, seed, start, file_minutes, templates, threads } =
+        cli.command;
     anyhow::ensure!(
         days > 0 && accounts > 0 && regions > 0,
         "--days, --accounts and --regions must be at least 1"
     );
     let apis = templates::load(&templates)?;
-    let spec = synth::Spec { events, days, accounts, regions, seed, start };
+    let spec = synth::Spec { events, days, accounts, regions, seed, start, file_minutes };
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -117,7 +121,7 @@ fn manifest(spec: &synth::Spec, apis: &[templates::Api], s: &synth::Summary) -> 
         "events": s.events, "records": s.records, "files": s.files,
         "gzipBytes": s.gzip_bytes, "jsonBytes": s.json_bytes, "apiCalls": apis.len(),
         "days": spec.days, "start": spec.start.to_string(), "accounts": synth::accounts(spec),
-        "regions": spec.regions, "seed": spec.seed,
+        "regions": spec.regions, "seed": spec.seed, "fileMinutes": spec.file_minutes,
     }))
     .unwrap_or_default()
 }

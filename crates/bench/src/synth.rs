@@ -33,6 +33,8 @@ pub(crate) struct Spec {
     pub(crate) regions: u32,
     pub(crate) seed: u64,
     pub(crate) start: NaiveDate,
+    /// Minutes of events per file: CloudTrail delivers about every five.
+    pub(crate) file_minutes: u32,
 }
 
 /// What was written.
@@ -312,6 +314,7 @@ pub(crate) fn generate(spec: &Spec, apis: &[Api], threads: usize, sink: Sink<'_>
                             ^ ((a as u64) << 48)
                             ^ ((r as u64) << 40)
                             ^ u64::from(d).wrapping_mul(0x1000_0001),
+                        window: i64::from(spec.file_minutes) * 60,
                     };
                     match stream.write(n, sink) {
                         Ok(s) => {
@@ -346,6 +349,8 @@ struct Stream<'a> {
     api_weights: &'a Weights,
     people: &'a (Vec<Principal>, Weights),
     seed: u64,
+    /// Seconds of events per file.
+    window: i64,
 }
 
 impl Stream<'_> {
@@ -360,12 +365,12 @@ impl Stream<'_> {
             let offset = hours.sample(&mut rng) as i64 * 3600 + rng.below(3600) as i64;
             let time = midnight + Duration::seconds(offset) + Duration::milliseconds(rng.below(1000) as i64);
             let event = self.event(&mut rng, time);
-            // Each five-minute window is delivered in one file a few minutes after it ends; about
-            // 3% of events come an hour late, in a later window's file.
+            // Each window (five minutes by default) is delivered in one file a few minutes after
+            // it ends; about 3% of events come an hour late, in a later window's file.
             let late = if rng.chance(0.03) { 3600 } else { 0 };
-            let window = time.timestamp() - time.timestamp() % 300 + 300 + late;
+            let window = time.timestamp() - time.timestamp() % self.window + self.window + late;
             let delivered =
-                DateTime::from_timestamp(window + 60 * ((window / 300) % 5), 0).context("time")?;
+                DateTime::from_timestamp(window + 60 * ((window / self.window) % 5), 0).context("time")?;
             if rng.chance(0.001) {
                 let again = delivered + Duration::minutes(5 + rng.below(55) as i64);
                 events.push((again, time, event.clone()));
@@ -511,6 +516,7 @@ mod tests {
             regions: 2,
             seed: 7,
             start: NaiveDate::from_ymd_opt(2025, 3, 30).unwrap(),
+            file_minutes: 5,
         };
         let files = run(&spec, 2);
         assert_eq!(files, run(&spec, 1), "the same spec and seed, another thread count");

@@ -1,5 +1,6 @@
-//! Decode (frame + normalize + build Arrow) and decode + Parquet encode, on a trail-shaped
-//! `{"Records":[...]}` file built from the real Stratus Red Team events of the fixtures.
+//! The hot paths of ingest, on a trail-shaped `{"Records":[...]}` file built from the real
+//! Stratus Red Team events of the fixtures: framing alone, normalizing events alone, decode
+//! (frame + normalize + build Arrow), Parquet encode alone, and decode + Parquet encode.
 //!
 //! `cargo bench -p trawl-ingest --bench ingest`
 
@@ -35,21 +36,36 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("ingest");
     group.sample_size(10);
     group.throughput(Throughput::Bytes(text.len() as u64));
+    group.bench_function(format!("frame/{events}-events"), |b| {
+        b.iter(|| assert_eq!(trawl_ingest::bench::frame(&text) as u64, events))
+    });
+    let one_by_one: Vec<String> = serde_json::from_str::<serde_json::Value>(&text).unwrap()["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::to_string_pretty(e).unwrap())
+        .collect();
+    group.bench_function(format!("normalize/{events}-events"), |b| {
+        b.iter(|| one_by_one.iter().map(|e| trawl_ingest::bench::normalize(e)).sum::<usize>())
+    });
     group.bench_function(format!("decode/{events}-events"), |b| {
         b.iter(|| assert_eq!(trawl_ingest::bench::decode_text(&text).num_rows() as u64, events))
     });
+    let encode = |batch: &arrow::array::RecordBatch| {
+        // eventdate is the partition: it is not in the files.
+        let file_batch = batch.project(&(0..batch.num_columns() - 1).collect::<Vec<_>>()).unwrap();
+        let mut out = Vec::new();
+        let mut w =
+            ArrowWriter::try_new(&mut out, file_batch.schema(), Some(trawl_store::writer_properties()))
+                .unwrap();
+        w.write(&file_batch).unwrap();
+        w.close().unwrap();
+        out.len()
+    };
+    let decoded = trawl_ingest::bench::decode_text(&text);
+    group.bench_function(format!("parquet/{events}-events"), |b| b.iter(|| encode(&decoded)));
     group.bench_function(format!("decode+parquet/{events}-events"), |b| {
-        b.iter(|| {
-            let batch = trawl_ingest::bench::decode_text(&text);
-            let file_batch = batch.project(&(0..batch.num_columns() - 1).collect::<Vec<_>>()).unwrap();
-            let mut out = Vec::new();
-            let mut w =
-                ArrowWriter::try_new(&mut out, file_batch.schema(), Some(trawl_store::writer_properties()))
-                    .unwrap();
-            w.write(&file_batch).unwrap();
-            w.close().unwrap();
-            out.len()
-        })
+        b.iter(|| encode(&trawl_ingest::bench::decode_text(&text)))
     });
     group.finish();
 }

@@ -119,11 +119,7 @@ pub(crate) type Fetched = Result<Vec<u8>, String>;
 
 /// Decodes a unit of files from their raw bytes (or the reasons they could not be read); local
 /// files without bytes are read here.
-pub(crate) fn decode(
-    unit: Vec<(SourceFile, Option<Fetched>)>,
-    rules: &Rules<'_>,
-    strict: bool,
-) -> Decoded {
+pub(crate) fn decode(unit: Vec<(SourceFile, Option<Fetched>)>, rules: &Rules<'_>, strict: bool) -> Decoded {
     let texts: Vec<_> = unit
         .into_iter()
         .map(|(source, raw)| {

@@ -32,8 +32,10 @@ const UNIT_BYTES: u64 = 512 << 10;
 const UNIT_FILES: usize = 256;
 /// Rows per batch handed to the Parquet writer.
 const WRITE_CHUNK_ROWS: usize = 8_192;
-/// The dedupe key cache is dropped and reloaded from the store past this many keys.
-const KEY_CACHE_LIMIT: usize = 8_000_000;
+/// The dedupe key cache is dropped and reloaded from the store past this many keys (about 40
+/// bytes each). Files come in delivery order, so a run needs the keys of its last few days;
+/// a late file of an older day reloads that day's keys.
+const KEY_CACHE_LIMIT: usize = 1_000_000;
 
 /// How to ingest.
 #[derive(Debug, Clone)]
@@ -277,7 +279,10 @@ async fn write_all(
     if !wave.is_empty() {
         writer.submit(wave, progress, report).await?;
     }
-    writer.settle(progress, report).await?;
+    let table = writer.settle(progress, report).await?;
+    if report.commits > 0 {
+        store.checkpoint(&table).await?;
+    }
     Ok(())
 }
 

@@ -59,10 +59,39 @@ pub mod bench {
     //! Entry points for the criterion benchmarks; not a stable API.
     use trawl_store::selectors::SelectorSet;
 
+    use crate::framing::{Framer, Visitor};
+    use crate::json::Entries;
+
     /// Frames, checks and builds one file's text into a record batch of the event schema, as
     /// ingest does for each file (all events kept).
     pub fn decode_text(text: &str) -> arrow::array::RecordBatch {
         let selectors = SelectorSet::default();
         crate::decode::decode_text("bench", text, &crate::event::Rules::keep_all(&selectors)).0.finish().0
+    }
+
+    /// Frames one file's text only: finds its events and their top-level entries. Returns the
+    /// number of events.
+    pub fn frame(text: &str) -> usize {
+        struct Count(usize);
+        impl Visitor for Count {
+            fn event(&mut self, _: usize, _: usize, _: &str, _: &Entries<'_>) {
+                self.0 += 1;
+            }
+            fn problem(&mut self, _: Option<usize>, _: usize, _: String) {}
+            fn digest(&mut self) {}
+        }
+        let mut count = Count(0);
+        Framer::run(text, &mut count);
+        count.0
+    }
+
+    /// Normalizes one event the way its columns are filled: every top-level value to Lake's
+    /// string form (scalars as text, nested values as compact JSON), and the whole event
+    /// minified for `eventjson`. Returns the bytes produced.
+    pub fn normalize(event: &str) -> usize {
+        let entries: Entries<'_> = serde_json::from_str(event).expect("an event object");
+        let values: usize =
+            entries.0.iter().filter_map(|(_, v)| crate::json::to_lake_string(v)).map(|s| s.len()).sum();
+        values + crate::json::minify(event).len()
     }
 }

@@ -269,6 +269,15 @@ impl EventDataStore {
         Ok(CommitOutcome { version, files, bytes })
     }
 
+    /// Writes a Delta checkpoint of `table`'s version, so that opening the table (which every
+    /// query does) reads it and the commits after it, not the whole log: 0.17 s to 0.02 s for a
+    /// store of 357 commits. Ingest calls it once at the end of a run; checkpointing every few
+    /// commits during a run made delta-rs hold on to half a gigabyte more.
+    pub async fn checkpoint(&self, table: &DeltaTable) -> Result<()> {
+        deltalake::checkpoints::create_checkpoint(table, None).await?;
+        Ok(())
+    }
+
     /// Every source object whose events are all committed.
     pub async fn ledger(&self) -> Result<HashSet<SourceId>> {
         let prefix = self.meta_path("ledger");
