@@ -348,8 +348,8 @@ def main():
     results["raw_trail_week"] = {"trawl cold": cold[0], "trawl warm": warm[0], "duckdb read_json": duck_json[0]}
 
     results["failures"] = failures
-    (work / f"results-{args.events}.json").write_text(json.dumps(results, indent=2))
     results["store_files"] = store_files
+    (work / f"results-{args.events}.json").write_text(json.dumps(results, indent=2))
     md = markdown(results)
     (work / f"results-{args.events}.md").write_text(md)
     (work / f"queries-{args.events}.svg").write_text(chart(results))
