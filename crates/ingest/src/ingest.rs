@@ -2,8 +2,8 @@
 //! batches and feed a single writer, which groups whole files into bounded waves and drops
 //! duplicates; a task of its own sorts each wave by `eventtime` within each day, writes Parquet
 //! and commits one Delta transaction, then records the wave's files in the ledger, while the
-//! next wave is decoded. A killed run leaves only whole commits; a rerun skips ledgered files and drops the
-//! events of half-done files that a commit already stored.
+//! next wave is decoded. A killed run leaves only whole commits; a rerun skips ledgered files
+//! and drops the events of half-done files that a commit already stored.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;

@@ -53,7 +53,7 @@ impl SourceFile {
         }
     }
 
-    /// Reads a local file's bytes, blocking; `None` for objects, which are fetched.
+    /// Reads a local file's bytes, blocking (objects are fetched instead).
     pub(crate) fn read(&self) -> std::result::Result<Vec<u8>, String> {
         match &self.origin {
             Origin::File(path) => std::fs::read(path).map_err(|e| format!("cannot read: {e}")),
@@ -143,10 +143,6 @@ fn delivery_time(location: &str) -> Option<&str> {
 /// The local files named by `inputs`: files as given, directories walked recursively (taking
 /// files with a JSON extension), in a stable order, each once.
 pub fn discover(inputs: &[PathBuf]) -> Result<Vec<SourceFile>> {
-    let failed = |path: &Path, e: std::io::Error| Error::Source {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    };
     let mut files = Vec::new();
     for input in inputs {
         let canonical = input.canonicalize().map_err(|e| failed(input, e))?;
@@ -185,10 +181,6 @@ pub fn discover(inputs: &[PathBuf]) -> Result<Vec<SourceFile>> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<(PathBuf, std::fs::Metadata)>) -> Result<()> {
-    let failed = |path: &Path, e: std::io::Error| Error::Source {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    };
     for entry in std::fs::read_dir(dir).map_err(|e| failed(dir, e))? {
         let entry = entry.map_err(|e| failed(dir, e))?;
         let path = entry.path();
@@ -207,6 +199,10 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, std::fs::Metadata)>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn failed(path: &Path, e: std::io::Error) -> Error {
+    Error::Source { path: path.display().to_string(), reason: e.to_string() }
 }
 
 /// Decompresses gzip (recognised by its magic bytes); other bytes are returned as they are.
