@@ -127,6 +127,17 @@ fn layout(moto: &Moto, bucket: &str, files_per_day: &str) -> serde_json::Value {
     serde_json::from_str(&moto.script(&["layout", bucket, files_per_day])).expect("layout summary")
 }
 
+/// A moto server with a generated trail layout in `bucket`, an empty lake at `s3://lake/`, and
+/// the layout's summary and event count.
+fn trail_and_lake(bucket: &str, files_per_day: &str) -> (Moto, serde_json::Value, Lake, u64) {
+    let moto = Moto::start(&[]);
+    let summary = layout(&moto, bucket, files_per_day);
+    moto.script(&["bucket", "lake"]);
+    let lake = Lake::at("s3://lake/", NOW, moto.env());
+    let total = summary["events"].as_u64().expect("events");
+    (moto, summary, lake, total)
+}
+
 fn scalar(lake: &Lake, sql: &str) -> String {
     lake.ok(&["query", "-q", "--format", "csv", sql]).lines().nth(1).unwrap_or_default().to_owned()
 }
@@ -187,11 +198,7 @@ fn lake_in_a_bucket() {
 
 #[test]
 fn trail_bucket_import_prunes_prefixes() {
-    let moto = Moto::start(&[]);
-    let summary = layout(&moto, "org-trail", "3");
-    moto.script(&["bucket", "lake"]);
-    let lake = Lake::at("s3://lake/", NOW, moto.env());
-    let total = summary["events"].as_u64().expect("events");
+    let (moto, summary, lake, total) = trail_and_lake("org-trail", "3");
     let per_day = |day: &str| summary["per_day"][day].as_u64().expect("day");
 
     // Two days of a ten-day layout: the day prefixes of the two days and the day after them.
@@ -274,11 +281,7 @@ fn trail_bucket_import_prunes_prefixes() {
 
 #[test]
 fn follow_takes_objects_added_later() {
-    let moto = Moto::start(&[]);
-    let summary = layout(&moto, "live-trail", "1");
-    moto.script(&["bucket", "lake"]);
-    let lake = Lake::at("s3://lake/", NOW, moto.env());
-    let total = summary["events"].as_u64().expect("events");
+    let (moto, _, lake, total) = trail_and_lake("live-trail", "1");
     let mut follower = lake
         .command(&["ingest", "--store", "live", "s3://live-trail/", "--follow", "1"])
         .stdout(Stdio::piped())
@@ -557,12 +560,8 @@ fn credentials_from_env_profiles_and_wrong_keys() {
 
 #[test]
 fn raw_trail_queries_equal_store_queries() {
-    let moto = Moto::start(&[]);
-    let summary = layout(&moto, "athena-trail", "3");
-    moto.script(&["bucket", "lake"]);
-    let lake = Lake::at("s3://lake/", NOW, moto.env());
+    let (moto, summary, lake, total) = trail_and_lake("athena-trail", "3");
     lake.ok(&["ingest", "--store", "ingested", "s3://athena-trail/"]);
-    let total = summary["events"].as_u64().expect("events");
 
     let queries = [
         "SELECT count(*), count(DISTINCT eventid), min(eventtime), max(eventtime) FROM {t}",

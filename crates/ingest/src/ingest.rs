@@ -348,16 +348,8 @@ impl Writer<'_> {
         let mut ledger = Vec::new();
         let mut bi = 0;
         for unit in &wave {
-            let Some((batch, batch_keys)) = &unit.batch else {
-                ledger.extend(
-                    unit.files
-                        .iter()
-                        .filter(|f| f.rejected.is_none() && f.counts.window == 0)
-                        .map(|f| LedgerEntry { source: f.source.id.clone(), events: 0 }),
-                );
-                continue;
-            };
-            let (dates, times) = columns(batch);
+            // A unit without a batch has no rows: its files are ledgered with no events.
+            let rows_of = unit.batch.as_ref().map(|(batch, keys)| (columns(batch), keys));
             let mut row = 0;
             for file in &unit.files {
                 let rows = row..row + file.rows;
@@ -366,13 +358,15 @@ impl Writer<'_> {
                     continue;
                 }
                 let mut stored = 0;
-                for row in rows {
-                    let day = dates.value(row);
-                    if keys.insert(day, batch_keys[row]) {
-                        order.push((day, times.value(row), bi, row));
-                        stored += 1;
-                    } else {
-                        report.duplicates += 1;
+                if let Some(((dates, times), batch_keys)) = &rows_of {
+                    for row in rows {
+                        let day = dates.value(row);
+                        if keys.insert(day, batch_keys[row]) {
+                            order.push((day, times.value(row), bi, row));
+                            stored += 1;
+                        } else {
+                            report.duplicates += 1;
+                        }
                     }
                 }
                 // A file with events outside the time range asked for is read again by a
@@ -381,7 +375,7 @@ impl Writer<'_> {
                     ledger.push(LedgerEntry { source: file.source.id.clone(), events: stored });
                 }
             }
-            bi += 1;
+            bi += usize::from(rows_of.is_some());
         }
         order.sort_unstable();
         let batches: Vec<RecordBatch> = batches.into_iter().map(|(b, _)| b.clone()).collect();
