@@ -52,12 +52,14 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
+use object_store::path::Path;
 
 pub use error::{Error, Result};
 pub use stats::QueryStats;
@@ -170,13 +172,15 @@ impl Lake {
             }
             let eds = lake.store(&config.name).await?;
             let table = eds.table().await?;
-            table.update_datafusion_session(&ctx.state())?;
-            let files = eds.files(&table)?.len() as u64;
-            let provider = bounded(
-                &config.name,
-                Arc::new(pruning::StoreProvider::new(table.table_provider().await?, files, tally.clone())),
-                options.time_bounds,
-            )?;
+            let log_store = table.log_store();
+            let root = log_store.root_url();
+            let store_url = ObjectStoreUrl::parse(&root[..url::Position::BeforePath])?;
+            ctx.register_object_store(store_url.as_ref(), log_store.root_object_store(None));
+            let files = eds.files(&table)?;
+            let root = Path::from_url_path(root.path())
+                .map_err(|e| datafusion::error::DataFusionError::from(object_store::Error::from(e)))?;
+            let provider = pruning::StoreProvider::new(store_url, root, files, tally.clone());
+            let provider = bounded(&config.name, Arc::new(provider), options.time_bounds)?;
             if columns.is_empty() {
                 for field in provider.schema().fields() {
                     field_paths(&mut columns, field.name(), field.data_type());

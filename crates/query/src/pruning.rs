@@ -1,74 +1,109 @@
-//! A store's table: delta-rs's provider, plus partition pruning by time. Bounds on `eventtime`
-//! in a query's filters become bounds on `eventdate` (the partition column) handed to the scan
-//! as well, so whole days are skipped before any file is opened.
+//! A store's table: the Parquet files of its Delta snapshot, scanned by DataFusion's own Parquet
+//! source. Bounds on `eventtime` in a query's filters become bounds on `eventdate` (the partition
+//! column), so whole days are skipped before any file is opened.
+//!
+//! delta-rs's provider is not used for reading: its scan node sits between DataFusion's
+//! projection and the Parquet source, so `useridentity.arn` read every leaf of `useridentity`.
+//! trawl writes its stores itself (no deletion vectors, column mapping or row tracking), so the
+//! snapshot's file list and partition values are all a scan needs.
 
-use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate};
+use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::catalog::Session;
+use datafusion::common::config::TableParquetOptions;
 use datafusion::common::{Result, ScalarValue};
-use datafusion::datasource::physical_plan::FileScanConfig;
-use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::object_store::ObjectStoreUrl;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use datafusion::datasource::table_schema::TableSchema;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::logical_expr::expr::{Between, BinaryExpr};
-use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown, col, lit};
+use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
-use trawl_store::schema::{EVENT_DATE, EVENT_TIME, epoch_day};
+use datafusion::physical_plan::empty::EmptyExec;
+use object_store::ObjectMeta;
+use object_store::path::Path;
+use trawl_store::DataFile;
+use trawl_store::schema::{EVENT_DATE, EVENT_TIME, epoch_day, event_schema};
 use trawl_store::time::parse_timestamp;
 
-/// Files the scans of the current query skipped before opening any (whole partitions, Delta
-/// statistics); the Parquet scan's own metrics cover the rest.
+/// Files the scans of the current query skipped before opening any (whole partitions); the
+/// Parquet scan's own metrics cover the rest.
 #[derive(Debug, Default)]
 pub(crate) struct ScanTally {
     pub(crate) pruned: AtomicU64,
 }
 
-/// A store's Delta table with `eventtime`-to-`eventdate` pruning.
+/// A store's live Parquet files, partitioned by `eventdate`.
 #[derive(Debug)]
 pub(crate) struct StoreProvider {
-    inner: Arc<dyn TableProvider>,
-    files: u64,
+    /// Where the files are: the object store registered under this URL in the session.
+    store_url: ObjectStoreUrl,
+    /// The table's root, inside that object store.
+    root: Path,
+    files: Vec<DataFile>,
     tally: Arc<ScanTally>,
 }
 
 impl StoreProvider {
-    /// `files`: the live files of the table, to count those a scan skips.
-    pub(crate) fn new(inner: Arc<dyn TableProvider>, files: u64, tally: Arc<ScanTally>) -> Self {
-        Self { inner, files, tally }
+    /// `root`: the table's root inside the object store that `store_url` names; `files`: the
+    /// snapshot's live files.
+    pub(crate) fn new(
+        store_url: ObjectStoreUrl,
+        root: Path,
+        files: Vec<DataFile>,
+        tally: Arc<ScanTally>,
+    ) -> Self {
+        Self { store_url, root, files, tally }
+    }
+
+    fn partitioned_file(&self, file: &DataFile) -> PartitionedFile {
+        let mut pf: PartitionedFile = ObjectMeta {
+            location: self.root.parts().chain(file.path.parts()).collect(),
+            size: file.size,
+            last_modified: DateTime::<Utc>::UNIX_EPOCH,
+            e_tag: None,
+            version: None,
+        }
+        .into();
+        pf.partition_values = vec![ScalarValue::Date32(Some(epoch_day(file.date)))];
+        pf
     }
 }
 
-/// Data files a physical plan will read.
-fn planned_files(plan: &Arc<dyn ExecutionPlan>) -> u64 {
-    let node: &dyn Any = plan.as_ref();
-    let own = node
-        .downcast_ref::<DataSourceExec>()
-        .and_then(|exec| {
-            let source: &dyn Any = exec.data_source().as_ref();
-            source
-                .downcast_ref::<FileScanConfig>()
-                .map(|c| c.file_groups.iter().map(|g| g.len() as u64).sum())
-        })
-        .unwrap_or(0);
-    own + plan.children().into_iter().map(planned_files).sum::<u64>()
+/// Spreads `files` over `groups` groups of about equal bytes, largest first.
+fn balanced(mut files: Vec<PartitionedFile>, groups: usize) -> Vec<FileGroup> {
+    files.sort_by_key(|f| std::cmp::Reverse(f.object_meta.size));
+    let mut out: Vec<(u64, Vec<PartitionedFile>)> = (0..groups.max(1)).map(|_| (0, Vec::new())).collect();
+    for file in files {
+        if let Some(group) = out.iter_mut().min_by_key(|(bytes, _)| *bytes) {
+            group.0 += file.object_meta.size;
+            group.1.push(file);
+        }
+    }
+    out.into_iter().filter(|(_, f)| !f.is_empty()).map(|(_, f)| FileGroup::new(f)).collect()
 }
 
 #[async_trait]
 impl TableProvider for StoreProvider {
     fn schema(&self) -> SchemaRef {
-        self.inner.schema()
+        event_schema()
     }
 
     fn table_type(&self) -> TableType {
-        self.inner.table_type()
+        TableType::Base
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
-        self.inner.supports_filters_pushdown(filters)
+        // The filters are applied above the scan; the Parquet source takes them over
+        // (statistics, bloom filters, row filters) when the physical plan is optimized.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
 
     async fn scan(
@@ -78,24 +113,39 @@ impl TableProvider for StoreProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let mut all = filters.to_vec();
-        all.extend(filters.iter().flat_map(date_bounds));
-        let plan = self.inner.scan(state, projection, &all, limit).await?;
-        self.tally.pruned.fetch_add(self.files.saturating_sub(planned_files(&plan)), Ordering::Relaxed);
-        Ok(plan)
+        let (first, last) = day_range(filters);
+        let files: Vec<PartitionedFile> = self
+            .files
+            .iter()
+            .filter(|f| first.is_none_or(|d| f.date >= d) && last.is_none_or(|d| f.date <= d))
+            .map(|f| self.partitioned_file(f))
+            .collect();
+        self.tally.pruned.fetch_add((self.files.len() - files.len()) as u64, Ordering::Relaxed);
+        let schema = event_schema();
+        if files.is_empty() {
+            let projected = match projection {
+                Some(p) => Arc::new(schema.project(p)?),
+                None => schema,
+            };
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        }
+        let file_fields: Vec<Arc<Field>> =
+            schema.fields().iter().filter(|f| f.name() != EVENT_DATE).cloned().collect();
+        let partition = schema.field_with_name(EVENT_DATE)?.clone();
+        let table_schema = TableSchema::builder(Arc::new(Schema::new(file_fields)))
+            .with_table_partition_cols(vec![Arc::new(partition)])
+            .build();
+        let format = ParquetFormat::default().with_options(TableParquetOptions {
+            global: state.config_options().execution.parquet.clone(),
+            ..Default::default()
+        });
+        let config = FileScanConfigBuilder::new(self.store_url.clone(), format.file_source(table_schema))
+            .with_file_groups(balanced(files, state.config_options().execution.target_partitions))
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .build();
+        format.create_physical_plan(state, config).await
     }
-}
-
-/// `eventdate` bounds implied by one filter on `eventtime`.
-pub(crate) fn date_bounds(filter: &Expr) -> Vec<Expr> {
-    day_bounds(filter)
-        .into_iter()
-        .map(|(bound, day)| match bound {
-            Bound::From => col(EVENT_DATE).gt_eq(lit_date(day)),
-            Bound::To => col(EVENT_DATE).lt_eq(lit_date(day)),
-            Bound::On => col(EVENT_DATE).eq(lit_date(day)),
-        })
-        .collect()
 }
 
 /// The first and last UTC days that `filters` on `eventtime` allow.
@@ -185,16 +235,14 @@ fn timestamp_of(e: &Expr) -> Option<DateTime<chrono::Utc>> {
     DateTime::from_timestamp_micros(micros)
 }
 
-fn lit_date(day: NaiveDate) -> Expr {
-    lit(ScalarValue::Date32(Some(epoch_day(day))))
-}
-
 #[cfg(test)]
 mod tests {
+    use datafusion::logical_expr::{col, lit};
+
     use super::*;
 
     #[test]
-    fn bounds_from_eventtime() {
+    fn days_from_eventtime() {
         let t = |s: &str| {
             lit(ScalarValue::TimestampMicrosecond(
                 Some(parse_timestamp(s).unwrap().timestamp_micros()),
@@ -204,18 +252,15 @@ mod tests {
         let f = col(EVENT_TIME)
             .gt_eq(t("2024-01-02T10:00:00Z"))
             .and(t("2024-01-05T00:00:00Z").gt(col(EVENT_TIME)));
-        let got: Vec<String> = date_bounds(&f).iter().map(|e| e.to_string()).collect();
-        // Before midnight of the 5th: the 4th is the last day.
-        assert_eq!(got, vec!["eventdate >= Date32(\"2024-01-02\")", "eventdate <= Date32(\"2024-01-04\")"]);
         let day = |s: &str| s.parse::<NaiveDate>().ok();
+        // Before midnight of the 5th: the 4th is the last day.
         assert_eq!(day_range(std::slice::from_ref(&f)), (day("2024-01-02"), day("2024-01-04")));
         let on = col(EVENT_TIME)
             .lt_eq(t("2024-01-05T00:00:00Z"))
             .and(col(EVENT_TIME).gt(t("2024-01-03T08:00:00Z")));
         assert_eq!(day_range(&[f, on]), (day("2024-01-03"), day("2024-01-04")));
-        assert!(date_bounds(&col("eventname").eq(lit("x"))).is_empty());
-        assert!(
-            date_bounds(&col(EVENT_TIME).gt(t("2024-01-01T00:00:00Z")).or(col("x").eq(lit(1)))).is_empty()
-        );
+        assert_eq!(day_range(&[col("eventname").eq(lit("x"))]), (None, None));
+        let either = col(EVENT_TIME).gt(t("2024-01-01T00:00:00Z")).or(col("x").eq(lit(1)));
+        assert_eq!(day_range(&[either]), (None, None));
     }
 }
