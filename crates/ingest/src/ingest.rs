@@ -388,6 +388,7 @@ impl Writer<'_> {
                     let indices: Vec<(usize, usize)> = chunk.iter().map(|&(_, _, b, r)| (b, r)).collect();
                     writer.write(interleave_record_batch(&refs, &indices)?).await?;
                 }
+                writer.finish_files().await?;
             }
             let outcome = store.commit(&mut table, &mut writer, ledger).await?;
             Ok((table, outcome, order.len() as u64))
