@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::catalog::Session;
@@ -30,7 +30,7 @@ use datafusion::physical_plan::empty::EmptyExec;
 use object_store::ObjectMeta;
 use object_store::path::Path;
 use trawl_store::DataFile;
-use trawl_store::schema::{EVENT_DATE, EVENT_TIME, epoch_day, event_schema};
+use trawl_store::schema::{EVENT_DATE, EVENT_TIME, epoch_day, event_schema, file_schema};
 use trawl_store::time::parse_timestamp;
 
 /// Files the scans of the current query skipped before opening any (whole partitions); the
@@ -129,12 +129,9 @@ impl TableProvider for StoreProvider {
             };
             return Ok(Arc::new(EmptyExec::new(projected)));
         }
-        let file_fields: Vec<Arc<Field>> =
-            schema.fields().iter().filter(|f| f.name() != EVENT_DATE).cloned().collect();
         let partition = schema.field_with_name(EVENT_DATE)?.clone();
-        let table_schema = TableSchema::builder(Arc::new(Schema::new(file_fields)))
-            .with_table_partition_cols(vec![Arc::new(partition)])
-            .build();
+        let table_schema =
+            TableSchema::builder(file_schema()).with_table_partition_cols(vec![Arc::new(partition)]).build();
         let format = ParquetFormat::default().with_options(TableParquetOptions {
             global: state.config_options().execution.parquet.clone(),
             ..Default::default()

@@ -30,7 +30,9 @@ use url::Url;
 use crate::clock::Clock;
 use crate::config::StoreConfig;
 use crate::lake::{Lake, META_DIR};
-use crate::schema::{self, EVENT_DATE, EVENT_ID, EVENT_JSON, EVENT_JSON_CHECKSUM, EVENT_TIME, event_schema};
+use crate::schema::{
+    self, EVENT_DATE, EVENT_ID, EVENT_JSON, EVENT_JSON_CHECKSUM, EVENT_TIME, event_schema, file_schema,
+};
 use crate::{Error, Result};
 
 /// Rows per Parquet row group: small enough for row-group pruning on `eventtime`, large enough
@@ -492,14 +494,11 @@ async fn read_file(
 /// on lookup columns, `sorting_columns = [eventtime]`. `eventjson`, most of the bytes, is
 /// stored plain in 8 MiB pages without statistics: against 1 MiB pages that is 15% smaller
 /// (similar events compress together), and min/max of whole events help no query. (Level 6
-/// would save 10% more, at twice the compression time.) Unique values (event, request ids, checksums) skip the dictionary attempt.
+/// would save 10% more, at twice the compression time.) Unique values (event, request ids,
+/// checksums) skip the dictionary attempt.
 pub fn writer_properties() -> WriterProperties {
-    let schema = event_schema();
-    let file_schema = arrow::datatypes::Schema::new(
-        schema.fields().iter().filter(|f| f.name() != EVENT_DATE).cloned().collect::<Vec<_>>(),
-    );
     let descriptor =
-        ArrowSchemaConverter::new().convert(&file_schema).expect("the event schema converts to Parquet");
+        ArrowSchemaConverter::new().convert(&file_schema()).expect("the event schema converts to Parquet");
     let time_leaf = descriptor
         .columns()
         .iter()

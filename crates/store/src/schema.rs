@@ -189,9 +189,21 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+static FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(
+        SCHEMA.fields().iter().filter(|f| f.name() != EVENT_DATE).cloned().collect::<Vec<_>>(),
+    ))
+});
+
 /// The schema of every CloudTrail event data store, `eventdate` (the partition column) last.
 pub fn event_schema() -> SchemaRef {
     SCHEMA.clone()
+}
+
+/// The columns of a store's data files: the event schema without `eventdate`, which Delta keeps
+/// in the file's partition values.
+pub fn file_schema() -> SchemaRef {
+    FILE_SCHEMA.clone()
 }
 
 #[cfg(test)]
