@@ -490,7 +490,7 @@ async fn read_file(
     Ok(stream.map_err(Error::from))
 }
 
-/// Parquet settings of every data file: zstd, page statistics and page index, bloom filters
+/// Parquet settings of every data file: zstd, row-group statistics, an offset index, bloom filters
 /// on lookup columns, `sorting_columns = [eventtime]`. `eventjson`, most of the bytes, is
 /// stored plain in 8 MiB pages without statistics: against 1 MiB pages that is 15% smaller
 /// (similar events compress together), and min/max of whole events help no query. (Level 6
@@ -506,7 +506,11 @@ pub fn writer_properties() -> WriterProperties {
         .expect("eventtime is a leaf column");
     let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
-        .set_statistics_enabled(EnabledStatistics::Page)
+        // Min/max per row group for every column, per page only for `eventtime`, the one sorted
+        // column: page statistics of unsorted columns prune nothing and make the page index that
+        // every query parses per file larger (lookups 0.71 to 0.52 s on 10M events).
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_column_statistics_enabled(ColumnPath::from(EVENT_TIME), EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_data_page_size_limit(PAGE_BYTES)
         .set_sorting_columns(Some(vec![SortingColumn {
