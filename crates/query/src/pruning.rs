@@ -77,19 +77,6 @@ impl StoreProvider {
     }
 }
 
-/// Spreads `files` over `groups` groups of about equal bytes, largest first.
-fn balanced(mut files: Vec<PartitionedFile>, groups: usize) -> Vec<FileGroup> {
-    files.sort_by_key(|f| std::cmp::Reverse(f.object_meta.size));
-    let mut out: Vec<(u64, Vec<PartitionedFile>)> = (0..groups.max(1)).map(|_| (0, Vec::new())).collect();
-    for file in files {
-        if let Some(group) = out.iter_mut().min_by_key(|(bytes, _)| *bytes) {
-            group.0 += file.object_meta.size;
-            group.1.push(file);
-        }
-    }
-    out.into_iter().filter(|(_, f)| !f.is_empty()).map(|(_, f)| FileGroup::new(f)).collect()
-}
-
 #[async_trait]
 impl TableProvider for StoreProvider {
     fn schema(&self) -> SchemaRef {
@@ -137,7 +124,8 @@ impl TableProvider for StoreProvider {
             ..Default::default()
         });
         let config = FileScanConfigBuilder::new(self.store_url.clone(), format.file_source(table_schema))
-            .with_file_groups(balanced(files, state.config_options().execution.target_partitions))
+            // One group: the physical optimizer splits it into byte ranges, one per core.
+            .with_file_group(FileGroup::new(files))
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
             .build();
