@@ -61,6 +61,9 @@ pub(crate) async fn run(location: &str, args: QueryArgs) -> Result<ExitCode> {
     if !args.quiet {
         eprintln!("{}", describe(&stats));
     }
+    // The process ends here. Freeing the session's caches (the Parquet metadata of every file
+    // opened) one allocation at a time took 10% of a lookup on a store of 400 files.
+    std::mem::forget(lake);
     Ok(ExitCode::SUCCESS)
 }
 
