@@ -4,21 +4,11 @@
 //!
 //! `cargo bench -p trawl-ingest --bench ingest`
 
-use std::path::Path;
-
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use parquet::arrow::ArrowWriter;
 
 fn records_file(copies: usize) -> (String, u64) {
-    let dir =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/stratus-red-team-detonation-logs");
-    let mut events: Vec<serde_json::Value> = Vec::new();
-    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    names.sort();
-    for path in names.iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
-        let batch: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-        events.extend(batch);
-    }
+    let events = trawl_ingest::bench::stratus_events();
     let mut all = Vec::new();
     for i in 0..copies {
         for e in &events {

@@ -62,6 +62,26 @@ pub mod bench {
     use crate::framing::{Framer, Visitor};
     use crate::json::Entries;
 
+    /// The real Stratus Red Team events of the repository's `tests/fixtures`, in file order: the
+    /// input of the ingest and pruning benchmarks.
+    pub fn stratus_events() -> Vec<serde_json::Value> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/stratus-red-team-detonation-logs");
+        let mut paths: Vec<_> = std::fs::read_dir(&dir)
+            .expect("the fixtures directory")
+            .map(|e| e.expect("a fixture entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .flat_map(|p| {
+                let text = std::fs::read(p).expect("a readable fixture");
+                serde_json::from_slice::<Vec<serde_json::Value>>(&text).expect("a JSON array of events")
+            })
+            .collect()
+    }
+
     /// Frames, checks and builds one file's text into a record batch of the event schema, as
     /// ingest does for each file (all events kept).
     pub fn decode_text(text: &str) -> arrow::array::RecordBatch {

@@ -24,15 +24,7 @@ const COPIES: usize = 8;
 /// Writes one `{"Records":[...]}` file per day into `dir`, with [`COPIES`] of every fixture
 /// event at fresh times of that day and fresh ids; returns the number of events written.
 fn write_trail(dir: &Path, first: DateTime<Utc>) -> usize {
-    let fixtures =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/stratus-red-team-detonation-logs");
-    let mut names: Vec<_> = std::fs::read_dir(&fixtures).unwrap().map(|e| e.unwrap().path()).collect();
-    names.sort();
-    let mut events: Vec<serde_json::Value> = Vec::new();
-    for path in names.iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
-        let batch: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-        events.extend(batch);
-    }
+    let events = trawl_ingest::bench::stratus_events();
     let per_day = events.len() * COPIES;
     let step = 86_400 / per_day as i64;
     for day in 0..DAYS {
