@@ -15,7 +15,8 @@ fn main() {
     );
     for path in &examples {
         let name = path.file_stem().and_then(|s| s.to_str()).expect("UTF-8 example name");
-        writeln!(code, "    ({name:?}, include_str!({:?})),", path.display()).expect("write to a String");
+        writeln!(code, "    ({name:?}, include_str!({})),", from_root(&root, path))
+            .expect("write to a String");
     }
     code.push_str("];\n\n");
 
@@ -29,12 +30,20 @@ fn main() {
     code.push_str("pub(crate) const DEMO_FILES: &[(&str, &[u8])] = &[\n");
     for path in &demo {
         let rel = path.strip_prefix(&fixtures).expect("under fixtures").display().to_string();
-        writeln!(code, "    ({rel:?}, include_bytes!({:?})),", path.display()).expect("write to a String");
+        writeln!(code, "    ({rel:?}, include_bytes!({})),", from_root(&root, path))
+            .expect("write to a String");
     }
     code.push_str("];\n");
     std::fs::write(out.join("bundled.rs"), code).expect("write bundled.rs");
     println!("cargo:rerun-if-changed=sql-examples");
     println!("cargo:rerun-if-changed=tests/fixtures");
+}
+
+/// `path` as an expression relative to the package root: the generated code stays valid when a
+/// target directory is shared by clones in other places (cargo does not rerun this script then).
+fn from_root(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).expect("under the package root").display().to_string();
+    format!("concat!(env!(\"CARGO_MANIFEST_DIR\"), {:?})", format!("/{rel}"))
 }
 
 /// The files under `dir` that `keep` accepts, recursively, sorted.

@@ -1,6 +1,7 @@
 //! Arrow builders driven by the event schema: one [`Column`] per field, fed raw JSON values.
 //! A value of an unexpected JSON type becomes null in its column; `eventjson` keeps it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -14,6 +15,39 @@ use serde_json::value::RawValue;
 use crate::json::{Entries, Kind, as_str, kind, to_lake_string};
 use trawl_store::time::parse_timestamp;
 
+/// Finds a field by a JSON key, ignoring ASCII case: CloudTrail spells keys in camelCase and
+/// the schema in lower case. Each spelling met is remembered, so that a key costs one hash
+/// lookup and no allocation.
+pub(crate) struct KeyIndex {
+    lower: HashMap<String, usize, foldhash::fast::FixedState>,
+    seen: HashMap<Box<str>, Option<usize>, foldhash::fast::FixedState>,
+}
+
+impl KeyIndex {
+    /// Spellings remembered at most: keys are a fixed set in CloudTrail, not in hostile input.
+    const SEEN_LIMIT: usize = 1024;
+
+    /// An index of `names` (lower case) to their positions; the first of equal names wins.
+    pub(crate) fn new<'a>(names: impl IntoIterator<Item = (&'a str, usize)>) -> Self {
+        let mut lower = HashMap::default();
+        for (name, i) in names {
+            lower.entry(name.to_ascii_lowercase()).or_insert(i);
+        }
+        Self { lower, seen: HashMap::default() }
+    }
+
+    pub(crate) fn get(&mut self, key: &str) -> Option<usize> {
+        if let Some(&i) = self.seen.get(key) {
+            return i;
+        }
+        let i = self.lower.get(key.to_ascii_lowercase().as_str()).copied();
+        if self.seen.len() < Self::SEEN_LIMIT {
+            self.seen.insert(key.into(), i);
+        }
+        i
+    }
+}
+
 /// Builds one column of any type the event schema uses.
 #[allow(clippy::large_enum_variant)] // a few dozen columns per batch builder
 pub(crate) enum Column {
@@ -24,6 +58,7 @@ pub(crate) enum Column {
     Map(MapBuilder<StringBuilder, StringBuilder>, FieldRef),
     Struct {
         fields: Fields,
+        index: KeyIndex,
         children: Vec<Column>,
         valid: Vec<bool>,
     },
@@ -55,6 +90,7 @@ impl Column {
             }
             DataType::Struct(fields) => Column::Struct {
                 fields: fields.clone(),
+                index: KeyIndex::new(fields.iter().enumerate().map(|(i, f)| (f.name().as_str(), i))),
                 children: fields.iter().map(|f| Column::new(f.data_type(), rows)).collect(),
                 valid: Vec::with_capacity(rows),
             },
@@ -110,11 +146,11 @@ impl Column {
                 }
                 None => b.append(false).expect("map builder keys and values are in step"),
             },
-            Column::Struct { fields, children, valid } => match Entries::of(raw) {
+            Column::Struct { fields, index, children, valid } => match Entries::of(raw) {
                 Some(entries) => {
                     let mut slots: Vec<Option<&RawValue>> = vec![None; fields.len()];
                     for (k, v) in &entries.0 {
-                        if let Some(i) = fields.iter().position(|f| f.name().eq_ignore_ascii_case(k)) {
+                        if let Some(i) = index.get(k) {
                             slots[i] = Some(v);
                         }
                     }
@@ -165,7 +201,7 @@ impl Column {
                     StructArray::new(fields.clone(), pairs.columns().to_vec(), pairs.nulls().cloned());
                 Arc::new(MapArray::new(entries.clone(), offsets, pairs, nulls, ordered))
             }
-            Column::Struct { fields, children, valid } => {
+            Column::Struct { fields, children, valid, .. } => {
                 let arrays = children.iter_mut().map(Column::finish).collect();
                 let nulls = NullBuffer::from(std::mem::take(valid));
                 Arc::new(StructArray::new(fields.clone(), arrays, Some(nulls)))

@@ -3,7 +3,6 @@
 //! dedupe key.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Date32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
@@ -15,7 +14,7 @@ use trawl_store::schema::{self, epoch_day_of, event_schema};
 use trawl_store::selectors::{SelectorEvent, SelectorField, SelectorSet};
 use trawl_store::time::parse_timestamp;
 
-use crate::columns::Column;
+use crate::columns::{Column, KeyIndex};
 use crate::json::{Entries, as_str, minify};
 
 /// The identity of an event for deduplication: `(recipientAccountId, eventID)`, or the
@@ -76,7 +75,7 @@ enum Slot {
 pub(crate) struct BatchBuilder {
     schema: SchemaRef,
     slots: Vec<Slot>,
-    by_key: HashMap<String, usize>,
+    by_key: KeyIndex,
     time: TimestampMicrosecondBuilder,
     category: StringBuilder,
     json: StringBuilder,
@@ -106,15 +105,16 @@ impl BatchBuilder {
         let rows = (text_bytes / 2048).clamp(1, 8192);
         let schema = event_schema();
         let mut slots = Vec::new();
-        let mut by_key = HashMap::new();
+        let mut keys = Vec::new();
         for (i, field) in schema.fields().iter().enumerate() {
             if DERIVED.contains(&field.name().as_str()) {
                 slots.push(Slot::Derived);
             } else {
-                by_key.insert(field.name().clone(), i);
+                keys.push((field.name().as_str(), i));
                 slots.push(Slot::Json(Column::new(field.data_type(), rows)));
             }
         }
+        let by_key = KeyIndex::new(keys);
         Self {
             schema,
             slots,
@@ -165,14 +165,7 @@ impl BatchBuilder {
 
         let mut values: Vec<Option<&RawValue>> = vec![None; self.slots.len()];
         for (key, value) in &event.0 {
-            let lower;
-            let key: &str = if key.bytes().any(|b| b.is_ascii_uppercase()) {
-                lower = key.to_ascii_lowercase();
-                &lower
-            } else {
-                key
-            };
-            if let Some(&i) = self.by_key.get(key) {
+            if let Some(i) = self.by_key.get(key) {
                 values[i] = Some(value);
             }
         }

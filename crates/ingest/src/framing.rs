@@ -74,6 +74,21 @@ fn classify<'a>(e: &Entries<'a>) -> Class<'a> {
     Class::Unknown
 }
 
+/// A JSON value, parsed once: an object's text and entries, or any other value.
+enum Value<'t> {
+    Object(&'t str, Entries<'t>),
+    Other(&'t RawValue),
+}
+
+impl<'t> Value<'t> {
+    fn of(raw: &'t RawValue) -> Self {
+        match Entries::of(raw) {
+            Some(entries) => Value::Object(raw.get(), entries),
+            None => Value::Other(raw),
+        }
+    }
+}
+
 /// Walks one file's text.
 pub(crate) struct Framer<'t, 'v, V: Visitor> {
     text: &'t str,
@@ -104,19 +119,31 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
         s.as_ptr() as usize - self.text.as_ptr() as usize
     }
 
-    /// Parses one JSON value at `start`; returns it and the offset just past it.
-    fn parse_at(&self, start: usize) -> Result<(&'t RawValue, usize), (usize, String)> {
+    /// Parses one JSON value at `start`; returns it and the offset just past it. An object is
+    /// parsed into its entries in the same pass that finds its end.
+    fn parse_at(&self, start: usize) -> Result<(Value<'t>, usize), (usize, String)> {
         let slice = &self.text[start..];
+        let error = |e: serde_json::Error| {
+            (start + offset_of(slice, e.line(), e.column()), strip_position(&e.to_string()))
+        };
+        if slice.starts_with('{') {
+            let mut stream = serde_json::Deserializer::from_str(slice).into_iter::<Entries<'t>>();
+            return match stream.next() {
+                Some(Ok(entries)) => {
+                    let end = stream.byte_offset();
+                    Ok((Value::Object(&slice[..end], entries), start + end))
+                }
+                Some(Err(e)) => Err(error(e)),
+                None => Err((self.text.len(), "EOF while parsing an object".to_owned())),
+            };
+        }
         let mut de = serde_json::Deserializer::from_str(slice);
         match <&RawValue>::deserialize(&mut de) {
             Ok(raw) => {
                 let end = self.offset_in_text(raw.get()) + raw.get().len();
-                Ok((raw, end))
+                Ok((Value::Other(raw), end))
             }
-            Err(e) => {
-                let at = start + offset_of(slice, e.line(), e.column());
-                Err((at, strip_position(&e.to_string())))
-            }
+            Err(e) => Err(error(e)),
         }
     }
 
@@ -149,8 +176,8 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
     /// A top-level value that is not a records wrapper (an event, an envelope, an NDJSON line).
     fn one_value(&mut self, pos: usize) -> usize {
         match self.parse_at(pos) {
-            Ok((raw, end)) => {
-                self.element(raw, pos, 0);
+            Ok((value, end)) => {
+                self.element(value, pos, 0);
                 end
             }
             Err((at, reason)) => {
@@ -217,8 +244,8 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
             }
             let start = pos;
             match self.parse_at(start) {
-                Ok((raw, end)) => {
-                    self.element(raw, start, depth);
+                Ok((value, end)) => {
+                    self.element(value, start, depth);
                     pos = self.skip_ws(end);
                     match self.bytes().get(pos) {
                         Some(b',') => pos += 1,
@@ -266,13 +293,16 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
         while let Some(i) = memchr(b'{', &self.bytes()[p..at]) {
             p += i;
             match self.parse_at(p) {
-                Ok((raw, end)) => {
+                Ok((value, end)) => {
                     // Only whole events: a nested object with an eventTime key is not one.
                     let whole = |e: &Entries<'_>| {
                         ["eventTime", "eventName", "eventSource"].iter().all(|k| e.get(k).is_some())
                     };
-                    if Entries::of(raw).is_some_and(|e| matches!(classify(&e), Class::Event) && whole(&e)) {
-                        self.element(raw, p, depth);
+                    if let Value::Object(_, e) = &value
+                        && matches!(classify(e), Class::Event)
+                        && whole(e)
+                    {
+                        self.element(value, p, depth);
                         recovered += 1;
                     }
                     p = end;
@@ -310,8 +340,8 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
                 _ => lines && newline,
             };
             if boundary
-                && let Ok((raw, _)) = self.parse_at(p)
-                && Entries::of(raw).is_some_and(|e| !matches!(classify(&e), Class::Unknown))
+                && let Ok((Value::Object(_, e), _)) = self.parse_at(p)
+                && !matches!(classify(&e), Class::Unknown)
             {
                 return p;
             }
@@ -321,19 +351,22 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
     }
 
     /// One record (array element, line or envelope content) at `offset`.
-    fn element(&mut self, raw: &'t RawValue, offset: usize, depth: usize) {
-        let Some(entries) = Entries::of(raw) else {
-            let index = self.take_index();
-            let what = match kind(raw) {
-                Kind::Array => "an array",
-                Kind::String => "a string",
-                Kind::Number => "a number",
-                Kind::Bool => "a boolean",
-                Kind::Null => "null",
-                Kind::Object => "an object",
-            };
-            self.visitor.problem(Some(index), offset, format!("record is {what}, not a JSON object"));
-            return;
+    fn element(&mut self, value: Value<'t>, offset: usize, depth: usize) {
+        let (text, entries) = match value {
+            Value::Object(text, entries) => (text, entries),
+            Value::Other(raw) => {
+                let index = self.take_index();
+                let what = match kind(raw) {
+                    Kind::Array => "an array",
+                    Kind::String => "a string",
+                    Kind::Number => "a number",
+                    Kind::Bool => "a boolean",
+                    Kind::Null => "null",
+                    Kind::Object => "an object",
+                };
+                self.visitor.problem(Some(index), offset, format!("record is {what}, not a JSON object"));
+                return;
+            }
         };
         if depth > MAX_DEPTH {
             let index = self.take_index();
@@ -343,13 +376,13 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
         match classify(&entries) {
             Class::Event => {
                 let index = self.take_index();
-                self.visitor.event(index, offset, raw.get(), &entries);
+                self.visitor.event(index, offset, text, &entries);
             }
             Class::Records(array) => {
                 let at = self.offset_in_text(array.get());
                 self.array(at, depth + 1);
             }
-            Class::Detail(inner) | Class::Wrapped(inner) => self.element(inner, offset, depth + 1),
+            Class::Detail(inner) | Class::Wrapped(inner) => self.element(Value::of(inner), offset, depth + 1),
             Class::Lookup(s) => {
                 let index = self.take_index();
                 self.embedded(index, offset, as_str(s), "CloudTrailEvent");
