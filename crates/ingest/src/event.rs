@@ -175,18 +175,19 @@ impl BatchBuilder {
             }
         }
         let json = minify(text);
-        let checksum = hex(&Sha256::digest(json.as_bytes()));
+        let mut digits = [0u8; 64];
+        let checksum = hex(&Sha256::digest(json.as_bytes()), &mut digits);
         self.keys.push(event_key(
             view.str("recipientAccountId").as_deref(),
             view.str("eventID").as_deref(),
-            &checksum,
+            checksum,
         ));
         self.time.append_value(time.timestamp_micros());
         self.date.append_value(epoch_day_of(time));
         self.category.append_value(view.category());
         self.json_bytes += json.len();
         self.json.append_value(&json);
-        self.checksum.append_value(&checksum);
+        self.checksum.append_value(checksum);
         self.source.append_value(source);
         self.record.append_value(i64::try_from(record).unwrap_or(i64::MAX));
         self.rows += 1;
@@ -228,14 +229,14 @@ fn event_time(event: &Entries<'_>) -> Result<DateTime<Utc>, String> {
     parse_timestamp(&text).ok_or_else(|| format!("invalid eventTime '{text}'"))
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+/// `bytes` in lower-case hex, written into `out` (twice as long).
+fn hex<'o>(bytes: &[u8], out: &'o mut [u8]) -> &'o str {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 15)];
     }
-    s
+    std::str::from_utf8(&out[..bytes.len() * 2]).expect("hex digits are ASCII")
 }
 
 /// Selector fields of one event.

@@ -106,7 +106,13 @@ pub(crate) fn as_str(raw: &RawValue) -> Option<Cow<'_, str>> {
     if kind(raw) != Kind::String {
         return None;
     }
-    serde_json::from_str::<CowStr<'_>>(raw.get()).ok().map(|s| s.0)
+    // A raw value is valid JSON: without a backslash, the string is the text between the quotes.
+    let text = raw.get();
+    let inner = &text[1..text.len() - 1];
+    if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<CowStr<'_>>(text).ok().map(|s| s.0)
 }
 
 /// A value as CloudTrail Lake stores it in a string column or map value: strings unescaped,
