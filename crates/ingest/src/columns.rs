@@ -148,14 +148,23 @@ impl Column {
             },
             Column::Struct { fields, index, children, valid } => match Entries::of(raw) {
                 Some(entries) => {
-                    let mut slots: Vec<Option<&RawValue>> = vec![None; fields.len()];
+                    // On the stack for the structs of the event schema (11 fields at most).
+                    let mut stack = [None; 16];
+                    let mut heap = Vec::new();
+                    let slots: &mut [Option<&RawValue>] = match stack.get_mut(..fields.len()) {
+                        Some(slots) => slots,
+                        None => {
+                            heap.resize(fields.len(), None);
+                            &mut heap
+                        }
+                    };
                     for (k, v) in &entries.0 {
                         if let Some(i) = index.get(k) {
                             slots[i] = Some(v);
                         }
                     }
-                    for (child, slot) in children.iter_mut().zip(slots) {
-                        child.append(slot);
+                    for (child, slot) in children.iter_mut().zip(slots.iter()) {
+                        child.append(*slot);
                     }
                     valid.push(true);
                 }

@@ -46,7 +46,8 @@ impl<'de> Deserialize<'de> for Entries<'de> {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                // An event has 15 to 25 keys; nested objects fewer.
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(24));
                 while let Some(key) = map.next_key::<CowStr<'de>>()? {
                     let value: &'de RawValue = map.next_value()?;
                     out.push((key.0, value));
