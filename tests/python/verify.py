@@ -1,7 +1,8 @@
 """Independent checks of what trawl writes, with pyarrow and Python's json module.
 
   verify.py parquet STORE_DIR ROWS    every live Parquet file of a store read by pyarrow:
-                                      the row count, eventtime as a UTC timestamp, nested columns
+                                      the row count, eventtime as a UTC timestamp, nested columns,
+                                      the Delta statistics of its add action
   verify.py export EXPORT FIXTURES    every exported line equals (as parsed JSON) an event of the
                                       fixtures, found by a tolerant scanner that shares no code
                                       with trawl
@@ -17,26 +18,47 @@ import pyarrow.parquet as pq
 
 
 def live_files(store_dir):
-    """The live files, replaying the Delta log's add/remove actions."""
+    """The live files and their Delta statistics, replaying the log's add/remove actions."""
     live = {}
     for path in sorted(glob.glob(os.path.join(store_dir, "_delta_log", "*.json"))):
         with open(path) as f:
             for line in f:
                 action = json.loads(line)
                 if "add" in action:
-                    live[action["add"]["path"]] = True
+                    live[action["add"]["path"]] = json.loads(action["add"]["stats"])
                 elif "remove" in action:
                     live.pop(action["remove"]["path"], None)
-    return [os.path.join(store_dir, p) for p in live]
+    return {os.path.join(store_dir, p): stats for p, stats in live.items()}
+
+
+STATS_COLUMNS = ["eventtime", "eventsource", "eventname", "awsregion", "errorcode", "recipientaccountid"]
+
+
+def check_stats(path, table, stats):
+    """Delta statistics as the protocol has them: times in UTC to the millisecond."""
+    assert stats["numRecords"] == table.num_rows, (path, stats["numRecords"], table.num_rows)
+    for name in STATS_COLUMNS:
+        values = [v for v in table.column(name).to_pylist() if v is not None]
+        assert stats["nullCount"][name] == table.num_rows - len(values), (path, name, stats["nullCount"])
+        if not values:
+            assert name not in stats["minValues"] and name not in stats["maxValues"], (path, name)
+            continue
+        lo, hi = min(values), max(values)
+        if name == "eventtime":
+            fmt = lambda t: t.strftime("%Y-%m-%dT%H:%M:%S") + (f".{t.microsecond // 1000:03d}" if t.microsecond // 1000 else "") + "Z"
+            lo, hi = fmt(lo), fmt(hi)
+        assert stats["minValues"][name] == lo, (path, name, stats["minValues"][name], lo)
+        assert stats["maxValues"][name] == hi, (path, name, stats["maxValues"][name], hi)
 
 
 def check_parquet(store_dir, rows):
     files = live_files(store_dir)
     assert files, "no live files"
     total = 0
-    for path in files:
+    for path, stats in files.items():
         table = pq.read_table(path)
         total += table.num_rows
+        check_stats(path, table, stats)
         t = table.schema.field("eventtime").type
         assert pa.types.is_timestamp(t) and t.unit == "us" and t.tz == "UTC", t
         ui = table.schema.field("useridentity").type

@@ -5,7 +5,6 @@
 //! `cargo bench -p trawl-ingest --bench ingest`
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use parquet::arrow::ArrowWriter;
 
 fn records_file(copies: usize) -> (String, u64) {
     let events = trawl_ingest::bench::stratus_events();
@@ -41,16 +40,13 @@ fn bench(c: &mut Criterion) {
     group.bench_function(format!("decode/{events}-events"), |b| {
         b.iter(|| assert_eq!(trawl_ingest::bench::decode_text(&text).num_rows() as u64, events))
     });
+    // The store's writer, as ingest uses it: a file per date, columns encoded on every core.
     let encode = |batch: &arrow::array::RecordBatch| {
-        // eventdate is the partition: it is not in the files.
-        let file_batch = batch.project(&(0..batch.num_columns() - 1).collect::<Vec<_>>()).unwrap();
-        let mut out = Vec::new();
-        let mut w =
-            ArrowWriter::try_new(&mut out, file_batch.schema(), Some(trawl_store::writer_properties()))
-                .unwrap();
-        w.write(&file_batch).unwrap();
-        w.close().unwrap();
-        out.len()
+        let rows: Vec<(usize, usize)> = (0..batch.num_rows()).map(|r| (0, r)).collect();
+        let mut w = trawl_store::StoreWriter::default();
+        w.write_rows(&[batch], &rows).unwrap();
+        w.finish_file().unwrap();
+        w.bytes()
     };
     let decoded = trawl_ingest::bench::decode_text(&text);
     group.bench_function(format!("parquet/{events}-events"), |b| b.iter(|| encode(&decoded)));

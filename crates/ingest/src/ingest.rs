@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, PrimitiveArray, RecordBatch};
-use arrow::compute::interleave_record_batch;
 use arrow::datatypes::{Date32Type, TimestampMicrosecondType};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
@@ -379,19 +378,25 @@ impl Writer<'_> {
         }
         order.sort_unstable();
         let batches: Vec<RecordBatch> = batches.into_iter().map(|(b, _)| b.clone()).collect();
+        let mut writer = self.store.writer();
         let store = self.store.clone();
         self.pending = Some(tokio::spawn(async move {
-            let mut writer = store.writer(&table)?;
-            let refs: Vec<&RecordBatch> = batches.iter().collect();
-            for day in order.chunk_by(|a, b| a.0 == b.0) {
-                for chunk in day.chunks(WRITE_CHUNK_ROWS) {
-                    let indices: Vec<(usize, usize)> = chunk.iter().map(|&(_, _, b, r)| (b, r)).collect();
-                    writer.write(interleave_record_batch(&refs, &indices)?).await?;
+            // Encoding keeps threads busy for seconds: not on the runtime's workers.
+            let encoded = tokio::task::spawn_blocking(move || {
+                let refs: Vec<&RecordBatch> = batches.iter().collect();
+                // The writer starts a file at each new date.
+                for chunk in order.chunks(WRITE_CHUNK_ROWS) {
+                    let rows: Vec<(usize, usize)> = chunk.iter().map(|&(_, _, b, r)| (b, r)).collect();
+                    writer.write_rows(&refs, &rows)?;
                 }
-                writer.finish_files().await?;
-            }
+                writer.finish_file()?;
+                Ok::<_, Error>(writer)
+            });
+            let mut writer = encoded
+                .await
+                .map_err(|e| Error::Source { path: "ingest writer".into(), reason: e.to_string() })??;
             let outcome = store.commit(&mut table, &mut writer, ledger).await?;
-            Ok((table, outcome, order.len() as u64))
+            Ok((table, outcome, writer.rows()))
         }));
         Ok(())
     }

@@ -8,44 +8,26 @@ use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::CommitBuilder;
-use deltalake::kernel::{Action, Add, LogicalFileView, Remove, StructType};
+use deltalake::kernel::{Action, LogicalFileView, Remove, StructType};
 use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableBuilder, ObjectStore};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::ProjectionMask;
 #[allow(deprecated)]
 use parquet::arrow::async_reader::ParquetObjectReader;
-use parquet::arrow::{ArrowSchemaConverter, ProjectionMask};
-use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::metadata::SortingColumn;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::clock::Clock;
 use crate::config::StoreConfig;
 use crate::lake::{Lake, META_DIR};
-use crate::schema::{
-    self, EVENT_DATE, EVENT_ID, EVENT_JSON, EVENT_JSON_CHECKSUM, EVENT_TIME, event_schema, file_schema,
-};
+use crate::schema::{self, EVENT_DATE, EVENT_TIME, event_schema};
+use crate::writer::StoreWriter;
 use crate::{Error, Result};
-
-/// Rows per Parquet row group: small enough for row-group pruning on `eventtime`, large enough
-/// for good compression.
-const ROW_GROUP_ROWS: usize = 128 * 1024;
-/// Bytes per data page (before compression; `eventjson` has its own 8 MiB). A point lookup
-/// decodes its predicate columns whole, then fetches and decompresses only the pages of the other
-/// columns that hold a match (the offset index locates them): with 1 MiB pages it decompressed
-/// every `eventid` in a file to sort two matches. A page limit in rows would cut `eventjson` too,
-/// which compresses worse and slower in small pages.
-const PAGE_BYTES: usize = 64 << 10;
-/// Data files roll over at this size.
-const TARGET_FILE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// A live Parquet file of a store.
 #[derive(Debug, Clone)]
@@ -227,25 +209,21 @@ impl EventDataStore {
             .try_flatten()
     }
 
-    /// A writer for new data files; nothing is visible until [`EventDataStore::commit`].
-    pub fn writer(&self, table: &DeltaTable) -> Result<StoreWriter> {
-        let inner = RecordBatchWriter::for_table(table)?
-            .with_writer_properties(writer_properties())
-            .with_target_file_size(TARGET_FILE_BYTES);
-        Ok(StoreWriter { inner, rows: 0, adds: Vec::new() })
+    /// A writer of new data files; nothing is stored until [`EventDataStore::commit`].
+    pub fn writer(&self) -> StoreWriter {
+        StoreWriter::default()
     }
 
-    /// Commits `writer`'s files to `table` in one Delta transaction, then records `sources` in
-    /// the ledger.
+    /// Uploads `writer`'s files and commits them to `table` in one Delta transaction, then
+    /// records `sources` in the ledger.
     pub async fn commit(
         &self,
         table: &mut DeltaTable,
         writer: &mut StoreWriter,
         sources: Vec<LedgerEntry>,
     ) -> Result<CommitOutcome> {
-        let mut adds = std::mem::take(&mut writer.adds);
-        adds.extend(writer.inner.flush().await?);
-        let rows = std::mem::take(&mut writer.rows);
+        let rows = writer.rows();
+        let adds = writer.upload(table.object_store()).await?;
         let files = adds.len();
         let bytes = adds.iter().map(|a| u64::try_from(a.size).unwrap_or(0)).sum();
         let mut version = None;
@@ -404,38 +382,6 @@ pub struct RetentionReport {
     pub files_deleted: usize,
 }
 
-/// Streams sorted, single-day batches into new Parquet files.
-pub struct StoreWriter {
-    inner: RecordBatchWriter,
-    rows: u64,
-    /// Files finished and uploaded, not yet committed.
-    adds: Vec<Add>,
-}
-
-impl std::fmt::Debug for StoreWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreWriter").field("rows", &self.rows).finish()
-    }
-}
-
-impl StoreWriter {
-    /// Writes rows that all belong to one `eventdate` partition, sorted by `eventtime`.
-    pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        self.rows += batch.num_rows() as u64;
-        self.inner.write(batch).await?;
-        Ok(())
-    }
-
-    /// Finishes and uploads the files being written; [`EventDataStore::commit`] makes them
-    /// visible. Called after each partition, it keeps one partition's Parquet column writers in
-    /// memory instead of one set per partition of the commit (a set holds a zstd context, page
-    /// buffers and bloom filters for each of ~80 leaf columns: 300 MiB over a 30-day wave).
-    pub async fn finish_files(&mut self) -> Result<()> {
-        self.adds.extend(self.inner.flush().await?);
-        Ok(())
-    }
-}
-
 #[derive(Debug)]
 struct DeltaClock(Arc<dyn Clock>);
 
@@ -488,59 +434,6 @@ async fn read_file(
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
     let stream = builder.with_projection(mask).with_batch_size(8192).build()?;
     Ok(stream.map_err(Error::from))
-}
-
-/// Parquet settings of every data file: zstd, row-group statistics, an offset index, bloom filters
-/// on lookup columns, `sorting_columns = [eventtime]`. `eventjson`, most of the bytes, is
-/// stored plain in 8 MiB pages without statistics: against 1 MiB pages that is 15% smaller
-/// (similar events compress together), and min/max of whole events help no query. (Level 6
-/// would save 10% more, at twice the compression time.) Unique values (event, request ids,
-/// checksums) skip the dictionary attempt.
-pub fn writer_properties() -> WriterProperties {
-    let descriptor =
-        ArrowSchemaConverter::new().convert(&file_schema()).expect("the event schema converts to Parquet");
-    let time_leaf = descriptor
-        .columns()
-        .iter()
-        .position(|c| c.path().string() == EVENT_TIME)
-        .expect("eventtime is a leaf column");
-    let mut props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
-        // Min/max per row group; per page only for `eventtime`, below.
-        .set_statistics_enabled(EnabledStatistics::Chunk)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_data_page_size_limit(PAGE_BYTES)
-        .set_sorting_columns(Some(vec![SortingColumn {
-            column_idx: i32::try_from(time_leaf).expect("few columns"),
-            descending: false,
-            nulls_first: false,
-        }]))
-        .set_created_by(format!("trawl {}", env!("CARGO_PKG_VERSION")));
-    let json = ColumnPath::from(EVENT_JSON);
-    props = props
-        .set_column_dictionary_enabled(json.clone(), false)
-        .set_column_data_page_size_limit(json.clone(), 8 << 20)
-        .set_column_statistics_enabled(json, EnabledStatistics::None);
-    // Sorted within a file, the event times are all but unique: deltas, not a dictionary that
-    // a lookup would decode whole to read one page. It is the one column whose page statistics
-    // prune; those of unsorted columns prune nothing and make the page index that every query
-    // parses per file larger (lookups 0.71 to 0.52 s on 10M events without them).
-    let time = ColumnPath::from(EVENT_TIME);
-    props = props
-        .set_column_statistics_enabled(time.clone(), EnabledStatistics::Page)
-        .set_column_dictionary_enabled(time.clone(), false)
-        .set_column_encoding(time, Encoding::DELTA_BINARY_PACKED);
-    for column in [EVENT_ID, "requestid", EVENT_JSON_CHECKSUM] {
-        props = props.set_column_dictionary_enabled(ColumnPath::from(column), false);
-    }
-    for column in schema::BLOOM_FILTER_COLUMNS {
-        let path = ColumnPath::new(column.split('.').map(str::to_owned).collect());
-        props = props
-            .set_column_bloom_filter_enabled(path.clone(), true)
-            .set_column_bloom_filter_fpp(path.clone(), 0.01)
-            .set_column_bloom_filter_max_ndv(path, ROW_GROUP_ROWS as u64);
-    }
-    props.build()
 }
 
 /// Groups `files` by partition.

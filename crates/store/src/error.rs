@@ -32,6 +32,10 @@ pub enum Error {
     /// A store setting is out of range or malformed.
     #[error("invalid store configuration: {0}")]
     InvalidConfig(String),
+    /// Rows handed to the data file writer do not fit the event schema, or an encoding thread
+    /// failed.
+    #[error("writing data files: {0}")]
+    Write(String),
     /// An advanced event selector is malformed.
     #[error("invalid advanced event selector: {0}")]
     InvalidSelector(String),

@@ -28,6 +28,7 @@ pub mod schema;
 pub mod selectors;
 pub mod time;
 pub mod trail;
+mod writer;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::{
@@ -37,7 +38,8 @@ pub use config::{
 pub use deltalake::DeltaTable;
 pub use eds::{
     CommitOutcome, DataFile, EventDataStore, LedgerEntry, RetentionReport, SourceId, StoreSummary,
-    StoreWriter, by_partition, writer_properties,
+    by_partition,
 };
 pub use error::{Error, Result};
 pub use lake::Lake;
+pub use writer::StoreWriter;
