@@ -303,7 +303,7 @@ fn column_writers(open: &OpenFile, columns: usize) -> Result<Vec<Mutex<Vec<Arrow
 
 /// Runs `work` for every column index on `threads` threads of rayon's pool, taking the columns
 /// that cost most in the last run first; records what each cost. (Threads that stay alive: a
-/// new thread per chunk made glibc's malloc open new arenas, 150 MiB more peak RSS.)
+/// new thread per chunk made glibc's malloc open new arenas, about 100 MiB more peak RSS.)
 fn in_parallel(cost: &[AtomicU64], threads: usize, work: impl Fn(usize) -> Result<()> + Sync) -> Result<()> {
     let mut order: Vec<usize> = (0..cost.len()).collect();
     order.sort_by_key(|&c| std::cmp::Reverse(cost[c].load(Ordering::Relaxed)));
