@@ -41,6 +41,7 @@ mod coop;
 mod dialect;
 mod error;
 mod functions;
+mod lookup;
 mod pruning;
 mod stats;
 mod syntax;
@@ -108,6 +109,9 @@ pub struct Lake {
     time_bounds: TimeBounds,
 }
 
+/// The session's cache of Parquet metadata (DataFusion's default: 50 MB).
+const METADATA_CACHE_BYTES: usize = 256 << 20;
+
 type TimeBounds = (Option<chrono::DateTime<chrono::Utc>>, Option<chrono::DateTime<chrono::Utc>>);
 
 impl std::fmt::Debug for Lake {
@@ -128,7 +132,10 @@ impl Lake {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .set_bool("datafusion.execution.parquet.pushdown_filters", true);
-        let mut runtime = RuntimeEnvBuilder::new();
+        // Room for the metadata of 2,048 data files (about three years of a store of 10M events a
+        // year, two files a day):
+        // map lookups read it before their scans, which find it here (`lookup`).
+        let mut runtime = RuntimeEnvBuilder::new().with_metadata_cache_limit(METADATA_CACHE_BYTES);
         if let Some(bytes) = options.memory_limit {
             runtime = runtime.with_memory_limit(bytes, 1.0);
         }
@@ -328,6 +335,7 @@ impl Lake {
     pub async fn start(&self, sql: &str) -> Result<Running> {
         let started = Instant::now();
         self.tally.pruned.store(0, Ordering::Relaxed);
+        self.tally.bytes.store(0, Ordering::Relaxed);
         let plan = self.sql(sql).await?.create_physical_plan().await?;
         Ok(Running { plan, task: self.ctx.task_ctx(), tally: self.tally.clone(), started })
     }
@@ -348,6 +356,7 @@ impl Running {
         let mut stats = QueryStats::from_plan(&self.plan);
         // Files skipped before any was opened count as pruned too.
         stats.files_pruned += self.tally.pruned.load(Ordering::Relaxed);
+        stats.bytes_scanned += self.tally.bytes.load(Ordering::Relaxed);
         stats.execution_time = self.started.elapsed();
         stats
     }

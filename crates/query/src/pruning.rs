@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::catalog::Session;
 use datafusion::common::config::TableParquetOptions;
-use datafusion::common::{Result, ScalarValue};
+use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::PartitionedFile;
@@ -27,17 +27,22 @@ use datafusion::logical_expr::expr::{Between, BinaryExpr};
 use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
+use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectMeta;
 use object_store::path::Path;
 use trawl_store::DataFile;
 use trawl_store::schema::{EVENT_DATE, EVENT_TIME, epoch_day, event_schema, file_schema};
 use trawl_store::time::parse_timestamp;
 
+use crate::lookup::{self, MapLookup};
+
 /// Files the scans of the current query skipped before opening any (whole partitions); the
 /// Parquet scan's own metrics cover the rest.
 #[derive(Debug, Default)]
 pub(crate) struct ScanTally {
     pub(crate) pruned: AtomicU64,
+    /// Bytes read before the scans: the map columns of map lookups ([`crate::lookup`]).
+    pub(crate) bytes: Arc<AtomicU64>,
 }
 
 /// A store's live Parquet files, partitioned by `eventdate`.
@@ -101,14 +106,41 @@ impl TableProvider for StoreProvider {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let (first, last) = day_range(filters);
-        let files: Vec<PartitionedFile> = self
+        let mut files: Vec<PartitionedFile> = self
             .files
             .iter()
             .filter(|f| first.is_none_or(|d| f.date >= d) && last.is_none_or(|d| f.date <= d))
             .map(|f| self.partitioned_file(f))
             .collect();
-        self.tally.pruned.fetch_add((self.files.len() - files.len()) as u64, Ordering::Relaxed);
         let schema = event_schema();
+        let lookups: Arc<[MapLookup]> = MapLookup::from_filters(filters, &schema).into();
+        // The pre-scan leaves each file's metadata in the session's cache for the scan; more
+        // files than the cache holds would evict each other, and the scan read them again.
+        let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+        let fits = files.len() <= cache.cache_limit() / lookup::METADATA_BYTES;
+        if !lookups.is_empty() && !files.is_empty() && fits {
+            let objects = state.runtime_env().object_store(&self.store_url)?;
+            let threads = state.config_options().execution.target_partitions.max(1);
+            let selected: Vec<Option<PartitionedFile>> =
+                futures::stream::iter(files)
+                    .map(|file| {
+                        let task = lookup::select(
+                            objects.clone(),
+                            cache.clone(),
+                            file,
+                            lookups.clone(),
+                            self.tally.bytes.clone(),
+                        );
+                        async move {
+                            tokio::spawn(task).await.map_err(|e| DataFusionError::External(Box::new(e)))?
+                        }
+                    })
+                    .buffered(threads * 2)
+                    .try_collect()
+                    .await?;
+            files = selected.into_iter().flatten().collect();
+        }
+        self.tally.pruned.fetch_add((self.files.len() - files.len()) as u64, Ordering::Relaxed);
         if files.is_empty() {
             let projected = match projection {
                 Some(p) => Arc::new(schema.project(p)?),

@@ -51,6 +51,8 @@ const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// every `eventid` in a file to sort two matches. A page limit in rows would cut `eventjson` too,
 /// which compresses worse and slower in small pages.
 const PAGE_BYTES: usize = 64 << 10;
+/// Bytes per data page of `eventid`.
+const ID_PAGE_BYTES: usize = 4 << 10;
 /// Data files roll over at the first row group boundary past this size.
 const TARGET_FILE_BYTES: usize = 256 * 1024 * 1024;
 /// Files uploaded at once by a commit.
@@ -437,6 +439,11 @@ fn writer_properties() -> WriterProperties {
     for column in [EVENT_ID, "requestid", EVENT_JSON_CHECKSUM] {
         props = props.set_column_dictionary_enabled(ColumnPath::from(column), false);
     }
+    // Event IDs are the largest column but `eventjson` (unique, random, 380 MB of 10M events):
+    // small pages, so that a lookup reading its scattered matches' IDs (`ORDER BY eventtime,
+    // eventid`) decompresses a few pages, not the column. 248 to 120 MB read, 0.4 s less
+    // for `lookup-request-parameter` on 10M events; 8 MB more Parquet (0.4%).
+    props = props.set_column_data_page_size_limit(ColumnPath::from(EVENT_ID), ID_PAGE_BYTES);
     for column in schema::BLOOM_FILTER_COLUMNS {
         let path = ColumnPath::new(column.split('.').map(str::to_owned).collect());
         props = props
