@@ -40,11 +40,19 @@ fn bench(c: &mut Criterion) {
     group.bench_function(format!("decode/{events}-events"), |b| {
         b.iter(|| assert_eq!(trawl_ingest::bench::decode_text(&text).num_rows() as u64, events))
     });
-    // The store's writer, as ingest uses it: a file per date, columns encoded on every core.
+    // The store's writer, as ingest uses it: rows in (eventdate, eventtime) order (a change of
+    // date starts a file), a file per date, columns encoded on every core.
     let encode = |batch: &arrow::array::RecordBatch| {
-        let rows: Vec<(usize, usize)> = (0..batch.num_rows()).map(|r| (0, r)).collect();
+        use arrow::array::AsArray;
+        use arrow::datatypes::{Date32Type, TimestampMicrosecondType};
+        let dates = batch.column_by_name("eventdate").unwrap().as_primitive::<Date32Type>();
+        let times = batch.column_by_name("eventtime").unwrap().as_primitive::<TimestampMicrosecondType>();
+        let mut rows: Vec<(usize, usize)> = (0..batch.num_rows()).map(|r| (0, r)).collect();
+        rows.sort_by_key(|&(_, r)| (dates.value(r), times.value(r)));
         let mut w = trawl_store::StoreWriter::default();
-        w.write_rows(&[batch], &rows).unwrap();
+        for chunk in rows.chunks(8192) {
+            w.write_rows(&[batch], chunk).unwrap();
+        }
         w.finish_file().unwrap();
         w.bytes()
     };

@@ -138,8 +138,9 @@ impl StoreWriter {
     }
 
     /// Writes the rows `rows` (batch, row) of `batches` (of the event schema), in this order,
-    /// which should be by `eventtime` within each `eventdate`. A run of rows of another date
-    /// than the open file's finishes that file and starts one for its date.
+    /// which must group them by `eventdate`, and should sort them by `eventtime` within it: a
+    /// row of another date than the open file's finishes that file and starts one for its date
+    /// (rows of alternating dates would make a file of each run).
     pub fn write_rows(&mut self, batches: &[&RecordBatch], rows: &[(usize, usize)]) -> Result<()> {
         let dates = batches
             .iter()
