@@ -290,7 +290,7 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
         let index = self.take_index();
         let mut recovered = 0;
         let mut p = start + 1;
-        while let Some(i) = memchr(b'{', &self.bytes()[p..at]) {
+        while let Some(i) = memchr::memchr(b'{', &self.bytes()[p..at]) {
             p += i;
             match self.parse_at(p) {
                 Ok((value, end)) => {
@@ -325,7 +325,7 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
         let b = self.bytes();
         let mut p = from;
         while p < b.len() {
-            match memchr(b'{', &b[p..]) {
+            match memchr::memchr(b'{', &b[p..]) {
                 None => return b.len(),
                 Some(i) => p += i,
             }
@@ -423,10 +423,6 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
             Err(e) => self.visitor.problem(Some(index), offset, format!("{what} is not a JSON object: {e}")),
         }
     }
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
 }
 
 /// Byte offset of 1-based `line` and `column` in `s`.
