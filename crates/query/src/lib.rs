@@ -132,9 +132,8 @@ impl Lake {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .set_bool("datafusion.execution.parquet.pushdown_filters", true);
-        // Room for the metadata of 2,048 data files (about three years of a store of 10M events a
-        // year, two files a day):
-        // map lookups read it before their scans, which find it here (`lookup`).
+        // Room for the metadata of 2,048 data files (about three years of a store of 10M events
+        // a year, two files a day): map lookups read it before their scans, which find it here.
         let mut runtime = RuntimeEnvBuilder::new().with_metadata_cache_limit(METADATA_CACHE_BYTES);
         if let Some(bytes) = options.memory_limit {
             runtime = runtime.with_memory_limit(bytes, 1.0);

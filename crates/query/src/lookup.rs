@@ -11,7 +11,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -32,6 +32,8 @@ use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
+
+use crate::pruning::ScanTally;
 
 /// Metadata of one data file with its page index, in memory: 112 KB on average over the 729
 /// files of 10M events (`ParquetMetaData::memory_size`); rounded up.
@@ -97,13 +99,13 @@ fn conjuncts(e: &Expr, f: &mut impl FnMut(&Expr)) {
 }
 
 /// Reads the map columns of `file` and returns it with the selection of the rows that pass
-/// every lookup, or `None` when no row does. `bytes` counts what was read.
+/// every lookup, or `None` when no row does. The bytes read are added to `tally`.
 pub(crate) async fn select(
     objects: Arc<dyn ObjectStore>,
     cache: Arc<FileMetadataCache>,
     file: PartitionedFile,
     lookups: Arc<[MapLookup]>,
-    bytes: Arc<AtomicU64>,
+    tally: Arc<ScanTally>,
 ) -> Result<Option<PartitionedFile>> {
     // Through the session's metadata cache, with the page index: the scan then finds both
     // there, and skips the pages that hold no selected row.
@@ -116,7 +118,7 @@ pub(crate) async fn select(
     #[allow(deprecated)]
     let reader = ParquetObjectReader::new(objects, file.object_meta.location.clone())
         .with_file_size(file.object_meta.size);
-    let reader = Counted { inner: reader, bytes };
+    let reader = Counted { inner: reader, tally };
     let metadata = ArrowReaderMetadata::try_new(metadata, ArrowReaderOptions::new())?;
     // Map strings as views into the decoded pages: no copy of every key and value.
     let views = Arc::new(view_maps(metadata.schema()));
@@ -125,14 +127,14 @@ pub(crate) async fn select(
         ArrowReaderOptions::new().with_schema(views),
     )?;
     let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata);
-    let schema = builder.schema().clone();
-    let mut roots: Vec<usize> = lookups.iter().filter_map(|l| schema.index_of(&l.column).ok()).collect();
-    roots.sort_unstable();
-    roots.dedup();
-    if roots.len() < lookups.iter().map(|l| &l.column).collect::<std::collections::BTreeSet<_>>().len() {
+    let Ok(mut roots) =
+        lookups.iter().map(|l| builder.schema().index_of(&l.column)).collect::<Result<Vec<_>, _>>()
+    else {
         // A file without one of the columns: let the scan decide.
         return Ok(Some(file));
-    }
+    };
+    roots.sort_unstable();
+    roots.dedup();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
     let stream = builder.with_projection(mask).with_batch_size(8192).build()?;
     let matches: Vec<BooleanArray> = stream
@@ -209,12 +211,12 @@ fn view_maps(schema: &Schema) -> Schema {
 /// An `AsyncFileReader` that counts the bytes it reads.
 struct Counted<R> {
     inner: R,
-    bytes: Arc<AtomicU64>,
+    tally: Arc<ScanTally>,
 }
 
 impl<R: AsyncFileReader> AsyncFileReader for Counted<R> {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, datafusion::parquet::errors::Result<Bytes>> {
-        self.bytes.fetch_add(range.end - range.start, Ordering::Relaxed);
+        self.tally.bytes.fetch_add(range.end - range.start, Ordering::Relaxed);
         self.inner.get_bytes(range)
     }
 
@@ -222,7 +224,7 @@ impl<R: AsyncFileReader> AsyncFileReader for Counted<R> {
         &mut self,
         ranges: Vec<Range<u64>>,
     ) -> BoxFuture<'_, datafusion::parquet::errors::Result<Vec<Bytes>>> {
-        self.bytes.fetch_add(ranges.iter().map(|r| r.end - r.start).sum(), Ordering::Relaxed);
+        self.tally.bytes.fetch_add(ranges.iter().map(|r| r.end - r.start).sum(), Ordering::Relaxed);
         self.inner.get_byte_ranges(ranges)
     }
 

@@ -42,7 +42,7 @@ use crate::lookup::{self, MapLookup};
 pub(crate) struct ScanTally {
     pub(crate) pruned: AtomicU64,
     /// Bytes read before the scans: the map columns of map lookups ([`crate::lookup`]).
-    pub(crate) bytes: Arc<AtomicU64>,
+    pub(crate) bytes: AtomicU64,
 }
 
 /// A store's live Parquet files, partitioned by `eventdate`.
@@ -129,7 +129,7 @@ impl TableProvider for StoreProvider {
                             cache.clone(),
                             file,
                             lookups.clone(),
-                            self.tally.bytes.clone(),
+                            self.tally.clone(),
                         );
                         async move {
                             tokio::spawn(task).await.map_err(|e| DataFusionError::External(Box::new(e)))?

@@ -44,6 +44,11 @@ pub fn epoch_day(day: chrono::NaiveDate) -> i32 {
     i32::try_from(day.signed_duration_since(chrono::NaiveDate::default()).num_days()).unwrap_or(i32::MAX)
 }
 
+/// The UTC day of an `eventdate` value; `None` out of chrono's range.
+pub fn date_of_epoch_day(day: i32) -> Option<chrono::NaiveDate> {
+    chrono::NaiveDate::default().checked_add_signed(chrono::TimeDelta::days(day.into()))
+}
+
 /// The `eventdate` value of an instant: its UTC day.
 pub fn epoch_day_of(t: chrono::DateTime<chrono::Utc>) -> i32 {
     epoch_day(t.date_naive())

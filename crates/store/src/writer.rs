@@ -155,8 +155,7 @@ impl StoreWriter {
         while let Some(first) = rest.first() {
             let day = date_of(first);
             let run = rest.iter().position(|row| date_of(row) != day).unwrap_or(rest.len());
-            let date = NaiveDate::default()
-                .checked_add_signed(chrono::TimeDelta::days(day.into()))
+            let date = schema::date_of_epoch_day(day)
                 .ok_or_else(|| Error::Write(format!("eventdate {day} is out of range")))?;
             if self.open.as_ref().is_some_and(|f| f.date != date) {
                 self.finish_file()?;
@@ -215,21 +214,16 @@ impl StoreWriter {
             .map(|file| {
                 let objects = objects.clone();
                 async move {
-                    let name = format!(
-                        "{EVENT_DATE}={}/part-00000-{}-c000.zstd.parquet",
-                        file.date.format("%Y-%m-%d"),
-                        uuid::Uuid::new_v4()
-                    );
+                    let date = file.date.format("%Y-%m-%d").to_string();
+                    let name =
+                        format!("{EVENT_DATE}={date}/part-00000-{}-c000.zstd.parquet", uuid::Uuid::new_v4());
                     let size = file.bytes.len();
                     objects.put(&Path::from(name.as_str()), PutPayload::from(file.bytes)).await?;
                     let modification_time =
                         SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
                     Ok::<_, Error>(Add {
                         path: name,
-                        partition_values: HashMap::from([(
-                            EVENT_DATE.to_owned(),
-                            Some(file.date.format("%Y-%m-%d").to_string()),
-                        )]),
+                        partition_values: HashMap::from([(EVENT_DATE.to_owned(), Some(date))]),
                         size: i64::try_from(size).unwrap_or(i64::MAX),
                         modification_time,
                         data_change: true,
@@ -352,14 +346,8 @@ fn delta_stats(metadata: &ParquetMetaData) -> Value {
                 ),
                 _ => (None, None),
             };
-            lo = match (lo, a) {
-                (Some(x), Some(y)) => Some(if y < x { y } else { x }),
-                (x, y) => x.or(y),
-            };
-            hi = match (hi, b) {
-                (Some(x), Some(y)) => Some(if y > x { y } else { x }),
-                (x, y) => x.or(y),
-            };
+            lo = pick(lo, a, std::cmp::Ordering::Less);
+            hi = pick(hi, b, std::cmp::Ordering::Greater);
         }
         min.extend(lo.and_then(StatValue::json).map(|v| (name.to_owned(), v)));
         max.extend(hi.and_then(StatValue::json).map(|v| (name.to_owned(), v)));
@@ -371,6 +359,14 @@ fn delta_stats(metadata: &ParquetMetaData) -> Value {
         "maxValues": max,
         "nullCount": nulls,
     })
+}
+
+/// Of two optional statistics, the one that compares as `wanted` to the other.
+fn pick(a: Option<StatValue>, b: Option<StatValue>, wanted: std::cmp::Ordering) -> Option<StatValue> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if y.partial_cmp(&x) == Some(wanted) { y } else { x }),
+        (x, y) => x.or(y),
+    }
 }
 
 /// A statistic of a stats column: `eventtime` (microseconds) or a string.
