@@ -50,10 +50,7 @@ fn bench(c: &mut Criterion) {
         let mut rows: Vec<(usize, usize)> = (0..batch.num_rows()).map(|r| (0, r)).collect();
         rows.sort_by_key(|&(_, r)| (dates.value(r), times.value(r)));
         let mut w = trawl_store::StoreWriter::default();
-        for chunk in rows.chunks(8192) {
-            w.write_rows(&[batch], chunk).unwrap();
-        }
-        w.finish_file().unwrap();
+        w.write_rows(&[batch], &rows).unwrap();
         w.bytes()
     };
     let decoded = trawl_ingest::bench::decode_text(&text);

@@ -18,7 +18,7 @@ use trawl_store::schema::{
     EVENT_DATE, EVENT_ID, EVENT_JSON_CHECKSUM, EVENT_TIME, RECIPIENT_ACCOUNT_ID, epoch_day,
 };
 use trawl_store::trail::TrailFilter;
-use trawl_store::{CommitOutcome, DataFile, EventDataStore, LedgerEntry, retention};
+use trawl_store::{CommitOutcome, DataFile, EventDataStore, LedgerEntry, StoreWriter, retention};
 
 use crate::decode::{Decoded, Problem, decode};
 use crate::event::{Rules, event_key};
@@ -29,8 +29,6 @@ use crate::{Error, Result};
 const UNIT_BYTES: u64 = 512 << 10;
 /// ... or this many files.
 const UNIT_FILES: usize = 256;
-/// Rows per batch handed to the Parquet writer.
-const WRITE_CHUNK_ROWS: usize = 8_192;
 /// The dedupe key cache is dropped and reloaded from the store past this many keys (about 40
 /// bytes each). Files come in delivery order, so a run needs the keys of its last few days;
 /// a late file of an older day reloads that day's keys.
@@ -243,8 +241,13 @@ async fn write_all(
     progress: &dyn Progress,
     report: &mut IngestReport,
 ) -> Result<()> {
-    let mut writer =
-        Writer { store, table: Some(store.table().await?), keys: KeyCache::default(), pending: None };
+    let mut writer = Writer {
+        store,
+        table: Some(store.table().await?),
+        keys: KeyCache::default(),
+        parquet: None,
+        pending: None,
+    };
     let mut wave: Vec<Decoded> = Vec::new();
     let mut wave_bytes = 0u64;
     while let Some(unit) = rx.recv().await {
@@ -286,7 +289,8 @@ async fn write_all(
 }
 
 /// What a wave's task returns: the table at its commit, and the figures of the commit.
-type Committed = (DeltaTable, CommitOutcome, u64);
+/// The writer comes back to be used for the next wave: it keeps what each column cost to encode.
+type Committed = (DeltaTable, CommitOutcome, u64, StoreWriter);
 
 /// Commits waves: dedupe and order on the writer task, then Parquet encode and the Delta
 /// commit on a task of their own, so that the next wave is decoded meanwhile. One wave is in
@@ -296,6 +300,8 @@ struct Writer<'a> {
     /// The table, when no wave is in flight.
     table: Option<DeltaTable>,
     keys: KeyCache,
+    /// The Parquet writer, when no wave is in flight.
+    parquet: Option<StoreWriter>,
     pending: Option<tokio::task::JoinHandle<Result<Committed>>>,
 }
 
@@ -306,7 +312,8 @@ impl Writer<'_> {
             let joined = task
                 .await
                 .map_err(|e| Error::Source { path: "ingest writer".into(), reason: e.to_string() })?;
-            let (table, outcome, events) = joined?;
+            let (table, outcome, events, parquet) = joined?;
+            self.parquet = Some(parquet);
             self.keys.version = table.version();
             report.events_stored += events;
             report.bytes_written += outcome.bytes;
@@ -378,25 +385,23 @@ impl Writer<'_> {
         }
         order.sort_unstable();
         let batches: Vec<RecordBatch> = batches.into_iter().map(|(b, _)| b.clone()).collect();
-        let mut writer = self.store.writer();
+        let mut writer = self.parquet.take().unwrap_or_else(|| self.store.writer());
         let store = self.store.clone();
         self.pending = Some(tokio::spawn(async move {
             // Encoding keeps threads busy for seconds: not on the runtime's workers.
             let encoded = tokio::task::spawn_blocking(move || {
                 let refs: Vec<&RecordBatch> = batches.iter().collect();
-                // The writer starts a file at each new date.
-                for chunk in order.chunks(WRITE_CHUNK_ROWS) {
-                    let rows: Vec<(usize, usize)> = chunk.iter().map(|&(_, _, b, r)| (b, r)).collect();
-                    writer.write_rows(&refs, &rows)?;
-                }
-                writer.finish_file()?;
-                Ok::<_, Error>(writer)
+                let rows: Vec<(usize, usize)> = order.iter().map(|&(_, _, b, r)| (b, r)).collect();
+                drop(order);
+                // A file for each date.
+                writer.write_rows(&refs, &rows)?;
+                Ok::<_, Error>((writer, rows.len() as u64))
             });
-            let mut writer = encoded
+            let (mut writer, events) = encoded
                 .await
                 .map_err(|e| Error::Source { path: "ingest writer".into(), reason: e.to_string() })??;
             let outcome = store.commit(&mut table, &mut writer, ledger).await?;
-            Ok((table, outcome, writer.rows()))
+            Ok((table, outcome, events, writer))
         }));
         Ok(())
     }

@@ -55,6 +55,8 @@ const PAGE_BYTES: usize = 64 << 10;
 const ID_PAGE_BYTES: usize = 4 << 10;
 /// Data files roll over at the first row group boundary past this size.
 const TARGET_FILE_BYTES: usize = 256 * 1024 * 1024;
+/// Rows a column task gathers and encodes at a time.
+const CHUNK_ROWS: usize = 8 * 1024;
 /// Files uploaded at once by a commit.
 const UPLOADS: usize = 8;
 
@@ -62,15 +64,19 @@ const UPLOADS: usize = 8;
 /// [`crate::EventDataStore::commit`] uploads them and commits them in one Delta transaction.
 pub struct StoreWriter {
     props: WriterProperties,
+    /// Makes the column writers of a row group; the same for every file.
+    factory: ArrowRowGroupWriterFactory,
+    /// Parquet leaves of each file column.
+    leaves: Vec<usize>,
     /// The file schema's fields, and for each the index of its column in the event schema
     /// (batches carry `eventdate` too).
     fields: Vec<(FieldRef, usize)>,
     /// Position of `eventdate` in the event schema.
     date_column: usize,
     threads: usize,
-    /// Nanoseconds each column took in the last chunk: the costliest are started first.
+    /// Nanoseconds per 1,024 rows each column took when last encoded: the costliest tasks are
+    /// started first.
     cost: Vec<AtomicU64>,
-    open: Option<OpenFile>,
     finished: Vec<FinishedFile>,
     rows: u64,
 }
@@ -84,16 +90,20 @@ impl std::fmt::Debug for StoreWriter {
     }
 }
 
-/// A file being written.
+/// The rows of a row group, and its columns as they are encoded: the writers of each file
+/// column (one per Parquet leaf), made when the group's first task starts, then their closed
+/// chunks.
+struct Group<'r> {
+    date: NaiveDate,
+    rows: &'r [(usize, usize)],
+    writers: Mutex<Option<Vec<Vec<ArrowColumnWriter>>>>,
+    chunks: Vec<Mutex<Vec<ArrowColumnChunk>>>,
+}
+
+/// A file being assembled from closed row groups.
 struct OpenFile {
     date: NaiveDate,
     writer: SerializedFileWriter<Vec<u8>>,
-    factory: ArrowRowGroupWriterFactory,
-    /// Column writers of the open row group, for each file column (one per Parquet leaf);
-    /// made when the row group gets its first rows.
-    columns: Vec<Mutex<Vec<ArrowColumnWriter>>>,
-    /// Rows in the open row group.
-    group_rows: usize,
 }
 
 /// A file encoded and closed, not yet uploaded.
@@ -112,14 +122,25 @@ impl Default for StoreWriter {
             .iter()
             .map(|f| (f.clone(), events.index_of(f.name()).expect("file columns are event columns")))
             .collect::<Vec<_>>();
-        let cost = fields.iter().map(|_| AtomicU64::new(0)).collect();
+        // Until measured, `eventjson` is taken for the costliest.
+        let cost = fields.iter().map(|(f, _)| AtomicU64::new(u64::from(f.name() == EVENT_JSON))).collect();
+        let props = writer_properties();
+        let (writer, factory) = ArrowWriter::try_new(Vec::new(), file, Some(props.clone()))
+            .and_then(ArrowWriter::into_serialized_writer)
+            .expect("the event schema converts to Parquet");
+        let descriptor = writer.schema_descr();
+        let mut leaves = vec![0; fields.len()];
+        for leaf in 0..descriptor.num_columns() {
+            leaves[descriptor.get_column_root_idx(leaf)] += 1;
+        }
         Self {
-            props: writer_properties(),
+            props,
+            factory,
+            leaves,
             fields,
             date_column: events.index_of(EVENT_DATE).expect("eventdate is an event column"),
             threads: rayon::current_num_threads(),
             cost,
-            open: None,
             finished: Vec::new(),
             rows: 0,
         }
@@ -127,7 +148,7 @@ impl Default for StoreWriter {
 }
 
 impl StoreWriter {
-    /// Rows written so far.
+    /// Rows of the files not yet uploaded.
     pub fn rows(&self) -> u64 {
         self.rows
     }
@@ -138,9 +159,19 @@ impl StoreWriter {
     }
 
     /// Writes the rows `rows` (batch, row) of `batches` (of the event schema), in this order,
-    /// which must group them by `eventdate`, and should sort them by `eventtime` within it: a
-    /// row of another date than the open file's finishes that file and starts one for its date
-    /// (rows of alternating dates would make a file of each run).
+    /// into new files: one for each run of rows of one `eventdate` (more past
+    /// [`TARGET_FILE_BYTES`]). Pass all the rows of a commit at once, grouped by date and
+    /// sorted by `eventtime` within it: rows of alternating dates, or of one date over several
+    /// calls, make a file of each run.
+    ///
+    /// The columns of all the row groups are tasks of one queue, a group's costliest first,
+    /// taken by the threads of rayon's pool; each task gathers its rows chunk by chunk, encodes
+    /// and closes its column. The row groups are then assembled in column order, so the bytes
+    /// are those of a one-thread writer. With one queue, a thread that is done with a group's
+    /// small columns goes on to the next group instead of waiting for the slowest column
+    /// (`eventjson`); and as groups are taken in order, the column writers of only about as
+    /// many groups as threads are in memory at a time (each holds page buffers and zstd
+    /// contexts for ~80 leaves).
     pub fn write_rows(&mut self, batches: &[&RecordBatch], rows: &[(usize, usize)]) -> Result<()> {
         let dates = batches
             .iter()
@@ -151,65 +182,123 @@ impl StoreWriter {
             })
             .collect::<Result<Vec<_>>>()?;
         let date_of = |&(b, r): &(usize, usize)| dates[b].value(r);
+        // Row groups: runs of one date, cut at ROW_GROUP_ROWS.
+        let mut plan: Vec<(NaiveDate, &[(usize, usize)])> = Vec::new();
         let mut rest = rows;
         while let Some(first) = rest.first() {
             let day = date_of(first);
             let run = rest.iter().position(|row| date_of(row) != day).unwrap_or(rest.len());
             let date = schema::date_of_epoch_day(day)
                 .ok_or_else(|| Error::Write(format!("eventdate {day} is out of range")))?;
-            if self.open.as_ref().is_some_and(|f| f.date != date) {
-                self.finish_file()?;
-            }
-            if self.open.is_none() {
-                self.open = Some(self.open_file(date)?);
-            }
-            let open = self.open.as_mut().expect("a file is open");
-            if open.group_rows == 0 {
-                open.columns = column_writers(open, self.fields.len())?;
-            }
-            let take = run.min(ROW_GROUP_ROWS - open.group_rows);
-            let (chunk, next) = rest.split_at(take);
-            encode(open, &self.fields, &self.cost, self.threads, batches, chunk)?;
-            open.group_rows += take;
-            self.rows += take as u64;
-            if open.group_rows == ROW_GROUP_ROWS {
-                close_row_group(open, &self.cost, self.threads)?;
-                if open.writer.bytes_written() >= TARGET_FILE_BYTES {
-                    self.finish_file()?;
-                }
-            }
+            let (run, next) = rest.split_at(run);
+            plan.extend(run.chunks(ROW_GROUP_ROWS).map(|group| (date, group)));
             rest = next;
         }
-        Ok(())
+        let groups: Vec<Group> = plan
+            .into_iter()
+            .map(|(date, rows)| {
+                let chunks = self.fields.iter().map(|_| Mutex::default()).collect();
+                Group { date, rows, writers: Mutex::new(None), chunks }
+            })
+            .collect();
+        self.encode(&groups, batches)?;
+        let mut open: Option<OpenFile> = None;
+        for group in groups {
+            if open
+                .as_ref()
+                .is_some_and(|f| f.date != group.date || f.writer.bytes_written() >= TARGET_FILE_BYTES)
+            {
+                self.finish(open.take())?;
+            }
+            let file = match &mut open {
+                Some(file) => file,
+                None => open.insert(self.open_file(group.date)?),
+            };
+            let mut row_group = file.writer.next_row_group()?;
+            for column in group.chunks {
+                for chunk in column.into_inner().map_err(|_| poisoned())? {
+                    chunk.append_to_row_group(&mut row_group)?;
+                }
+            }
+            row_group.close()?;
+            self.rows += group.rows.len() as u64;
+        }
+        self.finish(open)
     }
 
-    /// Finishes the open file, if any. Rows of a new date finish it too, so that one set of
-    /// column writers is in memory (a set holds zstd contexts, page buffers and bloom filters
-    /// for each of ~80 leaf columns).
-    pub fn finish_file(&mut self) -> Result<()> {
-        let Some(mut open) = self.open.take() else { return Ok(()) };
-        if open.group_rows > 0 {
-            close_row_group(&mut open, &self.cost, self.threads)?;
-        }
-        let metadata = open.writer.finish()?;
-        // `finish` wrote the footer and flushed; `into_inner` would write a second footer.
-        let bytes = std::mem::take(open.writer.inner_mut());
-        self.finished.push(FinishedFile { date: open.date, bytes, metadata });
-        Ok(())
+    /// Encodes and closes every column of `groups`, on the pool's threads.
+    fn encode(&self, groups: &[Group], batches: &[&RecordBatch]) -> Result<()> {
+        let columns = self.fields.len();
+        // (group, column): in group order, a group's costliest columns first, except that the
+        // costliest column of each group (`eventjson`) is started before the other columns of
+        // the group before it, so that the last tasks are short ones.
+        let cost: Vec<u64> = self.cost.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let heaviest = (0..columns).max_by_key(|&c| cost[c]).unwrap_or(0);
+        let mut tasks: Vec<(usize, usize)> =
+            (0..groups.len()).flat_map(|g| (0..columns).map(move |c| (g, c))).collect();
+        tasks.sort_by_key(|&(g, c)| {
+            let slot = if c == heaviest { (g.saturating_sub(1), false) } else { (g, true) };
+            (slot, std::cmp::Reverse(cost[c]), g)
+        });
+        let next = AtomicUsize::new(0);
+        (0..self.threads.min(tasks.len())).into_par_iter().try_for_each(|_| {
+            while let Some(&(g, c)) = tasks.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let started = Instant::now();
+                let group = &groups[g];
+                let (field, source) = &self.fields[c];
+                let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(*source).as_ref()).collect();
+                let mut writers = {
+                    let mut made = group.writers.lock().map_err(|_| poisoned())?;
+                    let all = match &mut *made {
+                        Some(all) => all,
+                        None => made.insert(self.column_writers()?),
+                    };
+                    std::mem::take(&mut all[c])
+                };
+                for rows in group.rows.chunks(CHUNK_ROWS) {
+                    let column = interleave(&arrays, rows)?;
+                    for (leaf, writer) in compute_leaves(field, &column)?.iter().zip(writers.iter_mut()) {
+                        writer.write(leaf)?;
+                    }
+                }
+                let closed =
+                    writers.into_iter().map(ArrowColumnWriter::close).collect::<Result<Vec<_>, _>>()?;
+                *group.chunks[c].lock().map_err(|_| poisoned())? = closed;
+                let per_1024 = (started.elapsed().as_nanos() << 10) / group.rows.len().max(1) as u128;
+                self.cost[c].store(u64::try_from(per_1024).unwrap_or(u64::MAX), Ordering::Relaxed);
+            }
+            Ok(())
+        })
+    }
+
+    /// Column writers for a new row group, grouped by file column.
+    fn column_writers(&self) -> Result<Vec<Vec<ArrowColumnWriter>>> {
+        // The row group index only matters to encryption, which the store does not use.
+        let mut leaves = self.factory.create_column_writers(0)?.into_iter();
+        Ok(self.leaves.iter().map(|&n| leaves.by_ref().take(n).collect()).collect())
     }
 
     fn open_file(&self, date: NaiveDate) -> Result<OpenFile> {
         // ArrowWriter adds the Arrow schema to the file's metadata, as readers expect.
-        let (writer, factory) = ArrowWriter::try_new(Vec::new(), file_schema(), Some(self.props.clone()))?
+        let (writer, _) = ArrowWriter::try_new(Vec::new(), file_schema(), Some(self.props.clone()))?
             .into_serialized_writer()?;
-        Ok(OpenFile { date, writer, factory, columns: Vec::new(), group_rows: 0 })
+        Ok(OpenFile { date, writer })
+    }
+
+    fn finish(&mut self, file: Option<OpenFile>) -> Result<()> {
+        let Some(mut file) = file else { return Ok(()) };
+        let metadata = file.writer.finish()?;
+        // `finish` wrote the footer and flushed; `into_inner` would write a second footer.
+        let bytes = std::mem::take(file.writer.inner_mut());
+        self.finished.push(FinishedFile { date: file.date, bytes, metadata });
+        Ok(())
     }
 
     /// Uploads the finished files under `objects` (the table root) and returns their Delta
     /// actions.
     pub(crate) async fn upload(&mut self, objects: Arc<dyn ObjectStore>) -> Result<Vec<Add>> {
-        self.finish_file()?;
         let files = std::mem::take(&mut self.finished);
+        self.rows = 0;
         futures::stream::iter(files)
             .map(|file| {
                 let objects = objects.clone();
@@ -236,83 +325,6 @@ impl StoreWriter {
             .try_collect()
             .await
     }
-}
-
-/// Appends `rows` of `batches` to the open row group of `open`: each thread takes the next
-/// column, gathers its values, computes its leaves and encodes them.
-fn encode(
-    open: &OpenFile,
-    fields: &[(FieldRef, usize)],
-    cost: &[AtomicU64],
-    threads: usize,
-    batches: &[&RecordBatch],
-    rows: &[(usize, usize)],
-) -> Result<()> {
-    in_parallel(cost, threads, |c| {
-        let (field, source) = &fields[c];
-        let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(*source).as_ref()).collect();
-        let column = interleave(&arrays, rows)?;
-        let mut writers = open.columns[c].lock().map_err(|_| poisoned())?;
-        for (leaf, writer) in compute_leaves(field, &column)?.iter().zip(writers.iter_mut()) {
-            writer.write(leaf)?;
-        }
-        Ok(())
-    })
-}
-
-/// Closes the open row group of `open` (the last pages of each column are compressed on the
-/// threads) and appends it to the file. The next row group's writers are made when it gets rows.
-fn close_row_group(open: &mut OpenFile, cost: &[AtomicU64], threads: usize) -> Result<()> {
-    let chunks: Vec<Mutex<Vec<ArrowColumnChunk>>> = open.columns.iter().map(|_| Mutex::default()).collect();
-    in_parallel(cost, threads, |c| {
-        let writers = std::mem::take(&mut *open.columns[c].lock().map_err(|_| poisoned())?);
-        let closed = writers.into_iter().map(ArrowColumnWriter::close).collect::<Result<Vec<_>, _>>()?;
-        *chunks[c].lock().map_err(|_| poisoned())? = closed;
-        Ok(())
-    })?;
-    let mut group = open.writer.next_row_group()?;
-    for column in chunks {
-        for chunk in column.into_inner().map_err(|_| poisoned())? {
-            chunk.append_to_row_group(&mut group)?;
-        }
-    }
-    group.close()?;
-    open.group_rows = 0;
-    Ok(())
-}
-
-/// Column writers for the next row group of `open`, grouped by file column.
-fn column_writers(open: &OpenFile, columns: usize) -> Result<Vec<Mutex<Vec<ArrowColumnWriter>>>> {
-    let index = open.writer.flushed_row_groups().len();
-    let mut leaves = open.factory.create_column_writers(index)?.into_iter();
-    let descriptor = open.writer.schema_descr();
-    let mut roots = (0..descriptor.num_columns()).map(|leaf| descriptor.get_column_root_idx(leaf)).peekable();
-    Ok((0..columns)
-        .map(|root| {
-            let mut writers = Vec::new();
-            while roots.next_if_eq(&root).is_some() {
-                writers.extend(leaves.next());
-            }
-            Mutex::new(writers)
-        })
-        .collect())
-}
-
-/// Runs `work` for every column index on `threads` threads of rayon's pool, taking the columns
-/// that cost most in the last run first; records what each cost. (Threads that stay alive: a
-/// new thread per chunk made glibc's malloc open new arenas, about 100 MiB more peak RSS.)
-fn in_parallel(cost: &[AtomicU64], threads: usize, work: impl Fn(usize) -> Result<()> + Sync) -> Result<()> {
-    let mut order: Vec<usize> = (0..cost.len()).collect();
-    order.sort_by_key(|&c| std::cmp::Reverse(cost[c].load(Ordering::Relaxed)));
-    let next = AtomicUsize::new(0);
-    (0..threads.min(cost.len())).into_par_iter().try_for_each(|_| {
-        while let Some(&c) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-            let started = Instant::now();
-            work(c)?;
-            cost[c].store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        }
-        Ok(())
-    })
 }
 
 fn poisoned() -> Error {
@@ -449,4 +461,83 @@ fn writer_properties() -> WriterProperties {
             .set_column_bloom_filter_max_ndv(path, ROW_GROUP_ROWS as u64);
     }
     props.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{
+        ArrayRef, Date32Array, Int64Array, StringArray, TimestampMicrosecondArray, new_null_array,
+    };
+    use arrow::datatypes::DataType;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    /// A batch of the event schema: `eventtime` and `eventjson` numbered from `first`, on `day`
+    /// (days since 1970), the other columns null or constant.
+    fn batch(day: i32, first: i64, rows: usize) -> RecordBatch {
+        let schema = event_schema();
+        let numbers = first..first + rows as i64;
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| -> ArrayRef {
+                match (f.name().as_str(), f.data_type()) {
+                    (EVENT_TIME, _) => Arc::new(
+                        TimestampMicrosecondArray::from_iter_values(numbers.clone()).with_timezone("UTC"),
+                    ),
+                    (EVENT_DATE, _) => Arc::new(Date32Array::from(vec![day; rows])),
+                    (EVENT_JSON, _) => {
+                        Arc::new(StringArray::from_iter_values(numbers.clone().map(|n| n.to_string())))
+                    }
+                    (_, DataType::Utf8) if !f.is_nullable() => Arc::new(StringArray::from(vec!["x"; rows])),
+                    (_, DataType::Int64) if !f.is_nullable() => Arc::new(Int64Array::from(vec![0; rows])),
+                    (_, data_type) => new_null_array(data_type, rows),
+                }
+            })
+            .collect();
+        RecordBatch::try_new(schema, columns).unwrap()
+    }
+
+    #[test]
+    fn row_groups_files_and_row_order() {
+        // Day 100 spans two batches and more than a row group; day 101 is short.
+        let (a, b, c) =
+            (batch(100, 0, ROW_GROUP_ROWS - 7), batch(100, 1_000_000, 20), batch(101, 2_000_000, 3));
+        let batches = [&a, &b, &c];
+        // Rows of day 100 interleaved from both batches by time, then day 101 backwards.
+        let mut rows: Vec<(usize, usize)> = (0..a.num_rows()).map(|r| (0, r)).collect();
+        rows.splice(10..10, (0..b.num_rows()).map(|r| (1, r)));
+        rows.extend((0..c.num_rows()).rev().map(|r| (2, r)));
+        let mut writer = StoreWriter::default();
+        writer.write_rows(&batches, &rows).unwrap();
+        assert_eq!(writer.rows(), rows.len() as u64);
+        assert_eq!(writer.finished.len(), 2);
+
+        let json_of = |&(b, r): &(usize, usize)| {
+            batches[b].column_by_name(EVENT_JSON).unwrap().as_string::<i32>().value(r).to_owned()
+        };
+        let mut expected = rows.iter().map(json_of);
+        for (file, (date, groups)) in
+            writer.finished.iter().zip([("1970-04-11", vec![ROW_GROUP_ROWS, 13]), ("1970-04-12", vec![3])])
+        {
+            assert_eq!(file.date.to_string(), date);
+            let sizes: Vec<usize> =
+                file.metadata.row_groups().iter().map(|g| g.num_rows() as usize).collect();
+            assert_eq!(sizes, groups);
+            let stats = delta_stats(&file.metadata);
+            assert_eq!(stats["numRecords"], groups.iter().sum::<usize>());
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(file.bytes.clone()))
+                .unwrap()
+                .build()
+                .unwrap();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let json = batch.column_by_name(EVENT_JSON).unwrap().as_string::<i32>();
+                for value in json.iter() {
+                    assert_eq!(value.map(str::to_owned), expected.next());
+                }
+            }
+        }
+        assert_eq!(expected.next(), None);
+    }
 }
