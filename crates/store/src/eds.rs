@@ -7,7 +7,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::transaction::{CommitBuilder, FinalizedCommit};
 use deltalake::kernel::{Action, LogicalFileView, Remove, StructType};
 use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::{DeltaOperation, SaveMode};
@@ -243,8 +243,7 @@ impl EventDataStore {
                 .with_app_metadata(app_metadata)
                 .build(Some(table.snapshot()?), table.log_store(), operation)
                 .await?;
-            version = Some(finalized.version());
-            table.update_state().await?;
+            version = Some(adopt(table, finalized));
         }
         if !sources.is_empty() {
             let at = version.or(table.version()).unwrap_or(0);
@@ -259,7 +258,8 @@ impl EventDataStore {
     /// Writes a Delta checkpoint of `table`'s version, so that opening the table (which every
     /// query does) reads it and the commits after it, not the whole log: 0.17 s to 0.02 s for a
     /// store of 357 commits. Ingest calls it once at the end of a run; checkpointing every few
-    /// commits during a run made delta-rs hold on to half a gigabyte more.
+    /// commits during a run made delta-rs hold on to half a gigabyte more, and delta-rs's own
+    /// hook (every 100 commits) took a 10M-event ingest's peak RSS from 814 to 1,057 MiB.
     pub async fn checkpoint(&self, table: &DeltaTable) -> Result<()> {
         deltalake::checkpoints::create_checkpoint(table, None).await?;
         Ok(())
@@ -312,8 +312,7 @@ impl EventDataStore {
             .with_actions(removes)
             .build(Some(table.snapshot()?), table.log_store(), operation)
             .await?;
-        table.update_state().await?;
-        Ok(Some(finalized.version()))
+        Ok(Some(adopt(table, finalized)))
     }
 
     /// Physically deletes the data files that earlier commits removed (Delta `VACUUM` in lite
@@ -443,4 +442,15 @@ pub fn by_partition(files: &[DataFile]) -> BTreeMap<NaiveDate, Vec<DataFile>> {
         map.entry(f.date).or_default().push(f.clone());
     }
     map
+}
+
+/// Moves `table` to the version `finalized` committed, and returns it. delta-rs has already
+/// brought the snapshot the commit was built on up to that version (replaying the log since
+/// the last checkpoint and materializing every file's statistics); `update_state` would do it
+/// again. On 10M events (357 commits) the time from each commit's log entry to its ledger entry
+/// went from 28.2 to 16.1 s in all.
+fn adopt(table: &mut DeltaTable, finalized: FinalizedCommit) -> u64 {
+    let version = finalized.version();
+    table.state = Some(finalized.snapshot);
+    version
 }
