@@ -1,13 +1,14 @@
-//! New data files: rows of one `eventdate` partition at a time, sorted by `eventtime`, encoded
-//! into Parquet in memory with each file's columns spread over several threads, then uploaded
-//! and described to Delta by [`crate::EventDataStore::commit`].
+//! New data files: a commit's rows, grouped by `eventdate` and sorted by `eventtime`, encoded
+//! into Parquet in memory with the columns spread over several threads, then uploaded and
+//! described to Delta by [`crate::EventDataStore::commit`].
 //!
 //! Ingest is bound by this encoding once decoding runs on every core: with one thread per file
 //! it kept 1.55 of 2 cores busy on 10 million events. Columns are independent until the row
-//! group is assembled, so threads take whole columns (with their leaves) from a queue, the
-//! costliest first, and the file is assembled in column order afterwards: the bytes are the same
-//! as a one-thread writer's. (delta-rs's `RecordBatchWriter`, used before, encodes on one thread;
-//! the Delta statistics it wrote are computed here the same way, for [`STATS_COLUMNS`].)
+//! group is assembled, so threads take whole columns (with their leaves) of all the row groups
+//! of a commit from one queue, and each file is assembled in column order afterwards: the bytes
+//! are the same as a one-thread writer's. (delta-rs's `RecordBatchWriter`, used before, encodes
+//! on one thread; the Delta statistics it wrote are computed here the same way, for
+//! [`STATS_COLUMNS`].)
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -64,8 +65,9 @@ const UPLOADS: usize = 8;
 /// [`crate::EventDataStore::commit`] uploads them and commits them in one Delta transaction.
 pub struct StoreWriter {
     props: WriterProperties,
-    /// Makes the column writers of a row group; the same for every file.
-    factory: ArrowRowGroupWriterFactory,
+    /// Makes the column writers of row groups (the same for every file), by the number of
+    /// distinct values their bloom filters are made for.
+    factories: Mutex<HashMap<u64, Arc<ArrowRowGroupWriterFactory>>>,
     /// Parquet leaves of each file column.
     leaves: Vec<usize>,
     /// The file schema's fields, and for each the index of its column in the event schema
@@ -124,8 +126,8 @@ impl Default for StoreWriter {
             .collect::<Vec<_>>();
         // Until measured, `eventjson` is taken for the costliest.
         let cost = fields.iter().map(|(f, _)| AtomicU64::new(u64::from(f.name() == EVENT_JSON))).collect();
-        let props = writer_properties();
-        let (writer, factory) = ArrowWriter::try_new(Vec::new(), file, Some(props.clone()))
+        let props = writer_properties(ROW_GROUP_ROWS);
+        let (writer, _) = ArrowWriter::try_new(Vec::new(), file, Some(props.clone()))
             .and_then(ArrowWriter::into_serialized_writer)
             .expect("the event schema converts to Parquet");
         let descriptor = writer.schema_descr();
@@ -135,7 +137,7 @@ impl Default for StoreWriter {
         }
         Self {
             props,
-            factory,
+            factories: Mutex::default(),
             leaves,
             fields,
             date_column: events.index_of(EVENT_DATE).expect("eventdate is an event column"),
@@ -251,7 +253,7 @@ impl StoreWriter {
                     let mut made = group.writers.lock().map_err(|_| poisoned())?;
                     let all = match &mut *made {
                         Some(all) => all,
-                        None => made.insert(self.column_writers()?),
+                        None => made.insert(self.column_writers(group.rows.len())?),
                     };
                     std::mem::take(&mut all[c])
                 };
@@ -271,10 +273,27 @@ impl StoreWriter {
         })
     }
 
-    /// Column writers for a new row group, grouped by file column.
-    fn column_writers(&self) -> Result<Vec<Vec<ArrowColumnWriter>>> {
+    /// Column writers for a new row group of `rows` rows, grouped by file column. parquet
+    /// allocates each bloom filter for the most distinct values it is told to expect, then
+    /// folds it to the size its values need when the column is closed: a row group cannot
+    /// have more distinct values than rows, so the filters are made for that (a power of two).
+    /// For 128Ki values they took 256 KiB each, seven per row group, zeroed and then scanned.
+    fn column_writers(&self, rows: usize) -> Result<Vec<Vec<ArrowColumnWriter>>> {
+        let ndv = rows.next_power_of_two().clamp(1024, ROW_GROUP_ROWS);
+        let factory = {
+            let mut factories = self.factories.lock().map_err(|_| poisoned())?;
+            match factories.get(&(ndv as u64)) {
+                Some(factory) => factory.clone(),
+                None => {
+                    let props = writer_properties(ndv);
+                    let (_, factory) = ArrowWriter::try_new(Vec::new(), file_schema(), Some(props))?
+                        .into_serialized_writer()?;
+                    factories.entry(ndv as u64).or_insert(Arc::new(factory)).clone()
+                }
+            }
+        };
         // The row group index only matters to encryption, which the store does not use.
-        let mut leaves = self.factory.create_column_writers(0)?.into_iter();
+        let mut leaves = factory.create_column_writers(0)?.into_iter();
         Ok(self.leaves.iter().map(|&n| leaves.by_ref().take(n).collect()).collect())
     }
 
@@ -406,12 +425,13 @@ impl StatValue {
 }
 
 /// Parquet settings of every data file: zstd, row-group statistics, an offset index, bloom filters
-/// on lookup columns, `sorting_columns = [eventtime]`. `eventjson`, most of the bytes, is
+/// on lookup columns (made for `bloom_filter_values` distinct values, folded when closed),
+/// `sorting_columns = [eventtime]`. `eventjson`, most of the bytes, is
 /// stored plain in 8 MiB pages without statistics: against 1 MiB pages that is 15% smaller
 /// (similar events compress together), and min/max of whole events help no query. (Level 6
 /// would save 10% more, at twice the compression time.) Unique values (event, request ids,
 /// checksums) skip the dictionary attempt.
-fn writer_properties() -> WriterProperties {
+fn writer_properties(bloom_filter_values: usize) -> WriterProperties {
     let descriptor =
         ArrowSchemaConverter::new().convert(&file_schema()).expect("the event schema converts to Parquet");
     let time_leaf = descriptor
@@ -458,7 +478,7 @@ fn writer_properties() -> WriterProperties {
         props = props
             .set_column_bloom_filter_enabled(path.clone(), true)
             .set_column_bloom_filter_fpp(path.clone(), 0.01)
-            .set_column_bloom_filter_max_ndv(path, ROW_GROUP_ROWS as u64);
+            .set_column_bloom_filter_max_ndv(path, bloom_filter_values as u64);
     }
     props.build()
 }
