@@ -11,6 +11,7 @@
 //! [`STATS_COLUMNS`].)
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -67,7 +68,7 @@ pub struct StoreWriter {
     props: WriterProperties,
     /// Makes the column writers of row groups (the same for every file), by the number of
     /// distinct values their bloom filters are made for.
-    factories: Mutex<HashMap<u64, Arc<ArrowRowGroupWriterFactory>>>,
+    factories: Mutex<HashMap<usize, Arc<ArrowRowGroupWriterFactory>>>,
     /// Parquet leaves of each file column.
     leaves: Vec<usize>,
     /// The file schema's fields, and for each the index of its column in the event schema
@@ -126,17 +127,14 @@ impl Default for StoreWriter {
             .collect::<Vec<_>>();
         // Until measured, `eventjson` is taken for the costliest.
         let cost = fields.iter().map(|(f, _)| AtomicU64::new(u64::from(f.name() == EVENT_JSON))).collect();
-        let props = writer_properties(ROW_GROUP_ROWS);
-        let (writer, _) = ArrowWriter::try_new(Vec::new(), file, Some(props.clone()))
-            .and_then(ArrowWriter::into_serialized_writer)
-            .expect("the event schema converts to Parquet");
-        let descriptor = writer.schema_descr();
+        let descriptor =
+            ArrowSchemaConverter::new().convert(&file).expect("the event schema converts to Parquet");
         let mut leaves = vec![0; fields.len()];
         for leaf in 0..descriptor.num_columns() {
             leaves[descriptor.get_column_root_idx(leaf)] += 1;
         }
         Self {
-            props,
+            props: writer_properties(ROW_GROUP_ROWS),
             factories: Mutex::default(),
             leaves,
             fields,
@@ -280,17 +278,9 @@ impl StoreWriter {
     /// For 128Ki values they took 256 KiB each, seven per row group, zeroed and then scanned.
     fn column_writers(&self, rows: usize) -> Result<Vec<Vec<ArrowColumnWriter>>> {
         let ndv = rows.next_power_of_two().clamp(1024, ROW_GROUP_ROWS);
-        let factory = {
-            let mut factories = self.factories.lock().map_err(|_| poisoned())?;
-            match factories.get(&(ndv as u64)) {
-                Some(factory) => factory.clone(),
-                None => {
-                    let props = writer_properties(ndv);
-                    let (_, factory) = ArrowWriter::try_new(Vec::new(), file_schema(), Some(props))?
-                        .into_serialized_writer()?;
-                    factories.entry(ndv as u64).or_insert(Arc::new(factory)).clone()
-                }
-            }
+        let factory = match self.factories.lock().map_err(|_| poisoned())?.entry(ndv) {
+            Entry::Occupied(made) => made.get().clone(),
+            Entry::Vacant(slot) => slot.insert(Arc::new(parquet_writer(writer_properties(ndv))?.1)).clone(),
         };
         // The row group index only matters to encryption, which the store does not use.
         let mut leaves = factory.create_column_writers(0)?.into_iter();
@@ -298,10 +288,7 @@ impl StoreWriter {
     }
 
     fn open_file(&self, date: NaiveDate) -> Result<OpenFile> {
-        // ArrowWriter adds the Arrow schema to the file's metadata, as readers expect.
-        let (writer, _) = ArrowWriter::try_new(Vec::new(), file_schema(), Some(self.props.clone()))?
-            .into_serialized_writer()?;
-        Ok(OpenFile { date, writer })
+        Ok(OpenFile { date, writer: parquet_writer(self.props.clone())?.0 })
     }
 
     fn finish(&mut self, file: Option<OpenFile>) -> Result<()> {
@@ -344,6 +331,14 @@ impl StoreWriter {
             .try_collect()
             .await
     }
+}
+
+/// A writer of a file of the file schema into memory, and its maker of column writers.
+/// (ArrowWriter adds the Arrow schema to the file's metadata, as readers expect.)
+fn parquet_writer(
+    props: WriterProperties,
+) -> Result<(SerializedFileWriter<Vec<u8>>, ArrowRowGroupWriterFactory)> {
+    Ok(ArrowWriter::try_new(Vec::new(), file_schema(), Some(props))?.into_serialized_writer()?)
 }
 
 fn poisoned() -> Error {
