@@ -392,14 +392,14 @@ impl Writer<'_> {
             let encoded = tokio::task::spawn_blocking(move || {
                 let refs: Vec<&RecordBatch> = batches.iter().collect();
                 let rows: Vec<(usize, usize)> = order.iter().map(|&(_, _, b, r)| (b, r)).collect();
-                drop(order);
                 // A file for each date.
                 writer.write_rows(&refs, &rows)?;
-                Ok::<_, Error>((writer, rows.len() as u64))
+                Ok::<_, Error>(writer)
             });
-            let (mut writer, events) = encoded
+            let mut writer = encoded
                 .await
                 .map_err(|e| Error::Source { path: "ingest writer".into(), reason: e.to_string() })??;
+            let events = writer.rows();
             let outcome = store.commit(&mut table, &mut writer, ledger).await?;
             Ok((table, outcome, events, writer))
         }));
