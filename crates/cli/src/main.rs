@@ -234,6 +234,7 @@ enum RetentionCommand {
 }
 
 fn main() -> ExitCode {
+    tune_malloc();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -257,3 +258,25 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Keeps freed memory in glibc's heap instead of handing it back to the kernel at once.
+///
+/// Left to adjust its thresholds itself, glibc's malloc maps blocks above 32 MiB afresh at each
+/// allocation and trims the heaps of worker threads whenever 128 KiB or more is free at their
+/// top, so the ingest's page-sized column buffers and batch-sized builders fault their memory
+/// in again and again: 8.1 million page faults and 34-37 s of system time for 10M events.
+/// Fixed thresholds (blocks up to 32 MiB from the heap, trimming above 64 MiB free) took that
+/// to 0.9 million faults and 14 s, with peak RSS unchanged (824 against 869 MiB).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn tune_malloc() {
+    // SAFETY: `mallopt` sets allocator parameters and touches no memory of ours; it runs before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_malloc() {}
