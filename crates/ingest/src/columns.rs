@@ -10,9 +10,8 @@ use arrow::array::{
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, FieldRef, Fields};
-use serde_json::value::RawValue;
 
-use crate::json::{Entries, Kind, as_str, kind, to_lake_string};
+use crate::json::{Entries, Json, Kind, as_str, kind, to_lake_string};
 use trawl_store::time::parse_timestamp;
 
 /// Finds a field by a JSON key, ignoring ASCII case: CloudTrail spells keys in camelCase and
@@ -122,8 +121,8 @@ impl Column {
     }
 
     /// Appends `raw` (or null) converted to this column's type.
-    pub(crate) fn append(&mut self, raw: Option<&RawValue>) {
-        let Some(raw) = raw.filter(|r| kind(r) != Kind::Null) else {
+    pub(crate) fn append(&mut self, raw: Option<Json<'_>>) {
+        let Some(raw) = raw.filter(|r| kind(*r) != Kind::Null) else {
             return self.append_null();
         };
         match self {
@@ -140,7 +139,7 @@ impl Column {
                 Some(entries) => {
                     for (k, v) in &entries.0 {
                         b.keys().append_value(k);
-                        b.values().append_option(to_lake_string(v));
+                        b.values().append_option(to_lake_string(*v));
                     }
                     b.append(true).expect("map builder keys and values are in step");
                 }
@@ -151,7 +150,7 @@ impl Column {
                     // On the stack for the structs of the event schema (11 fields at most).
                     let mut stack = [None; 16];
                     let mut heap = Vec::new();
-                    let slots: &mut [Option<&RawValue>] = match stack.get_mut(..fields.len()) {
+                    let slots: &mut [Option<Json<'_>>] = match stack.get_mut(..fields.len()) {
                         Some(slots) => slots,
                         None => {
                             heap.resize(fields.len(), None);
@@ -160,7 +159,7 @@ impl Column {
                     };
                     for (k, v) in &entries.0 {
                         if let Some(i) = index.get(k) {
-                            slots[i] = Some(v);
+                            slots[i] = Some(*v);
                         }
                     }
                     for (child, slot) in children.iter_mut().zip(slots.iter()) {
@@ -173,22 +172,20 @@ impl Column {
                     valid.push(false);
                 }
             },
-            Column::List { child, offsets, valid, .. } => {
-                match serde_json::from_str::<Vec<&RawValue>>(raw.get()) {
-                    Ok(items) if kind(raw) == Kind::Array => {
-                        for item in &items {
-                            child.append(Some(item));
-                        }
-                        let last = *offsets.last().expect("offsets start at 0");
-                        offsets.push(last + i32::try_from(items.len()).unwrap_or(i32::MAX));
-                        valid.push(true);
+            Column::List { child, offsets, valid, .. } => match raw.items() {
+                Some(items) => {
+                    for item in &items {
+                        child.append(Some(*item));
                     }
-                    _ => {
-                        offsets.push(*offsets.last().expect("offsets start at 0"));
-                        valid.push(false);
-                    }
+                    let last = *offsets.last().expect("offsets start at 0");
+                    offsets.push(last + i32::try_from(items.len()).unwrap_or(i32::MAX));
+                    valid.push(true);
                 }
-            }
+                None => {
+                    offsets.push(*offsets.last().expect("offsets start at 0"));
+                    valid.push(false);
+                }
+            },
         }
     }
 

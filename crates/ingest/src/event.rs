@@ -8,14 +8,13 @@ use std::sync::Arc;
 use arrow::array::{Date32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
 use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Utc};
-use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use trawl_store::schema::{self, epoch_day_of, event_schema};
 use trawl_store::selectors::{SelectorEvent, SelectorField, SelectorSet};
 use trawl_store::time::parse_timestamp;
 
 use crate::columns::{Column, KeyIndex};
-use crate::json::{Entries, as_str, minify};
+use crate::json::{Entries, Json, as_str, minify};
 
 /// The identity of an event for deduplication: `(recipientAccountId, eventID)`, or the
 /// checksum of the event when it has no `eventID`.
@@ -163,10 +162,10 @@ impl BatchBuilder {
             return Ok(Outcome::Retention);
         }
 
-        let mut values: Vec<Option<&RawValue>> = vec![None; self.slots.len()];
+        let mut values: Vec<Option<Json<'_>>> = vec![None; self.slots.len()];
         for (key, value) in &event.0 {
             if let Some(i) = self.by_key.get(key) {
-                values[i] = Some(value);
+                values[i] = Some(*value);
             }
         }
         for (slot, value) in self.slots.iter_mut().zip(values) {
@@ -256,7 +255,7 @@ impl<'e, 'a> EventView<'e, 'a> {
     /// `eventCategory`, inferred for events older than eventVersion 1.07 that lack it.
     fn category(&self) -> Cow<'a, str> {
         self.str("eventCategory").unwrap_or_else(|| {
-            if self.event.get("managementEvent").map(RawValue::get) == Some("false") {
+            if self.event.get("managementEvent").map(Json::get) == Some("false") {
                 Cow::Borrowed("Data")
             } else {
                 Cow::Borrowed("Management")
@@ -291,7 +290,7 @@ impl SelectorEvent for EventView<'_, '_> {
             SelectorField::ResourcesType | SelectorField::ResourcesArn => {
                 let key = if field == SelectorField::ResourcesType { "type" } else { "ARN" };
                 let Some(raw) = self.event.get("resources") else { return };
-                let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(raw.get()) else { return };
+                let Some(items) = raw.items() else { return };
                 for item in items {
                     if let Some(v) = Entries::of(item).and_then(|r| r.str(key)) {
                         f(&v);

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::json::{Entries, Kind, StringState, as_str, kind};
+use crate::json::{Entries, Json, Kind, StringState, as_str, kind};
 
 /// Nested envelopes deeper than this are refused.
 const MAX_DEPTH: usize = 4;
@@ -29,31 +29,31 @@ pub(crate) trait Visitor {
 /// What kind of JSON object a record is.
 enum Class<'a> {
     Event,
-    Records(&'a RawValue),
-    Lookup(&'a RawValue),
-    CloudWatch(&'a RawValue),
-    Detail(&'a RawValue),
-    Wrapped(&'a RawValue),
+    Records(Json<'a>),
+    Lookup(Json<'a>),
+    CloudWatch(Json<'a>),
+    Detail(Json<'a>),
+    Wrapped(Json<'a>),
     Digest,
     Control,
     Unknown,
 }
 
 fn classify<'a>(e: &Entries<'a>) -> Class<'a> {
-    if let Some(r) = e.get("Records").filter(|r| kind(r) == Kind::Array) {
+    if let Some(r) = e.get("Records").filter(|r| kind(*r) == Kind::Array) {
         return Class::Records(r);
     }
-    if let Some(r) = e.get("CloudTrailEvent").filter(|r| kind(r) == Kind::String) {
+    if let Some(r) = e.get("CloudTrailEvent").filter(|r| kind(*r) == Kind::String) {
         return Class::Lookup(r);
     }
     if e.get("messageType").is_some() {
-        if let Some(r) = e.get("logEvents").filter(|r| kind(r) == Kind::Array) {
+        if let Some(r) = e.get("logEvents").filter(|r| kind(*r) == Kind::Array) {
             return Class::CloudWatch(r);
         }
         return Class::Control;
     }
     if e.get("detail-type").is_some()
-        && let Some(r) = e.get("detail").filter(|r| kind(r) == Kind::Object)
+        && let Some(r) = e.get("detail").filter(|r| kind(*r) == Kind::Object)
     {
         return Class::Detail(r);
     }
@@ -77,11 +77,11 @@ fn classify<'a>(e: &Entries<'a>) -> Class<'a> {
 /// A JSON value, parsed once: an object's text and entries, or any other value.
 enum Value<'t> {
     Object(&'t str, Entries<'t>),
-    Other(&'t RawValue),
+    Other(Json<'t>),
 }
 
 impl<'t> Value<'t> {
-    fn of(raw: &'t RawValue) -> Self {
+    fn of(raw: Json<'t>) -> Self {
         match Entries::of(raw) {
             Some(entries) => Value::Object(raw.get(), entries),
             None => Value::Other(raw),
@@ -141,7 +141,7 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
         match <&RawValue>::deserialize(&mut de) {
             Ok(raw) => {
                 let end = self.offset_in_text(raw.get()) + raw.get().len();
-                Ok((Value::Other(raw), end))
+                Ok((Value::Other(raw.into()), end))
             }
             Err(e) => Err(error(e)),
         }
@@ -388,7 +388,7 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
                 self.embedded(index, offset, as_str(s), "CloudTrailEvent");
             }
             Class::CloudWatch(events) => {
-                let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(events.get()) else { return };
+                let Some(items) = events.items() else { return };
                 for item in items {
                     let index = self.take_index();
                     let at = self.offset_in_text(item.get());

@@ -111,7 +111,7 @@ pub mod bench {
     pub fn normalize(event: &str) -> usize {
         let entries: Entries<'_> = serde_json::from_str(event).expect("an event object");
         let values: usize =
-            entries.0.iter().filter_map(|(_, v)| crate::json::to_lake_string(v)).map(|s| s.len()).sum();
+            entries.0.iter().filter_map(|(_, v)| crate::json::to_lake_string(*v)).map(|s| s.len()).sum();
         values + crate::json::minify(event).len()
     }
 }
