@@ -208,8 +208,11 @@ fn failed(path: &Path, e: std::io::Error) -> Error {
 /// Decompresses gzip (recognised by its magic bytes); other bytes are returned as they are.
 pub(crate) fn decompress(raw: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
     if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 8);
-        flate2::read::MultiGzDecoder::new(&raw[..])
+        // The trailer's ISIZE is the size of a one-member file (trail files have one member);
+        // deflate expands 1,032 times at most, so a false ISIZE cannot ask for more.
+        let size = raw.last_chunk::<4>().map_or(0, |b| u32::from_le_bytes(*b) as usize);
+        let mut out = Vec::with_capacity(size.clamp(raw.len(), raw.len().saturating_mul(1032)));
+        flate2::bufread::MultiGzDecoder::new(&raw[..])
             .read_to_end(&mut out)
             .map_err(|e| format!("bad gzip data: {e}"))?;
         Ok(out)
