@@ -11,7 +11,7 @@ use arrow::array::{
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, FieldRef, Fields};
 
-use crate::json::{Entries, Json, Kind, as_str, kind, to_lake_string};
+use crate::json::{Json, Kind, as_str, kind, to_lake_string};
 use trawl_store::time::parse_timestamp;
 
 /// Finds a field by a JSON key, ignoring ASCII case: CloudTrail spells keys in camelCase and
@@ -135,17 +135,17 @@ impl Column {
             Column::Time(b) => {
                 b.append_option(as_str(raw).and_then(|s| parse_timestamp(&s)).map(|t| t.timestamp_micros()))
             }
-            Column::Map(b, _) => match Entries::of(raw) {
+            Column::Map(b, _) => match raw.entries() {
                 Some(entries) => {
-                    for (k, v) in &entries.0 {
+                    for (k, v) in entries {
                         b.keys().append_value(k);
-                        b.values().append_option(to_lake_string(*v));
+                        b.values().append_option(to_lake_string(v));
                     }
                     b.append(true).expect("map builder keys and values are in step");
                 }
                 None => b.append(false).expect("map builder keys and values are in step"),
             },
-            Column::Struct { fields, index, children, valid } => match Entries::of(raw) {
+            Column::Struct { fields, index, children, valid } => match raw.entries() {
                 Some(entries) => {
                     // On the stack for the structs of the event schema (11 fields at most).
                     let mut stack = [None; 16];
@@ -157,9 +157,9 @@ impl Column {
                             &mut heap
                         }
                     };
-                    for (k, v) in &entries.0 {
-                        if let Some(i) = index.get(k) {
-                            slots[i] = Some(*v);
+                    for (k, v) in entries {
+                        if let Some(i) = index.get(&k) {
+                            slots[i] = Some(v);
                         }
                     }
                     for (child, slot) in children.iter_mut().zip(slots.iter()) {

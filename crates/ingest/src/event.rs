@@ -75,6 +75,7 @@ pub(crate) struct BatchBuilder {
     schema: SchemaRef,
     slots: Vec<Slot>,
     by_key: KeyIndex,
+    picked: Vec<usize>,
     time: TimestampMicrosecondBuilder,
     category: StringBuilder,
     json: StringBuilder,
@@ -118,6 +119,7 @@ impl BatchBuilder {
             schema,
             slots,
             by_key,
+            picked: Vec::new(),
             time: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
             category: StringBuilder::with_capacity(rows, rows * 10),
             json: StringBuilder::with_capacity(rows, text_bytes.min(64 << 20)),
@@ -162,15 +164,17 @@ impl BatchBuilder {
             return Ok(Outcome::Retention);
         }
 
-        let mut values: Vec<Option<Json<'_>>> = vec![None; self.slots.len()];
-        for (key, value) in &event.0 {
+        // The entry of each column (`usize::MAX` for none), in a buffer kept across events.
+        self.picked.clear();
+        self.picked.resize(self.slots.len(), usize::MAX);
+        for (n, (key, _)) in event.0.iter().enumerate() {
             if let Some(i) = self.by_key.get(key) {
-                values[i] = Some(*value);
+                self.picked[i] = n;
             }
         }
-        for (slot, value) in self.slots.iter_mut().zip(values) {
+        for (slot, &n) in self.slots.iter_mut().zip(&self.picked) {
             if let Slot::Json(column) = slot {
-                column.append(value);
+                column.append(event.0.get(n).map(|(_, value)| *value));
             }
         }
         let json = minify(text);

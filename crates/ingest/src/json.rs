@@ -51,6 +51,12 @@ impl<'a> Json<'a> {
         self.0
     }
 
+    /// The entries of an object, walked as they are read; `None` when it is anything else.
+    pub(crate) fn entries(self) -> Option<EntriesIter<'a>> {
+        let b = self.0.as_bytes();
+        (b.first() == Some(&b'{')).then(|| EntriesIter { text: self.0, at: skip_ws(b, 1) })
+    }
+
     /// The items of an array; `None` when it is anything else.
     pub(crate) fn items(self) -> Option<Vec<Json<'a>>> {
         let (text, b) = (self.0, self.0.as_bytes());
@@ -71,6 +77,30 @@ impl<'a> Json<'a> {
             }
             i = skip_ws(b, i + 1);
         }
+    }
+}
+
+/// The entries of an object: its keys unescaped, its values as they are.
+pub(crate) struct EntriesIter<'a> {
+    text: &'a str,
+    /// The next key's opening quote; anything else ends the walk.
+    at: usize,
+}
+
+impl<'a> Iterator for EntriesIter<'a> {
+    type Item = (Cow<'a, str>, Json<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (text, b, at) = (self.text, self.text.as_bytes(), self.at);
+        if b.get(at) != Some(&b'"') {
+            return None;
+        }
+        let key_end = string_end(b, at);
+        let start = skip_ws(b, skip_ws(b, key_end) + 1); // past the colon
+        let end = value_end(b, start);
+        let after = skip_ws(b, end);
+        self.at = if b.get(after) == Some(&b',') { skip_ws(b, after + 1) } else { b.len() };
+        Some((as_str(Json(text.get(at..key_end)?))?, Json(text.get(start..end)?)))
     }
 }
 
@@ -154,26 +184,7 @@ impl<'de> Deserialize<'de> for Entries<'de> {
 impl<'a> Entries<'a> {
     /// The entries of `json` when it is an object; `None` when it is anything else.
     pub(crate) fn of(json: Json<'a>) -> Option<Self> {
-        let (text, b) = (json.0, json.0.as_bytes());
-        if b.first() != Some(&b'{') {
-            return None;
-        }
-        // Objects nested in events have a handful of keys.
-        let mut entries = Vec::with_capacity(8);
-        let mut i = skip_ws(b, 1);
-        while b.get(i) == Some(&b'"') {
-            let key_end = string_end(b, i);
-            let key = as_str(Json(text.get(i..key_end)?))?;
-            let start = skip_ws(b, skip_ws(b, key_end) + 1); // past the colon
-            let end = value_end(b, start);
-            entries.push((key, Json(text.get(start..end)?)));
-            i = skip_ws(b, end);
-            if b.get(i) != Some(&b',') {
-                break;
-            }
-            i = skip_ws(b, i + 1);
-        }
-        Some(Entries(entries))
+        json.entries().map(|entries| Entries(entries.collect()))
     }
 
     /// The value of the first key equal to `key`.
