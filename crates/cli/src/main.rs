@@ -261,12 +261,13 @@ fn main() -> ExitCode {
 
 /// Keeps freed memory in glibc's heap instead of handing it back to the kernel at once.
 ///
-/// Left to adjust its thresholds itself, glibc's malloc maps blocks above 32 MiB afresh at each
-/// allocation and trims the heaps of worker threads whenever 128 KiB or more is free at their
-/// top, so the ingest's page-sized column buffers and batch-sized builders fault their memory
-/// in again and again: 8.1 million page faults and 34-37 s of system time for 10M events.
-/// Fixed thresholds (blocks up to 32 MiB from the heap, trimming above 64 MiB free) took that
-/// to 0.9 million faults and 14 s, with peak RSS unchanged (824 against 869 MiB).
+/// Left to adjust its thresholds itself, glibc's malloc maps blocks above its mmap threshold
+/// (128 KiB, rising to 32 MiB at most) afresh at each allocation and trims the heaps of worker
+/// threads whenever 128 KiB is free at their top, so the ingest's page-sized column buffers and
+/// batch-sized builders fault their memory in again and again: 8.1 million page faults and
+/// 34-37 s of system time for 10M events. Fixed thresholds (blocks up to 32 MiB from the heap,
+/// trimming above 64 MiB free) took that to 0.3-0.9 million faults and 14 s, with peak RSS no
+/// higher (805-834 against 849-925 MiB). See BENCHMARKS.md.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn tune_malloc() {
