@@ -35,8 +35,8 @@ impl<'de> Deserialize<'de> for CowStr<'de> {
 }
 
 /// The text of one valid JSON value: serde_json checked it when it framed the record holding
-/// it, so looking into it again needs no checks, only where strings and containers end. That
-/// walk costs a third of a second parse of the event's nested objects.
+/// it, so looking into it again needs no checks, only where strings and containers end
+/// (`ingest/decode` in criterion: 20% less time than parsing nested values again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Json<'a>(&'a str);
 
