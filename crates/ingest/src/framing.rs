@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::json::{Entries, Json, Kind, StringState, as_str, kind};
+use crate::json::{self, Entries, Json, Kind, StringState, as_str, kind};
 
 /// Nested envelopes deeper than this are refused.
 const MAX_DEPTH: usize = 4;
@@ -107,12 +107,8 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
         self.text.as_bytes()
     }
 
-    fn skip_ws(&self, mut pos: usize) -> usize {
-        let b = self.bytes();
-        while pos < b.len() && matches!(b[pos], b' ' | b'\n' | b'\r' | b'\t') {
-            pos += 1;
-        }
-        pos
+    fn skip_ws(&self, pos: usize) -> usize {
+        json::skip_ws(self.bytes(), pos)
     }
 
     fn offset_in_text(&self, s: &str) -> usize {
