@@ -174,11 +174,12 @@ impl Column {
             },
             Column::List { child, offsets, valid, .. } => match raw.items() {
                 Some(items) => {
-                    for item in &items {
-                        child.append(Some(*item));
+                    let mut last = *offsets.last().expect("offsets start at 0");
+                    for item in items {
+                        child.append(Some(item));
+                        last = last.saturating_add(1);
                     }
-                    let last = *offsets.last().expect("offsets start at 0");
-                    offsets.push(last + i32::try_from(items.len()).unwrap_or(i32::MAX));
+                    offsets.push(last);
                     valid.push(true);
                 }
                 None => {

@@ -57,26 +57,10 @@ impl<'a> Json<'a> {
         (b.first() == Some(&b'{')).then(|| EntriesIter { text: self.0, at: skip_ws(b, 1) })
     }
 
-    /// The items of an array; `None` when it is anything else.
-    pub(crate) fn items(self) -> Option<Vec<Json<'a>>> {
-        let (text, b) = (self.0, self.0.as_bytes());
-        if b.first() != Some(&b'[') {
-            return None;
-        }
-        let mut items = Vec::new();
-        let mut i = skip_ws(b, 1);
-        if b.get(i) == Some(&b']') {
-            return Some(items);
-        }
-        loop {
-            let end = value_end(b, i);
-            items.push(Json(text.get(i..end)?));
-            i = skip_ws(b, end);
-            if b.get(i) != Some(&b',') {
-                return Some(items);
-            }
-            i = skip_ws(b, i + 1);
-        }
+    /// The items of an array, walked as they are read; `None` when it is anything else.
+    pub(crate) fn items(self) -> Option<ItemsIter<'a>> {
+        let b = self.0.as_bytes();
+        (b.first() == Some(&b'[')).then(|| ItemsIter { text: self.0, at: skip_ws(b, 1) })
     }
 }
 
@@ -97,11 +81,39 @@ impl<'a> Iterator for EntriesIter<'a> {
         }
         let key_end = string_end(b, at);
         let start = skip_ws(b, skip_ws(b, key_end) + 1); // past the colon
-        let end = value_end(b, start);
-        let after = skip_ws(b, end);
-        self.at = if b.get(after) == Some(&b',') { skip_ws(b, after + 1) } else { b.len() };
+        let (end, next) = element(b, start);
+        self.at = next;
         Some((as_str(Json(text.get(at..key_end)?))?, Json(text.get(start..end)?)))
     }
+}
+
+/// The items of an array.
+pub(crate) struct ItemsIter<'a> {
+    text: &'a str,
+    /// The next item's first byte; the closing bracket or the end of the text ends the walk.
+    at: usize,
+}
+
+impl<'a> Iterator for ItemsIter<'a> {
+    type Item = Json<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (b, at) = (self.text.as_bytes(), self.at);
+        if matches!(b.get(at), None | Some(b']')) {
+            return None;
+        }
+        let (end, next) = element(b, at);
+        self.at = next;
+        Some(Json(self.text.get(at..end)?))
+    }
+}
+
+/// The end of the container element (an item, or an entry's value) at `start`, and where the
+/// next one starts: past the comma, else the end of the text.
+fn element(b: &[u8], start: usize) -> (usize, usize) {
+    let end = value_end(b, start);
+    let after = skip_ws(b, end);
+    (end, if b.get(after) == Some(&b',') { skip_ws(b, after + 1) } else { b.len() })
 }
 
 /// The offset of the first byte at or after `i` that is not JSON whitespace.
@@ -360,7 +372,7 @@ mod tests {
                 let items: Option<Vec<&RawValue>> =
                     (kind(*value) == Kind::Array).then(|| serde_json::from_str(value.get()).unwrap());
                 let items = items.map(|v| v.into_iter().map(Json::from).collect::<Vec<_>>());
-                assert_eq!(value.items(), items, "{}", value.get());
+                assert_eq!(value.items().map(Iterator::collect::<Vec<_>>), items, "{}", value.get());
             }
         }
         assert_eq!(Entries::of(Json(r#"{"k\u0041":1}"#)).unwrap().0[0].0, "kA");
