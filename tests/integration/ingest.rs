@@ -177,28 +177,8 @@ fn bad_paths_and_strict() {
 #[test]
 fn killed_ingest_resumes_without_loss_or_duplicates() {
     let lake = Lake::new("2024-12-31T00:00:00Z");
-    // Volume: copies of the Stratus files, each copy with its own eventIDs.
     let input = lake.dir.path().join("input");
-    let copies = 60;
-    let mut expected = HashSet::new();
-    for i in 0..copies {
-        let dir = input.join(format!("copy{i:03}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        for entry in std::fs::read_dir(fixtures().join("stratus-red-team-detonation-logs")).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "json") {
-                let mut events: Vec<serde_json::Value> =
-                    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-                for e in &mut events {
-                    let id = format!("{}-{i}", e["eventID"].as_str().unwrap());
-                    expected.insert(id.clone());
-                    e["eventID"] = id.into();
-                }
-                std::fs::write(dir.join(path.file_name().unwrap()), serde_json::to_vec(&events).unwrap())
-                    .unwrap();
-            }
-        }
-    }
+    let expected = stratus_copies(&input, 60);
     lake.ok(&["store", "create", "crash"]);
     let input_arg = input.to_str().unwrap();
     let mut child = lake
@@ -232,4 +212,71 @@ fn killed_ingest_resumes_without_loss_or_duplicates() {
     let unique: HashSet<&str> = ids.iter().copied().collect();
     assert_eq!(unique.len(), ids.len(), "duplicates after the rerun");
     assert_eq!(unique, expected.iter().map(String::as_str).collect::<HashSet<_>>(), "lost events");
+}
+
+/// A run writes a Delta checkpoint at every `--checkpoint-every` versions and goes on from it
+/// (delta-rs's commits slow down with the commits since the last one): the store ends whole,
+/// readable from its last checkpoint, and a rerun finds every file stored.
+#[test]
+fn checkpoints_during_a_run() {
+    let lake = Lake::new("2024-12-31T00:00:00Z");
+    let input = lake.dir.path().join("input");
+    let expected = stratus_copies(&input, 12);
+    let input_arg = input.to_str().unwrap();
+    lake.ok(&["store", "create", "checkpointed"]);
+    let args =
+        ["ingest", "--store", "checkpointed", "--commit-mib", "1", "--checkpoint-every", "2", input_arg];
+    let report = lake.ok(&args);
+    assert_eq!(figure(&report, "events", "stored"), expected.len() as u64, "{report}");
+
+    let mut versions = Vec::new();
+    let mut checkpoints = Vec::new();
+    for entry in std::fs::read_dir(lake.root().join("checkpointed/_delta_log")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let version = |suffix: &str| name.strip_suffix(suffix).map(|v| v.parse::<u64>().unwrap());
+        versions.extend(version(".json"));
+        checkpoints.extend(version(".checkpoint.parquet"));
+    }
+    versions.sort_unstable();
+    checkpoints.sort_unstable();
+    let last = *versions.last().unwrap();
+    assert!(last >= 5, "{versions:?}");
+    // Every even version (version 0 created the store), and the last at the end of the run.
+    let mut want: Vec<u64> = (2..=last).step_by(2).collect();
+    if last % 2 == 1 {
+        want.push(last);
+    }
+    assert_eq!(checkpoints, want);
+
+    let events = lake.export("checkpointed");
+    let ids: HashSet<&str> = events.iter().map(|e| e["eventID"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), events.len(), "duplicates");
+    assert_eq!(ids, expected.iter().map(String::as_str).collect::<HashSet<_>>(), "lost events");
+    let again = lake.ok(&args);
+    assert_eq!(figure(&again, "events", "stored"), 0, "{again}");
+}
+
+/// `copies` copies of the Stratus files under `input`, each copy with its own eventIDs, which
+/// are returned.
+fn stratus_copies(input: &Path, copies: usize) -> HashSet<String> {
+    let mut ids = HashSet::new();
+    for i in 0..copies {
+        let dir = input.join(format!("copy{i:03}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(fixtures().join("stratus-red-team-detonation-logs")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let mut events: Vec<serde_json::Value> =
+                    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                for e in &mut events {
+                    let id = format!("{}-{i}", e["eventID"].as_str().unwrap());
+                    ids.insert(id.clone());
+                    e["eventID"] = id.into();
+                }
+                std::fs::write(dir.join(path.file_name().unwrap()), serde_json::to_vec(&events).unwrap())
+                    .unwrap();
+            }
+        }
+    }
+    ids
 }

@@ -43,6 +43,12 @@ pub struct IngestOptions {
     pub wave_bytes: u64,
     /// Decode threads.
     pub threads: usize,
+    /// A checkpoint is written at every version that is a multiple of this, and the run goes
+    /// on from it: each commit of delta-rs takes longer the more commits there are since the
+    /// last checkpoint. On 10M events (357 commits), every 64 versions: the commits took 8.6 s
+    /// in all against 17.8 s with none, and the writer waited 2.8 s for them against 15.0 s;
+    /// each checkpoint took 64-98 ms.
+    pub checkpoint_every: u64,
     /// The current time, for the retention filter.
     pub now: DateTime<Utc>,
     /// Time range of the events to keep (`start`, `end`), and for trail layouts the accounts,
@@ -52,11 +58,12 @@ pub struct IngestOptions {
 
 impl IngestOptions {
     /// Defaults: lenient, 32 MiB waves (two are in memory: one committing while the next is
-    /// decoded; 600 to 850 MB peak RSS), one decode thread per core, 32 objects fetched at once.
+    /// decoded; 650 to 720 MiB peak RSS on 10M events), one decode thread per core, a checkpoint
+    /// every 64 versions, 32 objects fetched at once.
     pub fn new(now: DateTime<Utc>) -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let scope = TrailFilter { concurrency: 32, ..Default::default() };
-        Self { strict: false, wave_bytes: 32 << 20, threads, now, scope }
+        Self { strict: false, wave_bytes: 32 << 20, threads, checkpoint_every: 64, now, scope }
     }
 }
 
@@ -247,6 +254,7 @@ async fn write_all(
         keys: KeyCache::default(),
         parquet: None,
         pending: None,
+        checkpoint_every: options.checkpoint_every.max(1),
     };
     let mut wave: Vec<Decoded> = Vec::new();
     let mut wave_bytes = 0u64;
@@ -282,7 +290,8 @@ async fn write_all(
         writer.submit(wave, progress, report).await?;
     }
     let table = writer.settle(progress, report).await?;
-    if report.commits > 0 {
+    let checkpointed = table.version().is_some_and(|v| v % writer.checkpoint_every == 0);
+    if report.commits > 0 && !checkpointed {
         store.checkpoint(&table).await?;
     }
     Ok(())
@@ -303,6 +312,7 @@ struct Writer<'a> {
     /// The Parquet writer, when no wave is in flight.
     parquet: Option<StoreWriter>,
     pending: Option<tokio::task::JoinHandle<Result<Committed>>>,
+    checkpoint_every: u64,
 }
 
 impl Writer<'_> {
@@ -342,7 +352,7 @@ impl Writer<'_> {
             .flat_map(|(b, _)| columns(b).0.values().iter().copied().collect::<Vec<_>>())
             .collect();
         // Another writer may have committed since: its events must count as stored.
-        table.update_state().await.map_err(trawl_store::Error::from)?;
+        self.store.refresh(&mut table).await?;
         if table.version() != keys.version {
             keys.clear();
         }
@@ -387,6 +397,7 @@ impl Writer<'_> {
         let batches: Vec<RecordBatch> = batches.into_iter().map(|(b, _)| b.clone()).collect();
         let mut writer = self.parquet.take().unwrap_or_else(|| self.store.writer());
         let store = self.store.clone();
+        let checkpoint_every = self.checkpoint_every;
         self.pending = Some(tokio::spawn(async move {
             // Encoding keeps threads busy for seconds: not on the runtime's workers.
             let encoded = tokio::task::spawn_blocking(move || {
@@ -401,6 +412,9 @@ impl Writer<'_> {
                 .map_err(|e| Error::Source { path: "ingest writer".into(), reason: e.to_string() })??;
             let events = writer.rows();
             let outcome = store.commit(&mut table, &mut writer, ledger).await?;
+            if outcome.version.is_some_and(|v| v % checkpoint_every == 0) {
+                store.checkpoint_and_reload(&mut table).await?;
+            }
             Ok((table, outcome, events, writer))
         }));
         Ok(())
