@@ -275,7 +275,7 @@ fn main() -> ExitCode {
 ///
 /// Each malloc arena may then keep up to 64 MiB free, and glibc makes up to eight arenas per
 /// core, one per thread that finds the others busy: the peak RSS of a 10M ingest ranged from
-/// 838 to 1,030 MiB with the same build. Two arenas per core took it to 651-716 MiB, with wall
+/// 838 to 1,030 MiB with the same build. Two arenas per core took it to 636-699 MiB, with wall
 /// and CPU time within the noise.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]

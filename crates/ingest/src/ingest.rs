@@ -58,7 +58,7 @@ pub struct IngestOptions {
 
 impl IngestOptions {
     /// Defaults: lenient, 32 MiB waves (two are in memory: one committing while the next is
-    /// decoded; 650 to 720 MiB peak RSS on 10M events), one decode thread per core, a checkpoint
+    /// decoded; 640 to 700 MiB peak RSS on 10M events), one decode thread per core, a checkpoint
     /// every 64 versions, 32 objects fetched at once.
     pub fn new(now: DateTime<Utc>) -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
