@@ -267,7 +267,7 @@ async fn ingest_cmd(lake: &Lake, args: IngestArgs, clock: &dyn Clock) -> Result<
     let mut options = IngestOptions::new(clock.now());
     options.strict = args.strict;
     options.wave_bytes = args.commit_mib.max(1) << 20;
-    options.checkpoint_every = args.checkpoint_every.max(1);
+    options.checkpoint_every = args.checkpoint_every;
     if let Some(t) = args.threads {
         options.threads = t.max(1);
     }

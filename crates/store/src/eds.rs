@@ -266,10 +266,16 @@ impl EventDataStore {
     /// Writes a checkpoint of `table`'s version and reloads `table` from it. delta-rs keeps a
     /// table's files as one batch per commit it has read and goes over all of them again at
     /// every commit, so a writer's commits get slower as its log grows (19 to 69 ms each over
-    /// 357 commits of a 10M ingest). Loaded from a checkpoint, they are one batch again.
+    /// 357 commits of a 10M ingest). Loaded from a checkpoint, they are one batch again. The
+    /// table is loaded at the same version, so that [`Self::refresh`] still sees the commits of
+    /// other writers since.
     pub async fn checkpoint_and_reload(&self, table: &mut DeltaTable) -> Result<()> {
         self.checkpoint(table).await?;
-        *table = self.table().await?;
+        let mut builder = DeltaTableBuilder::from_url(self.url())?;
+        if let Some(version) = table.version() {
+            builder = builder.with_version(version);
+        }
+        *table = builder.load().await?;
         Ok(())
     }
 
