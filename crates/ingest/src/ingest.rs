@@ -290,8 +290,7 @@ async fn write_all(
         writer.submit(wave, progress, report).await?;
     }
     let table = writer.settle(progress, report).await?;
-    let checkpointed = table.version().is_some_and(|v| v % writer.checkpoint_every == 0);
-    if report.commits > 0 && !checkpointed {
+    if report.commits > 0 && !checkpoint_due(table.version(), writer.checkpoint_every) {
         store.checkpoint(&table).await?;
     }
     Ok(())
@@ -412,13 +411,18 @@ impl Writer<'_> {
                 .map_err(|e| Error::Source { path: "ingest writer".into(), reason: e.to_string() })??;
             let events = writer.rows();
             let outcome = store.commit(&mut table, &mut writer, ledger).await?;
-            if outcome.version.is_some_and(|v| v % checkpoint_every == 0) {
+            if checkpoint_due(outcome.version, checkpoint_every) {
                 store.checkpoint_and_reload(&mut table).await?;
             }
             Ok((table, outcome, events, writer))
         }));
         Ok(())
     }
+}
+
+/// True when a commit of `version` is followed by a checkpoint (nonzero `every`).
+fn checkpoint_due(version: Option<u64>, every: u64) -> bool {
+    version.is_some_and(|v| v % every == 0)
 }
 
 /// The `eventdate` and `eventtime` columns of a decoded batch.

@@ -148,7 +148,16 @@ impl EventDataStore {
 
     /// Loads the store's Delta table at its latest version.
     pub async fn table(&self) -> Result<DeltaTable> {
-        Ok(DeltaTableBuilder::from_url(self.url())?.load().await?)
+        self.table_at(None).await
+    }
+
+    /// Loads the store's Delta table at `version`, or at its latest.
+    async fn table_at(&self, version: Option<u64>) -> Result<DeltaTable> {
+        let mut builder = DeltaTableBuilder::from_url(self.url())?;
+        if let Some(version) = version {
+            builder = builder.with_version(version);
+        }
+        Ok(builder.load().await?)
     }
 
     /// The live data files of `table`, in partition order.
@@ -271,11 +280,7 @@ impl EventDataStore {
     /// other writers since.
     pub async fn checkpoint_and_reload(&self, table: &mut DeltaTable) -> Result<()> {
         self.checkpoint(table).await?;
-        let mut builder = DeltaTableBuilder::from_url(self.url())?;
-        if let Some(version) = table.version() {
-            builder = builder.with_version(version);
-        }
-        *table = builder.load().await?;
+        *table = self.table_at(table.version()).await?;
         Ok(())
     }
 
