@@ -28,6 +28,7 @@ use deltalake::kernel::Add;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::arrow::arrow_writer::{
     ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
 };
@@ -375,11 +376,15 @@ fn gather_strings(arrays: &[&StringArray], rows: &[(usize, usize)]) -> Result<Bi
 }
 
 /// A writer of a file of the file schema into memory, and its maker of column writers.
-/// (ArrowWriter adds the Arrow schema to the file's metadata, as readers expect.)
+/// Without the Arrow schema in the file's metadata (`ARROW:schema`): 7.7 KB a file, 1.4% of
+/// the 1M set's store of small daily files, and read by no query: DataFusion skips it
+/// (`skip_metadata`), the store's schema is Delta's, and other readers take the types from the
+/// Parquet schema.
 fn parquet_writer(
     props: WriterProperties,
 ) -> Result<(SerializedFileWriter<Vec<u8>>, ArrowRowGroupWriterFactory)> {
-    Ok(ArrowWriter::try_new(Vec::new(), file_schema(), Some(props))?.into_serialized_writer()?)
+    let options = ArrowWriterOptions::new().with_properties(props).with_skip_arrow_metadata(true);
+    Ok(ArrowWriter::try_new_with_options(Vec::new(), file_schema(), options)?.into_serialized_writer()?)
 }
 
 fn poisoned() -> Error {
