@@ -28,9 +28,8 @@ use deltalake::kernel::Add;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
-use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::arrow::arrow_writer::{
-    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, ArrowWriterOptions, compute_leaves,
 };
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -351,9 +350,9 @@ impl StoreWriter {
 }
 
 /// The strings at `rows` (array, row) of `arrays`, as views into the arrays' own buffers.
-/// `interleave` copies every string, which for `eventjson` (13 GB of 10M events) cost 5% of
-/// the ingest's CPU; this writes 16 bytes a row, and the column writer copies each string
-/// once, into its page. For short strings a view costs as much as the copy, hence only
+/// `interleave` copies every string, and the column writer then copies it into its page: for
+/// `eventjson`, 13 GB of 10M events copied twice. This writes 16 bytes a row instead. For short
+/// strings a view costs as much as the copy (measured on every string column), hence only
 /// `eventjson`. Binary views: the bytes were checked as UTF-8 when the strings were built, and
 /// the Parquet column's type is the file schema's, whatever the array's.
 fn gather_strings(arrays: &[&StringArray], rows: &[(usize, usize)]) -> Result<BinaryViewArray> {
@@ -465,9 +464,9 @@ impl StatValue {
     }
 }
 
-/// Parquet settings of every data file: zstd (level 1 for random IDs), row-group statistics, an offset index, bloom filters
-/// on lookup columns (made for `bloom_filter_values` distinct values, folded when closed),
-/// `sorting_columns = [eventtime]`. `eventjson`, most of the bytes, is
+/// Parquet settings of every data file: zstd (level 1 for random IDs), row-group statistics,
+/// an offset index, bloom filters on lookup columns (made for `bloom_filter_values` distinct
+/// values, folded when closed), `sorting_columns = [eventtime]`. `eventjson`, most of the bytes, is
 /// stored plain in 8 MiB pages without statistics: against 1 MiB pages that is 15% smaller
 /// (similar events compress together), and min/max of whole events help no query. (Level 6
 /// would save 10% more, at twice the compression time.) Unique values (event, request ids,
