@@ -466,11 +466,11 @@ impl StatValue {
 
 /// Parquet settings of every data file: zstd (level 1 for random IDs), row-group statistics,
 /// an offset index, bloom filters on lookup columns (made for `bloom_filter_values` distinct
-/// values, folded when closed), `sorting_columns = [eventtime]`. `eventjson`, most of the bytes, is
-/// stored plain in 8 MiB pages without statistics: against 1 MiB pages that is 15% smaller
-/// (similar events compress together), and min/max of whole events help no query. (Level 6
-/// would save 10% more, at twice the compression time.) Unique values (event, request ids,
-/// checksums) skip the dictionary attempt.
+/// values, folded when closed), `sorting_columns = [eventtime]`. `eventjson`, most of the
+/// bytes, is stored plain in 8 MiB pages without statistics: against 1 MiB pages that is 15%
+/// smaller (similar events compress together), and min/max of whole events help no query.
+/// (Level 6 would save 10% more, at twice the compression time.) Unique values (event, request
+/// ids, checksums) skip the dictionary attempt.
 fn writer_properties(bloom_filter_values: usize) -> WriterProperties {
     let descriptor =
         ArrowSchemaConverter::new().convert(&file_schema()).expect("the event schema converts to Parquet");
