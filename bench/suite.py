@@ -8,8 +8,12 @@ Steps, each timed (wall clock, peak RSS of the process from wait4):
   1. `trawl-bench gen` writes a trail bucket layout of N events over 365 days (kept between runs
      in WORK/data-N when its manifest matches).
   2. `trawl ingest` into store `events` (everything) and store `writes` (management write events,
-     from the June day prefixes only); DuckDB converts the same files to zstd Parquet
-     partitioned by day, deduplicated on (eventID, recipientAccountId) as trawl does.
+     from the June day prefixes only); the DuckDB CLI converts the same files to zstd Parquet
+     partitioned by day, deduplicated on (eventID, recipientAccountId) as trawl does. With
+     --duckdb-package, the `duckdb` Python package (DuckDB 2.0, whose conversion of hourly trail
+     files is the reference figure of BENCHMARKS.md; the CLI on PyPI stops at 1.5.6) converts
+     the `events` files too, with the same statement, into a directory that only its size is
+     taken from.
   3. The audit queries of QUERIES, each from the command line (one process per run): trawl over
      its stores, the DuckDB CLI over its Parquet, and over the raw JSON (every query with
      --json all, else only the raw-trail week query). Cold runs follow a page cache drop (when
@@ -20,8 +24,8 @@ Steps, each timed (wall clock, peak RSS of the process from wait4):
 
 Results go to WORK/results-N.json and WORK/results-N.md (the tables of BENCHMARKS.md) and an SVG
 chart of the query times, WORK/queries-N.svg. Needs a release build (done here unless
---no-build) and the DuckDB CLI (`pip install duckdb-cli`; found on PATH or next to this
-Python).
+--no-build), the DuckDB CLI (`pip install duckdb-cli`; found on PATH or next to this Python)
+and, for --duckdb-package, the `duckdb` package for this Python (`pip install duckdb`).
 """
 
 import argparse
@@ -211,6 +215,10 @@ def normalize(csv_text):
     return rows[1:]  # headers differ in spelling (_col1, useridentity.arn, arn ...)
 
 
+# Runs SQL (its last argument) with the duckdb Python package, printing the last statement's rows.
+DUCK_PACKAGE = [sys.executable, "-c", "import duckdb, sys; [print(*r) for r in duckdb.execute(sys.argv[1]).fetchall()]"]
+
+
 def duck_binary():
     found = shutil.which("duckdb") or str(Path(sys.executable).with_name("duckdb"))
     if not Path(found).exists():
@@ -229,6 +237,8 @@ def main():
     ap.add_argument("--json", choices=["all", "week"], default=None,
                     help="queries DuckDB runs on the raw JSON (default: all up to 2M events, else week)")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--duckdb-package", action="store_true",
+                    help="also convert with the duckdb Python package (DuckDB 2.0; 9 more minutes at 10M)")
     args = ap.parse_args()
     json_queries = args.json or ("all" if args.events <= 2_000_000 else "week")
 
@@ -244,6 +254,8 @@ def main():
     results = {"date": time.strftime("%Y-%m-%d"), "events": args.events, "days": args.days,
                "file_minutes": args.file_minutes, "machine": machine(),
                "duckdb": run_measured([duck, "--version"]).stdout.strip(), "steps": {}, "queries": []}
+    if args.duckdb_package:
+        results["duckdb package"] = run_measured(DUCK_PACKAGE + ["SELECT version()"]).stdout.strip()
     log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
 
     # 1. Data.
@@ -277,16 +289,26 @@ def main():
                                 ("writes", f"{data}/AWSLogs/*/CloudTrail/*/2025/06/*/*.json.gz", WRITES_FILTER)):
         drop_caches()
         log(f"duckdb convert {store} ...")
-        sql = (f"SET preserve_insertion_order = false; COPY ({duck_select(files, where)}) "
-               f"TO '{duck_out / store}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (eventdate));")
-        r = run_measured([duck, "-init", "/dev/null", "-batch", ":memory:"], env, stdin=sql)
+        r = run_measured([duck, "-init", "/dev/null", "-batch", ":memory:"], env,
+                         stdin=duck_copy(files, where, duck_out / store))
         results["steps"][f"duckdb convert {store}"] = {"seconds": r.seconds, "rss_mib": r.rss_mib}
+    if args.duckdb_package:
+        package_out = work / f"duckdb-package-{args.events}"
+        shutil.rmtree(package_out, ignore_errors=True)
+        drop_caches()
+        log("duckdb package convert events ...")
+        r = run_measured(DUCK_PACKAGE + [duck_copy(f"{data}/AWSLogs/**/*.json.gz", "", package_out)], env)
+        results["steps"]["duckdb package convert events"] = {"seconds": r.seconds, "rss_mib": r.rss_mib}
+        package_bytes = size(package_out, ".parquet")
+        shutil.rmtree(package_out)
     results["sizes"] = {
         "input .json.gz": m["gzipBytes"],
         "input JSON": m["jsonBytes"],
         "trawl Parquet (events)": size(lake / "events", ".parquet"),
         "DuckDB Parquet (events)": size(duck_out / "events", ".parquet"),
     }
+    if args.duckdb_package:
+        results["sizes"]["DuckDB package Parquet (events)"] = package_bytes
     stored = int(query_csv(trawl, lake, "SELECT count(*) FROM events", env)[0])
     duck_rows = int(duck_csv(duck, duck_views(duck_out), "SELECT count(*) FROM events", env)[0])
     results["stored"] = {"trawl": stored, "duckdb": duck_rows}
@@ -392,6 +414,12 @@ def duck_select(files, where, dedupe=True):
     return sql if dedupe else sql.replace(QUALIFY, "")
 
 
+def duck_copy(files, where, out):
+    """DuckDB's conversion of `files` into zstd Parquet under `out`, partitioned by day."""
+    return (f"SET preserve_insertion_order = false; COPY ({duck_select(files, where)}) "
+            f"TO '{out}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (eventdate));")
+
+
 def duck_csv(duck, views, sql, env):
     return normalize(run_measured([duck, "-init", "/dev/null", "-csv", "-nullvalue", "", "-c", views + sql], env).stdout)
 
@@ -419,7 +447,8 @@ def mib(b):
 def markdown(r):
     ev = r["input"]["events"]
     out = [f"Date {r['date']}; {r['machine']['cpus']} cores ({r['machine']['cpu']}), {r['machine']['memory_gib']} GiB, "
-           f"{r['machine']['rustc']}, DuckDB CLI {r['duckdb']}.", "",
+           f"{r['machine']['rustc']}, DuckDB CLI {r['duckdb']}"
+           + (f", duckdb package {r['duckdb package']}" if "duckdb package" in r else "") + ".", "",
            f"Input: {ev:,} events ({r['input']['records']:,} records with re-deliveries) over "
            f"{r['days']} days in {r['input']['files']:,} files of {r['file_minutes']} minutes, {mib(r['input']['gzipBytes'])} .json.gz, "
            f"{mib(r['input']['jsonBytes'])} JSON, {r['input']['apiCalls']} API calls.", "",
@@ -429,6 +458,12 @@ def markdown(r):
         rate = f"{n / s['seconds']:,.0f}" if n else ""
         mbs = f"{r['input']['jsonBytes'] / 1e6 / s['seconds']:,.0f}" if n else ""
         out.append(f"| {name} | {s['seconds']:.1f} | {rate} | {mbs} | {s['rss_mib']:,.0f} MiB |")
+    steps = r["steps"]
+    ingest = steps["trawl ingest events"]["seconds"]
+    out += ["", "trawl's ingest against DuckDB's conversion of the same files: " + ", ".join(
+        f"{steps[k]['seconds'] / ingest:.1f}x {who}" for k, who in
+        (("duckdb convert events", f"the CLI ({r['duckdb'].split()[0]})"),
+         ("duckdb package convert events", f"the duckdb package ({r.get('duckdb package')})")) if k in steps) + "."]
     sz = r["sizes"]
     out += ["", "| bytes | size | vs .json.gz |", "|---|---|---|"]
     out += [f"| {k} | {mib(v)} | {v / sz['input .json.gz']:.2f}x |" for k, v in sz.items()]
