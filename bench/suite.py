@@ -285,7 +285,7 @@ def main():
         results["steps"][f"trawl ingest {store}"] = {"seconds": r.seconds, "rss_mib": r.rss_mib,
                                                      "report": r.stdout + r.stderr[-2000:]}
     duck_out.mkdir(parents=True)
-    for store, files, where in (("events", f"{data}/AWSLogs/**/*.json.gz", ""),
+    for store, files, where in (("events", all_files(data), ""),
                                 ("writes", f"{data}/AWSLogs/*/CloudTrail/*/2025/06/*/*.json.gz", WRITES_FILTER)):
         drop_caches()
         log(f"duckdb convert {store} ...")
@@ -297,7 +297,7 @@ def main():
         shutil.rmtree(package_out, ignore_errors=True)
         drop_caches()
         log("duckdb package convert events ...")
-        r = run_measured(DUCK_PACKAGE + [duck_copy(f"{data}/AWSLogs/**/*.json.gz", "", package_out)], env)
+        r = run_measured(DUCK_PACKAGE + [duck_copy(all_files(data), "", package_out)], env)
         results["steps"]["duckdb package convert events"] = {"seconds": r.seconds, "rss_mib": r.rss_mib}
         package_bytes = size(package_out, ".parquet")
         shutil.rmtree(package_out)
@@ -361,7 +361,7 @@ def main():
     drop_caches()
     cold = timed(lambda: run_measured([trawl, "query", "--format", "csv", "--trail", f"events={data}", q.sql], env))
     warm = timed(lambda: run_measured([trawl, "query", "--format", "csv", "--trail", f"events={data}", q.sql], env))
-    raw_view = f"CREATE VIEW events AS {duck_select(f'{data}/AWSLogs/**/*.json.gz', '', dedupe=False)}; "
+    raw_view = f"CREATE VIEW events AS {duck_select(all_files(data), '', dedupe=False)}; "
     drop_caches()
     duck_json = timed(lambda: run_measured([duck, "-init", "/dev/null", "-csv", "-nullvalue", "", "-c", raw_view + q.sql],
                                            env))
@@ -405,8 +405,13 @@ def duck_views(duck_out):
 
 
 def duck_json_views(data):
-    return (f"CREATE VIEW events AS {duck_select(f'{data}/AWSLogs/**/*.json.gz', '')}; "
+    return (f"CREATE VIEW events AS {duck_select(all_files(data), '')}; "
             f"CREATE VIEW writes AS {duck_select(f'{data}/AWSLogs/*/CloudTrail/*/2025/06/*/*.json.gz', WRITES_FILTER)}; ")
+
+
+def all_files(data):
+    """The glob of every trail file of the generated bucket."""
+    return f"{data}/AWSLogs/**/*.json.gz"
 
 
 def duck_select(files, where, dedupe=True):
@@ -453,12 +458,12 @@ def markdown(r):
            f"{r['days']} days in {r['input']['files']:,} files of {r['file_minutes']} minutes, {mib(r['input']['gzipBytes'])} .json.gz, "
            f"{mib(r['input']['jsonBytes'])} JSON, {r['input']['apiCalls']} API calls.", "",
            "| step | seconds | events/s | MB/s of JSON | peak RSS |", "|---|---|---|---|---|"]
-    for name, s in r["steps"].items():
+    steps = r["steps"]
+    for name, s in steps.items():
         n = r["input"]["records"] if "events" in name or name == "generate" else None
         rate = f"{n / s['seconds']:,.0f}" if n else ""
         mbs = f"{r['input']['jsonBytes'] / 1e6 / s['seconds']:,.0f}" if n else ""
         out.append(f"| {name} | {s['seconds']:.1f} | {rate} | {mbs} | {s['rss_mib']:,.0f} MiB |")
-    steps = r["steps"]
     ingest = steps["trawl ingest events"]["seconds"]
     out += ["", "trawl's ingest against DuckDB's conversion of the same files: " + ", ".join(
         f"{steps[k]['seconds'] / ingest:.1f}x {who}" for k, who in
