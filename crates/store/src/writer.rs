@@ -468,8 +468,10 @@ impl StatValue {
 /// an offset index, bloom filters on lookup columns (made for `bloom_filter_values` distinct
 /// values, folded when closed), `sorting_columns = [eventtime]`. `eventjson`, most of the
 /// bytes, is stored plain in 8 MiB pages without statistics: against 1 MiB pages that is 15%
-/// smaller (similar events compress together), and min/max of whole events help no query.
-/// (Level 6 stores it 11% smaller, for 19% more ingest time on 10M events: BENCHMARKS.md.)
+/// smaller (similar events compress together), and min/max of whole events help no query. It
+/// is compressed at zstd level 6, 11% smaller than at level 3 for 19-26% more ingest time on
+/// 10M events: that keeps the store below DuckDB 2.0's zstd Parquet of the same events
+/// (BENCHMARKS.md).
 /// Unique values (event, request ids, checksums) skip the dictionary attempt.
 fn writer_properties(bloom_filter_values: usize) -> WriterProperties {
     let descriptor =
@@ -495,6 +497,10 @@ fn writer_properties(bloom_filter_values: usize) -> WriterProperties {
     props = props
         .set_column_dictionary_enabled(json.clone(), false)
         .set_column_data_page_size_limit(json.clone(), 8 << 20)
+        .set_column_compression(
+            json.clone(),
+            Compression::ZSTD(ZstdLevel::try_new(6).expect("valid zstd level")),
+        )
         .set_column_statistics_enabled(json, EnabledStatistics::None);
     // Sorted within a file, the event times are all but unique: deltas, not a dictionary that
     // a lookup would decode whole to read one page. It is the one column whose page statistics
