@@ -165,6 +165,8 @@ DUCK_SELECT = """
 """
 QUALIFY = "QUALIFY row_number() OVER (PARTITION BY e->>'eventID', e->>'recipientAccountId') = 1"
 DUCK_SELECT = DUCK_SELECT.replace("@QUALIFY@", QUALIFY)
+# Store `writes` holds the management write events of June's day prefixes (of every account and region).
+JUNE = "AWSLogs/*/CloudTrail/*/2025/06"
 WRITES_FILTER = "WHERE e->>'readOnly' = 'false' AND coalesce(e->>'eventCategory', 'Management') = 'Management'"
 WRITES_SELECTORS = json.dumps([{"Name": "management writes", "FieldSelectors": [
     {"Field": "eventCategory", "Equals": ["Management"]}, {"Field": "readOnly", "Equals": ["false"]}]}])
@@ -238,7 +240,7 @@ def main():
                     help="queries DuckDB runs on the raw JSON (default: all up to 2M events, else week)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--duckdb-package", action="store_true",
-                    help="also convert with the duckdb Python package (DuckDB 2.0; 9 more minutes at 10M)")
+                    help="also convert with the duckdb Python package (DuckDB 2.0; 9-13 more minutes at 10M)")
     args = ap.parse_args()
     json_queries = args.json or ("all" if args.events <= 2_000_000 else "week")
 
@@ -270,7 +272,7 @@ def main():
         results["steps"]["generate"] = {"seconds": g.seconds, "rss_mib": g.rss_mib}
     m = json.loads(manifest.read_text())
     results["input"] = {k: m[k] for k in ("files", "records", "events", "gzipBytes", "jsonBytes", "apiCalls")}
-    june = sorted(str(p) for p in data.glob("AWSLogs/*/CloudTrail/*/2025/06"))
+    june = sorted(str(p) for p in data.glob(JUNE))
 
     # 2. Ingest and conversion.
     shutil.rmtree(lake, ignore_errors=True)
@@ -286,7 +288,7 @@ def main():
                                                      "report": r.stdout + r.stderr[-2000:]}
     duck_out.mkdir(parents=True)
     for store, files, where in (("events", all_files(data), ""),
-                                ("writes", f"{data}/AWSLogs/*/CloudTrail/*/2025/06/*/*.json.gz", WRITES_FILTER)):
+                                ("writes", june_files(data), WRITES_FILTER)):
         drop_caches()
         log(f"duckdb convert {store} ...")
         r = run_measured([duck, "-init", "/dev/null", "-batch", ":memory:"], env,
@@ -406,12 +408,17 @@ def duck_views(duck_out):
 
 def duck_json_views(data):
     return (f"CREATE VIEW events AS {duck_select(all_files(data), '')}; "
-            f"CREATE VIEW writes AS {duck_select(f'{data}/AWSLogs/*/CloudTrail/*/2025/06/*/*.json.gz', WRITES_FILTER)}; ")
+            f"CREATE VIEW writes AS {duck_select(june_files(data), WRITES_FILTER)}; ")
 
 
 def all_files(data):
     """The glob of every trail file of the generated bucket."""
     return f"{data}/AWSLogs/**/*.json.gz"
+
+
+def june_files(data):
+    """The glob of the trail files of store `writes`: the June day prefixes."""
+    return f"{data}/{JUNE}/*/*.json.gz"
 
 
 def duck_select(files, where, dedupe=True):
