@@ -467,12 +467,11 @@ impl StatValue {
 /// Parquet settings of every data file: zstd (level 1 for random IDs), row-group statistics,
 /// an offset index, bloom filters on lookup columns (made for `bloom_filter_values` distinct
 /// values, folded when closed), `sorting_columns = [eventtime]`. `eventjson`, most of the
-/// bytes, is stored plain in 8 MiB pages without statistics: against 1 MiB pages that is 15%
+/// bytes, is stored in 8 MiB pages without statistics: against 1 MiB pages that is 15%
 /// smaller (similar events compress together), and min/max of whole events help no query. It
 /// is compressed at zstd level 6, 11% smaller than at level 3 for 19-26% more ingest time on
 /// 10M events: that keeps the store below DuckDB 2.0's zstd Parquet of the same events
 /// (BENCHMARKS.md).
-/// Unique values (event, request ids, checksums) skip the dictionary attempt.
 fn writer_properties(bloom_filter_values: usize) -> WriterProperties {
     let descriptor =
         ArrowSchemaConverter::new().convert(&file_schema()).expect("the event schema converts to Parquet");
@@ -493,10 +492,17 @@ fn writer_properties(bloom_filter_values: usize) -> WriterProperties {
             nulls_first: false,
         }]))
         .set_created_by(format!("trawl {}", env!("CARGO_PKG_VERSION")));
+    // Unique values (events, their IDs and checksums) skip the dictionary attempt, and their
+    // lengths go apart from their bytes (DELTA_LENGTH_BYTE_ARRAY): interleaved with random hex,
+    // each length cost zstd about a byte. 4.9 MiB (2.5%) less Parquet for 1M events, 1.3 MiB of
+    // it `eventjson`; DuckDB 1.5 and 2.0 read it.
+    for column in std::iter::once(EVENT_JSON).chain(RANDOM_HEX) {
+        props = props
+            .set_column_dictionary_enabled(ColumnPath::from(column), false)
+            .set_column_encoding(ColumnPath::from(column), Encoding::DELTA_LENGTH_BYTE_ARRAY);
+    }
     let json = ColumnPath::from(EVENT_JSON);
     props = props
-        .set_column_dictionary_enabled(json.clone(), false)
-        .set_column_encoding(json.clone(), Encoding::DELTA_LENGTH_BYTE_ARRAY)
         .set_column_data_page_size_limit(json.clone(), 8 << 20)
         .set_column_compression(json.clone(), zstd(6))
         .set_column_statistics_enabled(json, EnabledStatistics::None);
@@ -511,15 +517,9 @@ fn writer_properties(bloom_filter_values: usize) -> WriterProperties {
         .set_column_encoding(time, Encoding::DELTA_BINARY_PACKED);
     // Random hex: zstd finds no matches, and its level 3 searches for them at 200 MB/s where
     // level 1 compresses at 650 MB/s, to 3% fewer bytes. 1.5 GB of 10M events, 3% of the
-    // ingest's CPU. The lengths go apart from the text (DELTA_LENGTH_BYTE_ARRAY, as `eventjson`
-    // above): interleaved with the hex, each length cost zstd about a byte. 4.9 MiB (2.5%) less
-    // Parquet for 1M events, 1.3 MiB of it `eventjson`; DuckDB 1.5 and 2.0 read it.
-    let fastest = zstd(1);
-    for column in [EVENT_ID, "requestid", EVENT_JSON_CHECKSUM] {
-        props = props
-            .set_column_dictionary_enabled(ColumnPath::from(column), false)
-            .set_column_encoding(ColumnPath::from(column), Encoding::DELTA_LENGTH_BYTE_ARRAY)
-            .set_column_compression(ColumnPath::from(column), fastest);
+    // ingest's CPU.
+    for column in RANDOM_HEX {
+        props = props.set_column_compression(ColumnPath::from(column), zstd(1));
     }
     // Event IDs are the largest column but `eventjson` (unique, random, 380 MB of 10M events):
     // small pages, so that a lookup reading its scattered matches' IDs (`ORDER BY eventtime,
@@ -535,6 +535,9 @@ fn writer_properties(bloom_filter_values: usize) -> WriterProperties {
     }
     props.build()
 }
+
+/// Columns of unique random hex: event and request IDs, checksums.
+const RANDOM_HEX: [&str; 3] = [EVENT_ID, "requestid", EVENT_JSON_CHECKSUM];
 
 /// zstd at `level`, one of the constant levels above (1 to 22 are valid).
 fn zstd(level: i32) -> Compression {
