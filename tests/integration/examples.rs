@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use crate::harness::{Lake, fixtures, run_python};
+use crate::harness::{Lake, fixtures};
+use crate::python::run_python;
 
 #[test]
 fn sql_examples_agree_with_an_independent_computation() {

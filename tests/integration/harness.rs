@@ -102,29 +102,3 @@ pub(crate) fn figure(report: &str, line: &str, label: &str) -> u64 {
         .find_map(|w| w.parse().ok())
         .unwrap_or_else(|| panic!("no number before {label} in {l}"))
 }
-
-/// The Python with pyarrow that the independent checks use (`.ci/run` sets it up).
-pub(crate) fn python() -> String {
-    std::env::var("TRAWL_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
-
-/// `tests/python/SCRIPT` run by the test Python.
-pub(crate) fn python_script(script: &str) -> Command {
-    let mut cmd = Command::new(python());
-    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script));
-    // cargo points this at build outputs, aws-lc's libcrypto among them, which must not
-    // replace the OpenSSL that Python's hashing and signing were built against.
-    cmd.env_remove("LD_LIBRARY_PATH");
-    cmd
-}
-
-/// Runs `tests/python/SCRIPT` with the test Python; panics with its output when it fails.
-pub(crate) fn run_python(script: &str, args: &[&str]) -> String {
-    let out = python_script(script)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {} (set TRAWL_TEST_PYTHON): {e}", python()));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{script} {args:?}\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    stdout
-}

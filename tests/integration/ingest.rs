@@ -4,7 +4,8 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Lake, figure, fixture, fixtures, run_python};
+use crate::harness::{Lake, figure, fixture, fixtures};
+use crate::python::run_python;
 
 const MALFORMED: [&str; 3] = [
     "opensearch-catalog-aws-cloudtrail/samples-large.json",

@@ -4,6 +4,8 @@ mod compat;
 mod examples;
 mod harness;
 mod ingest;
+#[path = "../support/python.rs"]
+mod python;
 mod query;
 mod repl;
 mod s3;

@@ -4,69 +4,20 @@
 
 use std::io::Read;
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Lake, figure, python, python_script, run_python};
+use crate::harness::{Lake, figure};
+use crate::python::{Moto, endpoint_env, python_script};
 
 const NOW: &str = "2026-03-20T00:00:00Z";
 
-/// A moto server, killed on drop; its request log is kept for counting requests.
-pub(crate) struct Moto {
-    port: u16,
-    child: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
 impl Moto {
-    pub(crate) fn start(env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("moto.log");
-        let port = free_port();
-        let child = Command::new(python())
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-            .envs(env.iter().copied())
-            // cargo points this at build outputs (aws-lc's libcrypto among them), which must
-            // not replace the libraries Python's crypto was built against.
-            .env_remove("LD_LIBRARY_PATH")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start moto with {} ({e}): scripts/test installs moto[server] for TRAWL_TEST_PYTHON", python())
-            });
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "moto did not start: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self { port, child, log, _dir: dir }
-    }
-
-    pub(crate) fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// What trawl needs to reach the server: the endpoint, plain HTTP, any keys.
-    pub(crate) fn env(&self) -> Vec<(String, String)> {
-        endpoint_env(
-            &self.endpoint(),
-            &[("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")],
-        )
-    }
-
     /// `(method, path and query)` of every request to `bucket` so far.
     pub(crate) fn requests(&self, bucket: &str) -> Vec<(String, String)> {
-        let log = std::fs::read_to_string(&self.log).expect("moto log");
+        let log = self.log();
         let prefix = format!("/{bucket}");
         log.lines()
             .filter_map(|line| {
@@ -89,37 +40,6 @@ impl Moto {
         let gets = requests.iter().filter(|(m, p)| m.ends_with("GET") && !p.contains('?')).count();
         (lists, gets)
     }
-
-    /// Runs `s3_trail.py COMMAND ENDPOINT ARGS...`.
-    pub(crate) fn script(&self, args: &[&str]) -> String {
-        let endpoint = self.endpoint();
-        let mut full = vec![args[0], endpoint.as_str()];
-        full.extend(&args[1..]);
-        run_python("s3_trail.py", &full)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
-fn endpoint_env(endpoint: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut env = vec![
-        ("AWS_ENDPOINT_URL".to_owned(), endpoint.to_owned()),
-        ("AWS_ALLOW_HTTP".to_owned(), "true".to_owned()),
-        // No profile files of the machine running the tests.
-        ("AWS_CONFIG_FILE".to_owned(), "/nonexistent".to_owned()),
-        ("AWS_SHARED_CREDENTIALS_FILE".to_owned(), "/nonexistent".to_owned()),
-    ];
-    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    env
 }
 
 /// The trail layout's summary printed by `s3_trail.py layout`.

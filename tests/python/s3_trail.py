@@ -1,4 +1,4 @@
-"""S3 test data for trawl, written with boto3 to an S3-compatible server (moto).
+"""S3 test data for trawl, written and read with boto3 on an S3-compatible server (moto).
 
   s3_trail.py bucket ENDPOINT BUCKET        creates a bucket
   s3_trail.py layout ENDPOINT BUCKET [N]    a trail bucket layout made from the stratus-red-team
@@ -6,6 +6,9 @@
                                             (default 3); prints a JSON summary
   s3_trail.py add ENDPOINT BUCKET DAY       one more log file on DAY (YYYY-MM-DD); prints its
                                             event count
+  s3_trail.py download ENDPOINT BUCKET PREFIX DIR
+                                            every object under PREFIX/ to DIR, keyed by the
+                                            rest of its key; prints the object count
   s3_trail.py iam ENDPOINT                  an IAM user with an access key allowed s3:*; prints
                                             "KEY SECRET" (moto checks keys once auth is on)
 
@@ -118,6 +121,19 @@ def add(endpoint, bucket, day):
     print(len(records))
 
 
+def download(endpoint, bucket, prefix, into):
+    s3 = client(endpoint)
+    count = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+        for obj in page.get("Contents", []):
+            path = os.path.join(into, obj["Key"][len(prefix) + 1:])
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+            count += 1
+    print(count)
+
+
 def iam(endpoint):
     iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
     iam.create_user(UserName="auditor")
@@ -129,4 +145,4 @@ def iam(endpoint):
 
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
-    {"bucket": bucket, "layout": layout, "add": add, "iam": iam}[command](*args)
+    {"bucket": bucket, "layout": layout, "add": add, "download": download, "iam": iam}[command](*args)

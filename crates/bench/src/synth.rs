@@ -473,13 +473,15 @@ pub(crate) fn s3_sink(
     use object_store::ObjectStoreExt;
     let (store, prefix) = trawl_store::s3::bucket_of(url)?;
     let store: Arc<dyn object_store::ObjectStore> = store;
+    let url = url.clone();
     Ok(move |key: &str, bytes: Vec<u8>| {
         let path =
             object_store::path::Path::from(format!("{}/{key}", prefix.as_ref()).trim_start_matches('/'));
         handle
             .block_on(store.put(&path, bytes.into()))
             .map(|_| ())
-            .map_err(|e| anyhow::anyhow!("cannot write {path}: {e}"))
+            .map_err(|e| trawl_store::s3::explain(e, &url))
+            .with_context(|| format!("cannot write {path}"))
     })
 }
 

@@ -8,8 +8,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 #[allow(missing_docs)]
 pub enum Error {
-    /// The lake location is neither a local path nor a supported URL.
-    #[error("invalid lake location '{location}': {reason}")]
+    /// A location (the lake's, a trail bucket's) is neither a local path nor a supported URL,
+    /// or its bucket does not exist.
+    #[error("invalid location '{location}': {reason}")]
     InvalidLocation { location: String, reason: String },
     /// No event data store has that name or id.
     #[error("no event data store named '{0}' (see `trawl store list`)")]

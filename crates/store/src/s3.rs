@@ -46,23 +46,21 @@ pub fn bucket_of(url: &Url) -> Result<(Arc<dyn ObjectStore>, Path)> {
 /// refused, naming the location; other S3 errors reduced to their code and message.
 pub fn explain(error: object_store::Error, url: &Url) -> Error {
     let location = url.to_string();
-    let (code, message, cause) = match &error {
-        object_store::Error::NotFound { .. } | object_store::Error::AlreadyExists { .. } => {
-            return Error::ObjectStore(error);
-        }
-        object_store::Error::PermissionDenied { source, .. }
+    let text = match &error {
+        object_store::Error::NotFound { source, .. }
+        | object_store::Error::PermissionDenied { source, .. }
         | object_store::Error::Unauthenticated { source, .. }
-        | object_store::Error::Generic { source, .. } => {
-            let text = chain(source.as_ref());
-            let (code, message) = s3_error(&text);
-            (code, message, text.lines().last().unwrap_or_default().to_owned())
-        }
+        | object_store::Error::Generic { source, .. } => chain(source.as_ref()),
         _ => return Error::ObjectStore(error),
     };
+    let (code, message) = s3_error(&text);
     match code.as_deref() {
+        // A PUT into a missing bucket is a 404 too.
         Some("NoSuchBucket") => {
             Error::InvalidLocation { location, reason: "the bucket does not exist".into() }
         }
+        // Any other missing object is the caller's to handle.
+        _ if matches!(error, object_store::Error::NotFound { .. }) => Error::ObjectStore(error),
         Some(
             "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken",
         ) => Error::AccessDenied { location, reason: message },
@@ -75,7 +73,7 @@ pub fn explain(error: object_store::Error, url: &Url) -> Error {
         }
         Some(code) => Error::S3 { location, reason: format!("{code}: {message}") },
         // No answer from S3 at all: say why, once (the chain repeats the request at each level).
-        None => Error::S3 { location, reason: cause },
+        None => Error::S3 { location, reason: text.lines().last().unwrap_or_default().to_owned() },
     }
 }
 
