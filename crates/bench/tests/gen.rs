@@ -11,25 +11,12 @@ use std::process::{Command, Output};
 use python::Moto;
 
 /// A small set: 2 accounts x 2 regions x 3 days of hourly files.
-const SET: [&str; 12] = [
-    "--events",
-    "6000",
-    "--days",
-    "3",
-    "--accounts",
-    "2",
-    "--regions",
-    "2",
-    "--seed",
-    "11",
-    "--file-minutes",
-    "60",
-];
+const SET: &str = "--events 6000 --days 3 --accounts 2 --regions 2 --seed 11 --file-minutes 60";
 
 fn generate(out: &str, threads: &str, env: &[(String, String)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_trawl-bench"))
         .args(["gen", out])
-        .args(SET)
+        .args(SET.split(' '))
         .args(["--threads", threads])
         .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
