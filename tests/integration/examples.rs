@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::harness::{Lake, fixtures};
-use crate::python::run_python;
+use crate::support::run_python;
 
 #[test]
 fn sql_examples_agree_with_an_independent_computation() {

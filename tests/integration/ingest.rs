@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::harness::{Lake, figure, fixture, fixtures};
-use crate::python::run_python;
+use crate::support::{run_python, walk};
 
 const MALFORMED: [&str; 3] = [
     "opensearch-catalog-aws-cloudtrail/samples-large.json",
@@ -141,19 +141,6 @@ fn retention_at_ingest_and_apply() {
         .filter(|p| p.ends_with(".parquet") && !p.contains("_delta_log"))
         .count();
     assert_eq!(parquet as u64, later.show("short")["summary"]["files"].as_u64().unwrap());
-}
-
-fn walk(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p.display().to_string());
-        }
-    }
-    out
 }
 
 #[test]

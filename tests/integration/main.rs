@@ -4,10 +4,10 @@ mod compat;
 mod examples;
 mod harness;
 mod ingest;
-#[path = "../support/python.rs"]
-mod python;
 mod query;
 mod repl;
 mod s3;
 mod slt;
 mod store;
+#[path = "../support/mod.rs"]
+mod support;

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::Stdio;
 
 use crate::harness::{Lake, fixture};
-use crate::python::run_python;
+use crate::support::run_python;
 
 fn stratus() -> Lake {
     let lake = Lake::new("2024-12-31T00:00:00Z");

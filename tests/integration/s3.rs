@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::harness::{Lake, figure};
-use crate::python::{Moto, endpoint_env, python_script};
+use crate::support::{Moto, endpoint_env, python_script};
 
 const NOW: &str = "2026-03-20T00:00:00Z";
 

@@ -1,14 +1,14 @@
 //! `trawl-bench gen`, the real binary, writing a trail bucket layout to a directory and to a
 //! bucket of a real S3-compatible server (moto, read back with boto3).
 
-#[path = "../../../tests/support/python.rs"]
-mod python;
+#[path = "../../../tests/support/mod.rs"]
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use python::Moto;
+use support::{Moto, walk};
 
 /// A small set: 2 accounts x 2 regions x 3 days of hourly files.
 const SET: &str = "--events 6000 --days 3 --accounts 2 --regions 2 --seed 11 --file-minutes 60";
@@ -29,20 +29,13 @@ fn stderr(out: &Output) -> String {
 
 /// Every file under `root`, keyed by its path from `root`.
 fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, into: &mut BTreeMap<String, Vec<u8>>) {
-        for entry in std::fs::read_dir(dir).expect("read_dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                walk(root, &path, into);
-            } else {
-                let key = path.strip_prefix(root).expect("under root").to_string_lossy().into_owned();
-                into.insert(key, std::fs::read(&path).expect("read"));
-            }
-        }
-    }
-    let mut files = BTreeMap::new();
-    walk(root, root, &mut files);
-    files
+    walk(root)
+        .into_iter()
+        .map(|path| {
+            let key = Path::new(&path).strip_prefix(root).expect("under root").display().to_string();
+            (key, std::fs::read(&path).expect("read"))
+        })
+        .collect()
 }
 
 #[test]

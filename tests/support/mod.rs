@@ -1,6 +1,7 @@
-//! The test Python, its scripts under `tests/python`, and moto's S3-compatible server that it
-//! runs: shared by the integration tests of `trawl` and of `trawl-bench` (each includes this
-//! file as a module). `scripts/test` installs pyarrow, boto3 and moto for `TRAWL_TEST_PYTHON`.
+//! What the integration tests of `trawl` and of `trawl-bench` share (each includes this file as
+//! a module): the test Python, its scripts under `tests/python`, moto's S3-compatible server
+//! that it runs, and walking a directory. `scripts/test` installs pyarrow, boto3 and moto for
+//! `TRAWL_TEST_PYTHON`.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -126,4 +127,18 @@ pub(crate) fn endpoint_env(endpoint: &str, extra: &[(&str, &str)]) -> Vec<(Strin
     ];
     env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     env
+}
+
+/// Every file under `dir`, at any depth.
+pub(crate) fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
 }
