@@ -1,5 +1,8 @@
 //! Event data store lifecycle through the CLI.
 
+use std::path::Path;
+use std::time::SystemTime;
+
 use crate::harness::Lake;
 
 #[test]
@@ -62,11 +65,55 @@ fn termination_protection_delete_restore_purge() {
     lake.ok(&["store", "restore", "keep-me"]);
     assert_eq!(lake.show("keep-me")["config"]["status"], "ENABLED");
 
-    // Deleted again; six days later it is still restorable, seven days later it is gone.
+    // Deleted again; six days later it is still restorable, seven days later the next command
+    // that writes removes it.
     lake.ok(&["store", "delete", "keep-me"]);
     let later = Lake { now: "2026-01-07T00:00:00Z".into(), ..lake };
     assert!(later.ok(&["store", "list"]).contains("keep-me"));
+    later.ok(&["retention", "apply"]);
+    assert!(later.root().join("keep-me/_delta_log").exists());
     let later = Lake { now: "2026-01-08T00:00:00Z".into(), ..later };
+    assert!(later.root().join("keep-me/_delta_log").exists());
+    let (out, _) = later.expect(0, &["retention", "apply", "--dry-run"]);
+    assert!(out.contains("keep-me: pending deletion for seven days or more: would be removed"), "{out}");
+    let (_, err) = later.expect(0, &["retention", "apply"]);
+    assert!(err.contains("removed event data store keep-me"), "{err}");
     assert!(!later.ok(&["store", "list"]).contains("keep-me"));
     assert!(!later.root().join("keep-me").exists());
+}
+
+/// Commands that read never write: a store whose pending deletion is over stays whole through
+/// `query`, `store list|show`, `export` and `retention apply --dry-run`, and nothing in the lake
+/// changes (tests run as root, who may write anywhere: so the tree is compared, file by file).
+#[test]
+fn read_commands_never_delete() {
+    let lake = Lake::new("2026-01-01T00:00:00Z");
+    lake.ok(&["store", "create", "kept", "--retention-days", "3653"]);
+    lake.ok(&["ingest", "--store", "kept", &crate::harness::fixture("plaso-testdata")]);
+    lake.ok(&["store", "create", "gone", "--termination-protection", "off"]);
+    lake.ok(&["store", "delete", "gone"]);
+    let tree = |root: &Path| -> Vec<(String, u64, SystemTime)> {
+        let mut files: Vec<_> = crate::support::walk(root)
+            .into_iter()
+            .map(|f| {
+                let meta = std::fs::metadata(&f).expect("a file of the lake");
+                (f, meta.len(), meta.modified().expect("mtime"))
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = tree(&lake.root());
+    let later = Lake { now: "2026-02-01T00:00:00Z".into(), ..lake };
+    let out = later.dir.path().join("out.jsonl").display().to_string();
+    for args in [
+        &["store", "list"][..],
+        &["store", "show", "kept"],
+        &["query", "SELECT count(*) FROM kept"],
+        &["export", "--store", "kept", "-o", &out],
+        &["retention", "apply", "--dry-run"],
+    ] {
+        later.ok(args);
+    }
+    assert_eq!(tree(&later.root()), before);
 }

@@ -34,10 +34,19 @@ pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>> {
 pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
     let lake = Lake::open(location).with_context(|| format!("cannot open the lake at {location}"))?;
     let clock = clock()?;
-    // Stores deleted seven days ago or more go for good.
-    lake.purge_expired(clock.as_ref())
-        .await
-        .with_context(|| format!("cannot read the lake at {location}"))?;
+    // Stores deleted seven days ago or more go for good, but only when a command writes anyway:
+    // a command that reads never writes (nor fails on a lake it may only read).
+    let writes = match &command {
+        Command::Store(StoreCommand::List { .. } | StoreCommand::Show { .. }) => false,
+        Command::Store(_) | Command::Ingest(_) => true,
+        Command::Retention(RetentionCommand::Apply { dry_run, .. }) => !dry_run,
+        Command::Export(_) | Command::Query(_) | Command::Demo => false,
+    };
+    if writes {
+        for name in lake.purge_expired(clock.as_ref()).await.context("cannot purge deleted stores")? {
+            eprintln!("removed event data store {name}: its seven days of pending deletion are over");
+        }
+    }
     match command {
         Command::Store(cmd) => store(&lake, cmd, clock.as_ref()).await,
         Command::Ingest(args) => ingest_cmd(&lake, args, clock.as_ref()).await,
@@ -268,6 +277,7 @@ async fn ingest_cmd(lake: &Lake, args: IngestArgs, clock: &dyn Clock) -> Result<
     options.strict = args.strict;
     options.wave_bytes = args.commit_mib.max(1) << 20;
     options.checkpoint_every = args.checkpoint_every;
+    options.max_text_bytes = args.max_file_mib.max(1) << 20;
     if let Some(t) = args.threads {
         options.threads = t.max(1);
     }
@@ -417,6 +427,11 @@ async fn retention(
         }
     };
     let mut out = std::io::stdout().lock();
+    if dry_run {
+        for c in lake.expired_deletions(clock.as_ref()).await? {
+            writeln!(out, "{}: pending deletion for seven days or more: would be removed", c.name)?;
+        }
+    }
     for name in names {
         let eds = lake.store(&name).await?;
         let r = eds

@@ -206,6 +206,10 @@ struct IngestArgs {
     /// more commits there are since the last one)
     #[arg(long, default_value_t = 64, value_name = "N")]
     checkpoint_every: u64,
+    /// The most text one file may decompress to, in MiB: a larger file (a gzip bomb) is
+    /// reported and skipped
+    #[arg(long, default_value_t = trawl_ingest::MAX_TEXT_BYTES >> 20, value_name = "MIB")]
+    max_file_mib: u64,
 }
 
 #[derive(Debug, Args)]

@@ -70,6 +70,53 @@ pub(crate) struct Decoded {
     pub(crate) batch: Option<(RecordBatch, Vec<u128>)>,
 }
 
+/// A file's text, ready to frame.
+pub(crate) struct FileText {
+    text: String,
+    /// Offsets of the bytes that were not UTF-8. Each was replaced by NUL, which JSON allows
+    /// nowhere, so the records holding them are malformed and the records around them whole.
+    invalid_utf8: Vec<usize>,
+    /// What a damaged gzip stream lost (the text before the damage is kept).
+    damage: Option<String>,
+}
+
+impl FileText {
+    /// The text of a raw file: gunzipped when it is gzip (at most `limit` bytes of it).
+    pub(crate) fn of(raw: Vec<u8>, limit: u64) -> Result<Self, String> {
+        let (mut bytes, damage) = decompress(raw, limit)?;
+        let mut invalid_utf8 = Vec::new();
+        let mut at = 0;
+        while let Err(e) = std::str::from_utf8(&bytes[at..]) {
+            let bad = at + e.valid_up_to();
+            let end = e.error_len().map_or(bytes.len(), |n| bad + n);
+            bytes[bad..end].fill(0);
+            invalid_utf8.push(bad);
+            at = end;
+        }
+        // Every byte that was not UTF-8 is NUL now: the fallback is never taken.
+        let text =
+            String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        Ok(Self { text, invalid_utf8, damage })
+    }
+
+    /// The text and the offsets of the bytes that were not UTF-8.
+    #[cfg(test)]
+    pub(crate) fn parts(&self) -> (&str, &[usize]) {
+        (&self.text, &self.invalid_utf8)
+    }
+
+    /// The length of the text in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.text.len()
+    }
+}
+
+impl From<String> for FileText {
+    fn from(text: String) -> Self {
+        Self { text, invalid_utf8: Vec::new(), damage: None }
+    }
+}
+
 struct FileVisitor<'a> {
     builder: &'a mut BatchBuilder,
     rules: &'a Rules<'a>,
@@ -118,16 +165,21 @@ impl Visitor for FileVisitor<'_> {
 pub(crate) type Fetched = Result<Vec<u8>, String>;
 
 /// Decodes a unit of files from their raw bytes (or the reasons they could not be read); local
-/// files without bytes are read here.
-pub(crate) fn decode(unit: Vec<(SourceFile, Option<Fetched>)>, rules: &Rules<'_>, strict: bool) -> Decoded {
+/// files without bytes are read here. A file's text may not exceed `max_text` bytes.
+pub(crate) fn decode(
+    unit: Vec<(SourceFile, Option<Fetched>)>,
+    rules: &Rules<'_>,
+    strict: bool,
+    max_text: u64,
+) -> Decoded {
     let texts: Vec<_> = unit
         .into_iter()
         .map(|(source, raw)| {
-            let text = raw.unwrap_or_else(|| source.read()).and_then(text);
+            let text = raw.unwrap_or_else(|| source.read()).and_then(|raw| FileText::of(raw, max_text));
             (source, text)
         })
         .collect();
-    let bytes = texts.iter().map(|(_, t)| t.as_ref().map_or(0, String::len)).sum();
+    let bytes = texts.iter().map(|(_, t)| t.as_ref().map_or(0, FileText::len)).sum();
     let mut builder = BatchBuilder::new(bytes);
     let mut files = Vec::with_capacity(texts.len());
     for (source, text) in texts {
@@ -157,22 +209,25 @@ pub(crate) fn decode(unit: Vec<(SourceFile, Option<Fetched>)>, rules: &Rules<'_>
     Decoded { files, batch }
 }
 
-/// The text of a raw file: gunzipped when it is gzip, and UTF-8.
-pub(crate) fn text(raw: Vec<u8>) -> Result<String, String> {
-    String::from_utf8(decompress(raw)?)
-        .map_err(|e| format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()))
-}
-
 /// Frames, checks and builds one file's text into `builder`: the counts and the problems.
 pub(crate) fn decode_into(
     builder: &mut BatchBuilder,
     source: &str,
-    text: &str,
+    text: &FileText,
     rules: &Rules<'_>,
 ) -> (Counts, Vec<Problem>) {
-    let mut visitor =
-        FileVisitor { builder, rules, source, text, counts: Counts::default(), problems: Vec::new() };
-    Framer::run(text, &mut visitor);
+    let mut visitor = FileVisitor {
+        builder,
+        rules,
+        source,
+        text: &text.text,
+        counts: Counts::default(),
+        problems: Vec::new(),
+    };
+    Framer::run(&text.text, &text.invalid_utf8, &mut visitor);
+    if let Some(damage) = &text.damage {
+        visitor.problem(None, text.len(), damage.clone());
+    }
     (visitor.counts, visitor.problems)
 }
 
@@ -180,7 +235,7 @@ pub(crate) fn decode_into(
 /// problems.
 pub(crate) fn decode_text(
     source: &str,
-    text: &str,
+    text: &FileText,
     rules: &Rules<'_>,
 ) -> (BatchBuilder, Counts, Vec<Problem>) {
     let mut builder = BatchBuilder::new(text.len());

@@ -50,7 +50,11 @@ fn classify<'a>(e: &Entries<'a>) -> Class<'a> {
         if let Some(r) = e.get("logEvents").filter(|r| kind(*r) == Kind::Array) {
             return Class::CloudWatch(r);
         }
-        return Class::Control;
+        // Only a control message is left out silently: a data message without its events lost
+        // them.
+        if e.str("messageType").as_deref() == Some("CONTROL_MESSAGE") {
+            return Class::Control;
+        }
     }
     if e.get("detail-type").is_some()
         && let Some(r) = e.get("detail").filter(|r| kind(*r) == Kind::Object)
@@ -92,15 +96,29 @@ impl<'t> Value<'t> {
 /// Walks one file's text.
 pub(crate) struct Framer<'t, 'v, V: Visitor> {
     text: &'t str,
+    /// Offsets of the bytes that were not UTF-8 (replaced by NUL in `text`), in order.
+    invalid_utf8: &'t [usize],
     visitor: &'v mut V,
     next_index: usize,
 }
 
 impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
-    /// Frames `text` (a whole file), reporting to `visitor`.
-    pub(crate) fn run(text: &'t str, visitor: &'v mut V) {
-        let mut framer = Framer { text, visitor, next_index: 0 };
+    /// Frames `text` (a whole file), reporting to `visitor`. `invalid_utf8` are the offsets of
+    /// bytes that were not UTF-8 and were replaced by NUL: a record holding one is reported as
+    /// such.
+    pub(crate) fn run(text: &'t str, invalid_utf8: &'t [usize], visitor: &'v mut V) {
+        let mut framer = Framer { text, invalid_utf8, visitor, next_index: 0 };
         framer.top_level();
+    }
+
+    /// Where and why JSON starting at `start` broke at `at`: serde_json's reason, unless a byte
+    /// that was not UTF-8 is where it broke.
+    fn reason(&self, start: usize, at: usize, e: &serde_json::Error) -> (usize, String) {
+        let first = self.invalid_utf8.partition_point(|&i| i < start);
+        match self.invalid_utf8.get(first) {
+            Some(&bad) if bad <= at + 1 => (bad, "invalid UTF-8".to_owned()),
+            _ => (at, strip_position(&e.to_string())),
+        }
     }
 
     fn bytes(&self) -> &'t [u8] {
@@ -119,9 +137,8 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
     /// parsed into its entries in the same pass that finds its end.
     fn parse_at(&self, start: usize) -> Result<(Value<'t>, usize), (usize, String)> {
         let slice = &self.text[start..];
-        let error = |e: serde_json::Error| {
-            (start + offset_of(slice, e.line(), e.column()), strip_position(&e.to_string()))
-        };
+        let error =
+            |e: serde_json::Error| self.reason(start, start + offset_of(slice, e.line(), e.column()), &e);
         if slice.starts_with('{') {
             let mut stream = serde_json::Deserializer::from_str(slice).into_iter::<Entries<'t>>();
             return match stream.next() {
@@ -159,7 +176,7 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
                     None => self.one_value(pos),
                 },
                 _ => {
-                    let end = self.resync(pos, true);
+                    let end = self.resync(pos + 1, true);
                     let index = self.take_index();
                     self.visitor.problem(Some(index), pos, "expected a JSON object or array".to_owned());
                     end
@@ -177,8 +194,8 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
                 end
             }
             Err((at, reason)) => {
-                self.broken(pos, at, &reason, 0);
-                self.resync(at.max(pos + 1), true)
+                let resume = self.broken(pos, at, &reason, 0);
+                self.resync(resume, true)
             }
         }
     }
@@ -225,7 +242,9 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
         }
     }
 
-    /// A JSON array of records at `pos` (its `[`), tolerant of bad elements and separators.
+    /// A JSON array of records at `pos` (its `[`), tolerant of bad elements and separators. At
+    /// the top level, a record may also start a line: an NDJSON line whose `{` was damaged into
+    /// `[` would otherwise swallow every line after it.
     fn array(&mut self, pos: usize, depth: usize) -> usize {
         let len = self.text.len();
         let mut pos = pos + 1;
@@ -268,25 +287,30 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
                         }
                         Some(_) => {
                             self.visitor.problem(None, pos, "expected ',' or ']' after a record".to_owned());
-                            pos = self.resync(pos, false);
+                            // A stray byte where the comma was: the record after it is whole.
+                            pos = self.resync(pos + 1, depth == 0);
                         }
                     }
                 }
                 Err((at, reason)) => {
-                    self.broken(start, at, &reason, depth);
-                    pos = self.resync(at.max(start + 1), false);
+                    let resume = self.broken(start, at, &reason, depth);
+                    pos = self.resync(resume, depth == 0);
                 }
             }
         }
     }
 
-    /// A record at `start` whose JSON breaks at `at`: reported, and the whole events before the
-    /// break recovered (an envelope broken after its event keeps the event).
-    fn broken(&mut self, start: usize, at: usize, reason: &str, depth: usize) {
+    /// A record at `start` whose JSON breaks at `at`: reported, and the whole events that start
+    /// before the break recovered (an envelope broken after its event keeps the event; a record
+    /// whose string runs on into the next record keeps that one). Returns where to look for the
+    /// next record: past the break and past every event recovered, so none is read twice.
+    fn broken(&mut self, start: usize, at: usize, reason: &str, depth: usize) -> usize {
         let index = self.take_index();
         let mut recovered = 0;
         let mut p = start + 1;
-        while let Some(i) = memchr::memchr(b'{', &self.bytes()[p..at]) {
+        let mut resume = at.max(start + 1);
+        // A recovered event may end past `at`: the scan stops there too.
+        while let Some(i) = self.bytes().get(p..at).and_then(|rest| memchr::memchr(b'{', rest)) {
             p += i;
             match self.parse_at(p) {
                 Ok((value, end)) => {
@@ -294,13 +318,22 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
                     let whole = |e: &Entries<'_>| {
                         ["eventTime", "eventName", "eventSource"].iter().all(|k| e.get(k).is_some())
                     };
-                    if let Value::Object(_, e) = &value
-                        && matches!(classify(e), Class::Event)
-                        && whole(e)
-                    {
+                    let Value::Object(_, e) = &value else {
+                        p = end;
+                        continue;
+                    };
+                    if matches!(classify(e), Class::Event) && whole(e) {
                         self.element(value, p, depth);
-                        recovered += 1;
+                    } else if let Some(message) = log_event(e) {
+                        // An item of a CloudWatch Logs envelope broken elsewhere.
+                        let index = self.take_index();
+                        self.embedded(index, p, Some(message), "logEvents[].message");
+                    } else {
+                        p = end;
+                        continue;
                     }
+                    recovered += 1;
+                    resume = resume.max(end);
                     p = end;
                 }
                 Err(_) => p += 1,
@@ -312,13 +345,15 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
             n => format!("; the {n} events inside it were recovered"),
         };
         self.visitor.problem(Some(index), start, format!("{reason} at byte {at}{note}"));
+        resume
     }
 
     /// The next offset from `from` on where a record starts: a `{` that follows `,` or `[`
-    /// (or a line break, for NDJSON) and parses as an event or envelope. The end of the text
-    /// when there is none.
+    /// (or a line break, for NDJSON), or nothing but whitespace from `from` (past a stray
+    /// byte), and parses as an event or envelope. The end of the text when there is none.
     fn resync(&self, from: usize, lines: bool) -> usize {
         let b = self.bytes();
+        let first = self.skip_ws(from);
         let mut p = from;
         while p < b.len() {
             match memchr::memchr(b'{', &b[p..]) {
@@ -330,20 +365,24 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
                 newline |= c == b'\n';
                 !matches!(c, b' ' | b'\t' | b'\r' | b'\n')
             });
-            let boundary = match before {
-                Some(b',' | b'[') => true,
-                None => true,
-                _ => lines && newline,
-            };
-            if boundary
-                && let Ok((Value::Object(_, e), _)) = self.parse_at(p)
-                && !matches!(classify(&e), Class::Unknown)
-            {
+            let boundary = p == first
+                || match before {
+                    Some(b',' | b'[') => true,
+                    None => true,
+                    _ => lines && newline,
+                };
+            if boundary && self.record_at(p) {
                 return p;
             }
             p += 1;
         }
         b.len()
+    }
+
+    /// True when an object that is an event or an envelope starts at `p`.
+    fn record_at(&self, p: usize) -> bool {
+        self.bytes().get(p) == Some(&b'{')
+            && matches!(self.parse_at(p), Ok((Value::Object(_, e), _)) if !matches!(classify(&e), Class::Unknown))
     }
 
     /// One record (array element, line or envelope content) at `offset`.
@@ -421,6 +460,15 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
     }
 }
 
+/// The message of a CloudWatch Logs event (`{"id","timestamp","message"}`) whose message is a
+/// CloudTrail event.
+fn log_event<'a>(e: &Entries<'a>) -> Option<Cow<'a, str>> {
+    e.get("timestamp")?;
+    let message = e.str("message")?;
+    let event = serde_json::from_str::<Entries<'_>>(&message).ok()?;
+    matches!(classify(&event), Class::Event).then_some(message)
+}
+
 /// Byte offset of 1-based `line` and `column` in `s`.
 fn offset_of(s: &str, line: usize, column: usize) -> usize {
     let mut offset = 0;
@@ -471,7 +519,7 @@ mod tests {
 
     fn frame(text: &str) -> Collect {
         let mut c = Collect::default();
-        Framer::run(text, &mut c);
+        Framer::run(text, &[], &mut c);
         c
     }
 

@@ -49,6 +49,8 @@ pub struct IngestOptions {
     /// in all against 17.8 s with none, and the writer waited 2.8 s for them against 15.0 s;
     /// each checkpoint took 64-98 ms.
     pub checkpoint_every: u64,
+    /// The most text one file may decompress to; a file past it is reported and skipped.
+    pub max_text_bytes: u64,
     /// The current time, for the retention filter.
     pub now: DateTime<Utc>,
     /// Time range of the events to keep (`start`, `end`), and for trail layouts the accounts,
@@ -63,7 +65,15 @@ impl IngestOptions {
     pub fn new(now: DateTime<Utc>) -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let scope = TrailFilter { concurrency: 32, ..Default::default() };
-        Self { strict: false, wave_bytes: 32 << 20, threads, checkpoint_every: 64, now, scope }
+        Self {
+            strict: false,
+            wave_bytes: 32 << 20,
+            threads,
+            checkpoint_every: 64,
+            max_text_bytes: crate::source::MAX_TEXT_BYTES,
+            now,
+            scope,
+        }
     }
 }
 
@@ -104,7 +114,7 @@ pub struct IngestReport {
     /// CloudTrail digest files: recognised, not events.
     pub digest_files: usize,
     /// Files that could not be read, or that `--strict` rejected (nothing stored from them).
-    pub rejected_files: Vec<(String, String)>,
+    pub rejected_files: Vec<crate::Skipped>,
     /// Events found in the files.
     pub events_read: u64,
     /// Events newly stored.
@@ -171,6 +181,7 @@ pub async fn ingest(
     report.skipped_prefixes = found.skipped_prefixes;
     report.lists = found.lists;
     report.newest_prefix_day = found.newest_day;
+    report.rejected_files = found.unreadable;
     let ledger = store.ledger().await?;
     let todo: Vec<_> = found.files.into_iter().filter(|f| !ledger.contains(&f.id)).collect();
     report.files_already_ingested = report.files_found - todo.len();
@@ -182,6 +193,7 @@ pub async fn ingest(
     let fetches = options.scope.concurrency.max(1);
     let window = (options.scope.start, options.scope.end);
     let strict = options.strict;
+    let max_text = options.max_text_bytes;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Decoded>(threads);
     let producer = tokio::spawn(async move {
         let mut decoded = futures::stream::iter(units(todo))
@@ -203,7 +215,7 @@ pub async fn ingest(
                 let selectors = selectors.clone();
                 tokio::task::spawn_blocking(move || {
                     let rules = Rules { selectors: &selectors, retention_cutoff: cutoff, window };
-                    decode(unit, &rules, strict)
+                    decode(unit, &rules, strict, max_text)
                 })
             })
             .buffered(threads);
@@ -289,16 +301,22 @@ async fn write_all(
     if !wave.is_empty() {
         writer.submit(wave, progress, report).await?;
     }
-    let table = writer.settle(progress, report).await?;
-    if report.commits > 0 && !checkpoint_due(table.version(), writer.checkpoint_every) {
-        store.checkpoint(&table).await?;
-    }
+    // No checkpoint at the end of a run: a cron job's runs of one commit each would write one
+    // every run, each holding every live file. Readers replay at most `checkpoint_every` commits.
+    writer.settle(progress, report).await?;
     Ok(())
 }
 
-/// What a wave's task returns: the table at its commit, and the figures of the commit.
-/// The writer comes back to be used for the next wave: it keeps what each column cost to encode.
-type Committed = (DeltaTable, CommitOutcome, u64, StoreWriter);
+/// What a wave's task returns: the table at its commit, the figures of the commit, and the
+/// writer, to be used for the next wave (it keeps what each column cost to encode).
+struct Committed {
+    table: DeltaTable,
+    outcome: CommitOutcome,
+    events: u64,
+    writer: StoreWriter,
+    /// Events another writer committed first, while this wave waited to commit.
+    raced: u64,
+}
 
 /// Commits waves: dedupe and order on the writer task, then Parquet encode and the Delta
 /// commit on a task of their own, so that the next wave is decoded meanwhile. One wave is in
@@ -321,14 +339,16 @@ impl Writer<'_> {
             let joined = task
                 .await
                 .map_err(|e| Error::Source { path: "ingest writer".into(), reason: e.to_string() })?;
-            let (table, outcome, events, parquet) = joined?;
-            self.parquet = Some(parquet);
-            self.keys.version = table.version();
-            report.events_stored += events;
-            report.bytes_written += outcome.bytes;
-            report.commits += usize::from(outcome.version.is_some());
-            progress.committed(events);
-            self.table = Some(table);
+            let c = joined?;
+            self.parquet = Some(c.writer);
+            // After a race the cache lacks the other writer's keys: it is reloaded.
+            self.keys.version = if c.raced > 0 { None } else { c.table.version() };
+            report.events_stored += c.events;
+            report.duplicates += c.raced;
+            report.bytes_written += c.outcome.bytes;
+            report.commits += usize::from(c.outcome.version.is_some());
+            progress.committed(c.events);
+            self.table = Some(c.table);
         }
         match self.table.take() {
             Some(table) => Ok(table),
@@ -357,66 +377,145 @@ impl Writer<'_> {
         }
         keys.ensure(self.store, &table, &days).await?;
 
-        // (date, time, batch, row) of every new event; file and record order break ties. The
-        // rows of rejected files are skipped.
-        let mut order: Vec<(i32, i64, usize, usize)> = Vec::new();
-        let mut ledger = Vec::new();
+        // Every new event, in (date, time) order; file and record order break ties. The rows
+        // of rejected files are skipped.
+        let mut rows = WaveRows::default();
         let mut bi = 0;
         for unit in &wave {
             // A unit without a batch has no rows: its files are ledgered with no events.
             let rows_of = unit.batch.as_ref().map(|(batch, keys)| (columns(batch), keys));
             let mut row = 0;
             for file in &unit.files {
-                let rows = row..row + file.rows;
-                row = rows.end;
+                let range = row..row + file.rows;
+                row = range.end;
                 if file.rejected.is_some() {
                     continue;
                 }
-                let mut stored = 0;
+                // A file with events outside the time range asked for is read again by a
+                // wider run: it is not ledgered.
+                let entry = (file.counts.window == 0).then(|| {
+                    rows.ledger.push(LedgerEntry { source: file.source.id.clone(), events: 0 });
+                    rows.ledger.len() - 1
+                });
                 if let Some(((dates, times), batch_keys)) = &rows_of {
-                    for row in rows {
+                    for row in range {
                         let day = dates.value(row);
                         if keys.insert(day, batch_keys[row]) {
-                            order.push((day, times.value(row), bi, row));
-                            stored += 1;
+                            rows.push((day, times.value(row), bi, row), batch_keys[row], entry);
                         } else {
                             report.duplicates += 1;
                         }
                     }
                 }
-                // A file with events outside the time range asked for is read again by a
-                // wider run.
-                if file.counts.window == 0 {
-                    ledger.push(LedgerEntry { source: file.source.id.clone(), events: stored });
-                }
             }
             bi += usize::from(rows_of.is_some());
         }
-        order.sort_unstable();
-        let batches: Vec<RecordBatch> = batches.into_iter().map(|(b, _)| b.clone()).collect();
-        let mut writer = self.parquet.take().unwrap_or_else(|| self.store.writer());
+        rows.sort();
+        let batches: Arc<Vec<RecordBatch>> = Arc::new(batches.into_iter().map(|(b, _)| b.clone()).collect());
+        let writer = self.parquet.take().unwrap_or_else(|| self.store.writer());
         let store = self.store.clone();
-        let checkpoint_every = self.checkpoint_every;
-        self.pending = Some(tokio::spawn(async move {
-            // Encoding keeps threads busy for seconds: not on the runtime's workers.
-            let encoded = tokio::task::spawn_blocking(move || {
-                let refs: Vec<&RecordBatch> = batches.iter().collect();
-                let rows: Vec<(usize, usize)> = order.iter().map(|&(_, _, b, r)| (b, r)).collect();
-                // A file for each date.
-                writer.write_rows(&refs, &rows)?;
-                Ok::<_, Error>(writer)
-            });
-            let mut writer = encoded
-                .await
-                .map_err(|e| Error::Source { path: "ingest writer".into(), reason: e.to_string() })??;
-            let events = writer.rows();
-            let outcome = store.commit(&mut table, &mut writer, ledger).await?;
-            if checkpoint_due(outcome.version, checkpoint_every) {
-                store.checkpoint_and_reload(&mut table).await?;
-            }
-            Ok((table, outcome, events, writer))
-        }));
+        let every = self.checkpoint_every;
+        self.pending = Some(tokio::spawn(commit_wave(store, table, writer, batches, rows, days, every)));
         Ok(())
+    }
+}
+
+/// The rows of a wave that are new, in the order they are written, with the dedupe key and the
+/// ledger entry of each.
+#[derive(Default)]
+struct WaveRows {
+    /// (date, time, batch, row).
+    order: Vec<(i32, i64, usize, usize)>,
+    keys: Vec<u128>,
+    /// The ledger entry of the file each row is from (none when the file is not ledgered).
+    entries: Vec<Option<usize>>,
+    ledger: Vec<LedgerEntry>,
+}
+
+impl WaveRows {
+    fn push(&mut self, at: (i32, i64, usize, usize), key: u128, entry: Option<usize>) {
+        self.order.push(at);
+        self.keys.push(key);
+        self.entries.push(entry);
+        if let Some(e) = entry {
+            self.ledger[e].events += 1;
+        }
+    }
+
+    fn sort(&mut self) {
+        let mut index: Vec<usize> = (0..self.order.len()).collect();
+        index.sort_unstable_by_key(|&i| self.order[i]);
+        self.order = index.iter().map(|&i| self.order[i]).collect();
+        self.keys = index.iter().map(|&i| self.keys[i]).collect();
+        self.entries = index.iter().map(|&i| self.entries[i]).collect();
+    }
+
+    /// Drops the rows whose key is in `stored`; returns how many.
+    fn drop_stored(&mut self, stored: &HashSet<u128>) -> u64 {
+        let before = self.order.len();
+        let mut kept = WaveRows { ledger: std::mem::take(&mut self.ledger), ..Default::default() };
+        for e in kept.ledger.iter_mut() {
+            e.events = 0;
+        }
+        for i in 0..before {
+            if !stored.contains(&self.keys[i]) {
+                kept.push(self.order[i], self.keys[i], self.entries[i]);
+            }
+        }
+        *self = kept;
+        (before - self.order.len()) as u64
+    }
+}
+
+/// Encodes a wave's rows and commits them on the version `table` is at. When another writer
+/// committed first, the rows it stored are dropped and the rest encoded and committed again
+/// on the new version: two ingests of the same sources at once store each event once.
+async fn commit_wave(
+    store: EventDataStore,
+    mut table: DeltaTable,
+    mut writer: StoreWriter,
+    batches: Arc<Vec<RecordBatch>>,
+    mut rows: WaveRows,
+    days: BTreeSet<i32>,
+    checkpoint_every: u64,
+) -> Result<Committed> {
+    let mut raced = 0;
+    loop {
+        let order: Vec<(usize, usize)> = rows.order.iter().map(|&(_, _, b, r)| (b, r)).collect();
+        let encoding = batches.clone();
+        // Encoding keeps threads busy for seconds: not on the runtime's workers.
+        writer = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&RecordBatch> = encoding.iter().collect();
+            // A file for each date.
+            writer.write_rows(&refs, &order)?;
+            Ok::<_, Error>(writer)
+        })
+        .await
+        .map_err(|e| Error::Source { path: "ingest writer".into(), reason: e.to_string() })??;
+        let events = writer.rows();
+        match store.commit(&mut table, &mut writer, rows.ledger.clone()).await {
+            Ok(outcome) => {
+                if checkpoint_due(outcome.version, checkpoint_every) {
+                    store.checkpoint_and_reload(&mut table).await?;
+                }
+                return Ok(Committed { table, outcome, events, writer, raced });
+            }
+            Err(trawl_store::Error::Conflict { version }) => {
+                store.refresh(&mut table).await?;
+                let mut stored = HashSet::new();
+                for file in store.added_since(&table, version).await? {
+                    if !days.contains(&epoch_day(file.date)) {
+                        continue;
+                    }
+                    read_keys(&store, &table, &file, |key| {
+                        stored.insert(key);
+                    })
+                    .await?;
+                }
+                raced += rows.drop_stored(&stored);
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
@@ -435,6 +534,29 @@ fn columns(batch: &RecordBatch) -> (PrimitiveArray<Date32Type>, PrimitiveArray<T
         .as_primitive::<TimestampMicrosecondType>()
         .clone();
     (dates, times)
+}
+
+/// Calls `each` with the dedupe key of every event of a stored `file`.
+async fn read_keys(
+    store: &EventDataStore,
+    table: &DeltaTable,
+    file: &DataFile,
+    mut each: impl FnMut(u128),
+) -> Result<()> {
+    let columns = [EVENT_ID, RECIPIENT_ACCOUNT_ID, EVENT_JSON_CHECKSUM];
+    let batches: Vec<RecordBatch> =
+        store.read_files(table, std::slice::from_ref(file), &columns).try_collect().await?;
+    for b in batches {
+        let ids = b.column(0).as_string::<i32>();
+        let accounts = b.column(1).as_string::<i32>();
+        let sums = b.column(2).as_string::<i32>();
+        for row in 0..b.num_rows() {
+            let id = ids.is_valid(row).then(|| ids.value(row));
+            let account = accounts.is_valid(row).then(|| accounts.value(row));
+            each(event_key(account, id, sums.value(row)));
+        }
+    }
+    Ok(())
 }
 
 /// The dedupe keys of the days a run touches, loaded from the store on first use.
@@ -465,23 +587,15 @@ impl KeyCache {
         for &day in &missing {
             self.days.insert(day, HashSet::new());
         }
-        let columns = [EVENT_ID, RECIPIENT_ACCOUNT_ID, EVENT_JSON_CHECKSUM];
         for file in &files {
-            let day = epoch_day(file.date);
-            let batches: Vec<RecordBatch> =
-                store.read_files(table, std::slice::from_ref(file), &columns).try_collect().await?;
-            let set = self.days.entry(day).or_default();
-            for b in batches {
-                let ids = b.column(0).as_string::<i32>();
-                let accounts = b.column(1).as_string::<i32>();
-                let sums = b.column(2).as_string::<i32>();
-                for row in 0..b.num_rows() {
-                    let id = ids.is_valid(row).then(|| ids.value(row));
-                    let account = accounts.is_valid(row).then(|| accounts.value(row));
-                    set.insert(event_key(account, id, sums.value(row)));
-                    self.total += 1;
-                }
-            }
+            let set = self.days.entry(epoch_day(file.date)).or_default();
+            let mut added = 0;
+            read_keys(store, table, file, |key| {
+                set.insert(key);
+                added += 1;
+            })
+            .await?;
+            self.total += added;
         }
         Ok(())
     }

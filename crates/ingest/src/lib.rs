@@ -24,6 +24,8 @@ mod export;
 mod framing;
 mod ingest;
 mod json;
+#[cfg(test)]
+mod mutations;
 mod source;
 
 pub use decode::Problem;
@@ -31,7 +33,7 @@ pub use error::{Error, Result};
 pub use event::event_key;
 pub use export::{ExportReport, export};
 pub use ingest::{IngestOptions, IngestReport, NoProgress, Progress, ingest};
-pub use source::{Origin, SourceFile, Sources, discover, discover_all, is_url};
+pub use source::{MAX_TEXT_BYTES, Origin, Skipped, SourceFile, Sources, discover, discover_all, is_url};
 
 /// Decodes one raw CloudTrail file (gzip or not, any framing) into a batch of the event schema,
 /// as raw trail tables read them: every CloudTrail event, Insights events and digests left out,
@@ -41,16 +43,14 @@ pub fn decode_file(
     name: &str,
     raw: Vec<u8>,
 ) -> std::result::Result<Option<arrow::array::RecordBatch>, String> {
-    let bytes = source::decompress(raw)?;
-    let text =
-        std::str::from_utf8(&bytes).map_err(|e| format!("not UTF-8 text (byte {})", e.valid_up_to()))?;
+    let text = decode::FileText::of(raw, source::MAX_TEXT_BYTES)?;
     let selectors = trawl_store::selectors::SelectorSet::default();
     let rules = event::Rules {
         selectors: &selectors,
         retention_cutoff: chrono::DateTime::<chrono::Utc>::MIN_UTC,
         window: (None, None),
     };
-    let (mut builder, _, _) = decode::decode_text(name, text, &rules);
+    let (mut builder, _, _) = decode::decode_text(name, &text, &rules);
     Ok((builder.rows() > 0).then(|| builder.finish().0))
 }
 
@@ -86,7 +86,8 @@ pub mod bench {
     /// ingest does for each file (all events kept).
     pub fn decode_text(text: &str) -> arrow::array::RecordBatch {
         let selectors = SelectorSet::default();
-        crate::decode::decode_text("bench", text, &crate::event::Rules::keep_all(&selectors)).0.finish().0
+        let text = crate::decode::FileText::from(text.to_owned());
+        crate::decode::decode_text("bench", &text, &crate::event::Rules::keep_all(&selectors)).0.finish().0
     }
 
     /// Frames one file's text only: finds its events and their top-level entries. Returns the
@@ -101,7 +102,7 @@ pub mod bench {
             fn digest(&mut self) {}
         }
         let mut count = Count(0);
-        Framer::run(text, &mut count);
+        Framer::run(text, &[], &mut count);
         count.0
     }
 

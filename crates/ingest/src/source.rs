@@ -62,6 +62,9 @@ impl SourceFile {
     }
 }
 
+/// A path that could not be ingested, and why.
+pub type Skipped = (String, String);
+
 /// What discovery found.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
@@ -75,6 +78,9 @@ pub struct Sources {
     pub skipped_prefixes: Vec<String>,
     /// LIST requests made.
     pub lists: usize,
+    /// Entries of local directories that cannot be ingested (dangling links, FIFOs, sockets,
+    /// unreadable entries), with why: reported, and the rest of the walk goes on.
+    pub unreadable: Vec<Skipped>,
 }
 
 /// Whether `input` names an object store location rather than a local path.
@@ -116,7 +122,9 @@ pub async fn discover_all(inputs: &[String], filter: &TrailFilter) -> Result<Sou
         }
     }
     let mut files = std::mem::take(&mut sources.files);
-    files.extend(discover(&local)?);
+    let (found, unreadable) = discover(&local)?;
+    files.extend(found);
+    sources.unreadable = unreadable;
     let mut seen = std::collections::HashSet::new();
     files.retain(|f| seen.insert(f.id.location.clone()));
     // Trail layouts list account by account and region by region; taken in delivery order
@@ -141,9 +149,11 @@ fn delivery_time(location: &str) -> Option<&str> {
 }
 
 /// The local files named by `inputs`: files as given, directories walked recursively (taking
-/// files with a JSON extension), in a stable order, each once.
-pub fn discover(inputs: &[PathBuf]) -> Result<Vec<SourceFile>> {
+/// files with a JSON extension), in a stable order, each once; and the entries found in the
+/// directories that cannot be read, with why. An input that cannot be read is an error.
+pub fn discover(inputs: &[PathBuf]) -> Result<(Vec<SourceFile>, Vec<Skipped>)> {
     let mut files = Vec::new();
+    let mut unreadable = Vec::new();
     for input in inputs {
         let canonical = input.canonicalize().map_err(|e| failed(input, e))?;
         let meta = std::fs::metadata(&canonical).map_err(|e| failed(input, e))?;
@@ -152,7 +162,7 @@ pub fn discover(inputs: &[PathBuf]) -> Result<Vec<SourceFile>> {
             // into directories only, not into links. A trail holds hundreds of thousands of
             // files; resolving each one again would cost a system call per path component.
             let mut found = Vec::new();
-            walk(&canonical, &mut found)?;
+            walk(&canonical, &mut found, &mut unreadable);
             found.sort_by(|a, b| a.0.cmp(&b.0));
             files.extend(found);
         } else {
@@ -177,48 +187,117 @@ pub fn discover(inputs: &[PathBuf]) -> Result<Vec<SourceFile>> {
             day_prefix: None,
         });
     }
-    Ok(out)
+    unreadable.sort();
+    Ok((out, unreadable))
 }
 
-fn walk(dir: &Path, out: &mut Vec<(PathBuf, std::fs::Metadata)>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).map_err(|e| failed(dir, e))? {
-        let entry = entry.map_err(|e| failed(dir, e))?;
-        let path = entry.path();
-        let file_type = entry.file_type().map_err(|e| failed(&path, e))?;
-        if file_type.is_dir() {
-            walk(&path, out)?;
-        } else if path.file_name().and_then(|n| n.to_str()).is_some_and(trail::is_json_file) {
-            if file_type.is_symlink() {
-                let target = path.canonicalize().map_err(|e| failed(&path, e))?;
-                let meta = std::fs::metadata(&target).map_err(|e| failed(&path, e))?;
-                out.push((target, meta));
-            } else {
-                let meta = entry.metadata().map_err(|e| failed(&path, e))?;
-                out.push((path, meta));
+/// Walks `dir`: JSON files into `out`, entries that cannot be ingested into `unreadable`. Only
+/// regular files are read: reading a FIFO would wait for a writer forever.
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, std::fs::Metadata)>, unreadable: &mut Vec<Skipped>) {
+    fn skip(unreadable: &mut Vec<Skipped>, path: &Path, reason: String) {
+        unreadable.push((path.display().to_string(), reason));
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => return skip(unreadable, dir, format!("cannot read directory: {e}")),
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                skip(unreadable, dir, format!("cannot read directory: {e}"));
+                continue;
             }
+        };
+        let path = entry.path();
+        let file_type = match entry.file_type() {
+            Ok(t) => t,
+            Err(e) => {
+                skip(unreadable, &path, format!("cannot read: {e}"));
+                continue;
+            }
+        };
+        if file_type.is_dir() {
+            walk(&path, out, unreadable);
+            continue;
+        }
+        if !path.file_name().and_then(|n| n.to_str()).is_some_and(trail::is_json_file) {
+            continue;
+        }
+        let found = if file_type.is_symlink() {
+            path.canonicalize().and_then(|target| Ok((std::fs::metadata(&target)?, target)))
+        } else {
+            entry.metadata().map(|meta| (meta, path.clone()))
+        };
+        match found {
+            Ok((meta, target)) if meta.is_file() => out.push((target, meta)),
+            Ok(_) => skip(unreadable, &path, "not a regular file".to_owned()),
+            Err(e) if file_type.is_symlink() => {
+                skip(unreadable, &path, format!("cannot follow the link: {e}"))
+            }
+            Err(e) => skip(unreadable, &path, format!("cannot read: {e}")),
         }
     }
-    Ok(())
 }
 
 fn failed(path: &Path, e: std::io::Error) -> Error {
     Error::Source { path: path.display().to_string(), reason: e.to_string() }
 }
 
-/// Decompresses gzip (recognised by its magic bytes); other bytes are returned as they are.
-pub(crate) fn decompress(raw: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        // The trailer's ISIZE is the size of a one-member file (trail files have one member);
-        // deflate expands 1,032 times at most, so a false ISIZE cannot ask for more.
-        let size = raw.last_chunk::<4>().map_or(0, |b| u32::from_le_bytes(*b) as usize);
-        let mut out = Vec::with_capacity(size.clamp(raw.len(), raw.len().saturating_mul(1032)));
-        flate2::bufread::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| format!("bad gzip data: {e}"))?;
-        Ok(out)
-    } else {
-        Ok(raw)
+/// The largest text a file may decompress to (1 GiB) unless ingest is told otherwise: a
+/// gzip bomb of a megabyte expands past a gigabyte, and a file is held whole while it is framed.
+pub const MAX_TEXT_BYTES: u64 = 1 << 30;
+
+/// Decompresses gzip (recognised by its magic bytes), member after member; other bytes are
+/// returned as they are. A damaged stream keeps what decompressed before the damage, with a
+/// note saying what was lost: the records before it are still whole. More than `limit` bytes
+/// of text is an error.
+pub(crate) fn decompress(raw: Vec<u8>, limit: u64) -> std::result::Result<(Vec<u8>, Option<String>), String> {
+    let too_large = || format!("decompresses to more than {} MiB (the limit is --max-file-mib)", limit >> 20);
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        if raw.len() as u64 > limit {
+            return Err(too_large());
+        }
+        return Ok((raw, None));
     }
+    // The trailer's ISIZE is the size of a one-member file (trail files have one member);
+    // deflate expands 1,032 times at most, so a false ISIZE cannot ask for more.
+    let size = raw.last_chunk::<4>().map_or(0, |b| u32::from_le_bytes(*b) as u64);
+    let capacity =
+        size.min(limit).clamp(raw.len() as u64, (raw.len() as u64).saturating_mul(1032).min(limit));
+    let mut out = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+    let mut rest = &raw[..];
+    let mut members = 0;
+    while !rest.is_empty() {
+        if !rest.starts_with(&[0x1f, 0x8b]) {
+            // Zero padding after the last member (a copy rounded to blocks) loses nothing.
+            if members > 0 && rest.iter().all(|&b| b == 0) {
+                break;
+            }
+            let at = raw.len() - rest.len();
+            return Ok((
+                out,
+                Some(format!("{} bytes after the gzip data at byte {at} were ignored", rest.len())),
+            ));
+        }
+        let mut member = flate2::bufread::GzDecoder::new(rest);
+        let room = (limit + 1).saturating_sub(out.len() as u64);
+        let read = (&mut member).take(room).read_to_end(&mut out);
+        if out.len() as u64 > limit {
+            return Err(too_large());
+        }
+        if let Err(e) = read {
+            let at = raw.len() - rest.len();
+            let lost = format!(
+                "bad gzip data in the member at byte {at} ({e}): the text after byte {} is lost",
+                out.len()
+            );
+            return Ok((out, Some(lost)));
+        }
+        rest = member.into_inner();
+        members += 1;
+    }
+    Ok((out, None))
 }
 
 #[cfg(test)]

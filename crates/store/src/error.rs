@@ -52,6 +52,10 @@ pub enum Error {
     /// The AWS settings (environment, profile files) are unusable.
     #[error("AWS configuration: {0}")]
     AwsConfig(String),
+    /// Another writer committed to the store after `version`, which a commit was built on:
+    /// nothing was committed, and the commit must be checked again against the new version.
+    #[error("another writer committed to the store after version {version}")]
+    Conflict { version: u64 },
     /// Object store I/O failed.
     #[error(transparent)]
     ObjectStore(#[from] object_store::Error),

@@ -201,17 +201,22 @@ impl Lake {
         Ok(config)
     }
 
+    /// The stores that have been pending deletion for seven days or more.
+    pub async fn expired_deletions(&self, clock: &dyn Clock) -> Result<Vec<StoreConfig>> {
+        let now = clock.now();
+        let mut stores = self.stores().await?;
+        stores.retain(|config| {
+            config.status == Status::PendingDeletion
+                && config.deleted_at.is_some_and(|at| now - at >= Duration::days(PENDING_DELETION_DAYS))
+        });
+        Ok(stores)
+    }
+
     /// Removes, for good, every store that has been pending deletion for seven days or more.
     /// Returns the names removed.
     pub async fn purge_expired(&self, clock: &dyn Clock) -> Result<Vec<String>> {
-        let now = clock.now();
         let mut purged = Vec::new();
-        for config in self.stores().await? {
-            let expired = config.status == Status::PendingDeletion
-                && config.deleted_at.is_some_and(|at| now - at >= Duration::days(PENDING_DELETION_DAYS));
-            if !expired {
-                continue;
-            }
+        for config in self.expired_deletions(clock).await? {
             // The configuration goes last, so an interrupted purge is retried by the next one.
             let prefix = Path::from(config.name.as_str());
             let config_path = Self::config_path(&config.name);
