@@ -384,3 +384,45 @@ fn delta_log_stays_small_over_many_runs() {
     let again = lake.ok(&["ingest", "--store", "cron", input.to_str().unwrap()]);
     assert_eq!(figure(&again, "events", "stored"), 0, "{again}");
 }
+
+/// A killed `retention apply` leaves nothing expired behind once run again (issue 23, defect
+/// 5): the rerun vacuums whether or not it has partitions left to remove. And a data file in no
+/// commit (a killed ingest's upload) goes once it is a day old.
+#[test]
+fn killed_retention_apply_leaves_nothing_expired() {
+    let stratus = fixture("stratus-red-team-detonation-logs");
+    for (trial, delay) in [30u64, 80, 150, 250, 400, 600].into_iter().enumerate() {
+        let lake = Lake::new("2024-08-05T00:00:00Z");
+        lake.ok(&["store", "create", "short", "--retention-days", "7"]);
+        lake.ok(&["ingest", "--store", "short", &stratus]);
+        // A killed ingest's upload: in no commit, two days old.
+        let orphan = lake.root().join("short/eventdate=2024-08-04/part-00000-orphan-c000.zstd.parquet");
+        std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+        std::fs::write(&orphan, b"PAR1").unwrap();
+        let touched = std::process::Command::new("touch").arg("-d").arg("2 days ago").arg(&orphan).status();
+        assert!(touched.unwrap().success());
+
+        let later = Lake { now: "2024-08-09T12:00:00Z".into(), ..lake };
+        let mut child = later
+            .command(&["retention", "apply"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+
+        let out = later.ok(&["retention", "apply"]);
+        let on_disk: Vec<String> = walk(&later.root().join("short"))
+            .into_iter()
+            .filter(|p| p.ends_with(".parquet") && !p.contains("_delta_log"))
+            .collect();
+        let live = later.show("short")["summary"]["files"].as_u64().unwrap();
+        assert_eq!(on_disk.len() as u64, live, "trial {trial} ({delay} ms): {out}\n{on_disk:#?}");
+        assert!(on_disk.iter().all(|p| !p.contains("eventdate=2024-07")), "{on_disk:#?}");
+        assert!(!orphan.exists(), "trial {trial}: the orphan is still there\n{out}");
+        let left = later.export("short");
+        assert!(left.iter().all(|e| e["eventTime"].as_str().unwrap() >= "2024-08-02"));
+    }
+}

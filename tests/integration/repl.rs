@@ -63,6 +63,21 @@ fn statements_from_stdin_and_errors() {
     assert_eq!(code, Some(1));
     assert!(err.contains("unknown event data store 'dmeo'; did you mean 'demo'?"), "{err}");
     assert!(err.contains("unknown column 'x'"), "{err}");
+
+    // A file that includes itself is refused, not run until the stack overflows (issue 23,
+    // defect 12); the statements before the include ran.
+    let file = lake.dir.path().join("self.sql");
+    std::fs::write(&file, format!("SELECT 41 + 1 AS answer;\n\\i {}\n", file.display())).unwrap();
+    let (code, out, err) = run(&format!("\\format csv\n\\i {}\n", file.display()));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(out.contains("answer\n42\n"), "{out}");
+    assert!(err.contains("the file includes itself"), "{err}");
+    // --param values are literals: a quote in one cannot end the string.
+    let (code, out, err) = run(
+        "\\format csv\n\\set who x' OR 1=1 --\nSELECT count(*) AS n FROM demo WHERE useridentity.username = $who;\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("n\n0\n"), "{out}");
 }
 
 #[test]

@@ -448,7 +448,11 @@ async fn retention(
             r.files,
             r.events,
             r.bytes,
-            if dry_run { String::new() } else { format!("; vacuumed {} files", r.files_deleted) }
+            if dry_run {
+                String::new()
+            } else {
+                format!("; vacuumed {} files and {} orphaned files", r.files_deleted, r.orphans_deleted)
+            }
         )?;
         for p in &r.partitions {
             writeln!(out, "  eventdate={p}")?;

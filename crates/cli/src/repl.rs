@@ -100,9 +100,14 @@ pub(crate) struct Session<'r> {
     timing: bool,
     output: Option<(PathBuf, std::fs::File)>,
     interactive: bool,
+    /// The files `\i` is running, outermost first: a file that includes itself is refused.
+    including: Vec<PathBuf>,
     /// Statements and commands that failed.
     pub(crate) errors: usize,
 }
+
+/// How deep `\i` files may include one another.
+const MAX_INCLUDE_DEPTH: usize = 16;
 
 impl<'r> Session<'r> {
     pub(crate) fn new(lake: Lake, runtime: &'r Runtime, interactive: bool) -> Result<Self> {
@@ -115,6 +120,7 @@ impl<'r> Session<'r> {
             timing: true,
             output: None,
             interactive,
+            including: Vec::new(),
             errors: 0,
         };
         // With one store (or a store named demo), $EDS_ID names it, as in the bundled examples.
@@ -169,6 +175,12 @@ impl<'r> Session<'r> {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// The files `\i` is running, as `a.sql -> b.sql`.
+    fn include_chain(&self) -> String {
+        let names: Vec<String> = self.including.iter().map(|p| p.display().to_string()).collect();
+        names.join(" -> ")
     }
 
     /// Runs the statements and meta-commands of `text`; false when one of them quits. Errors
@@ -238,8 +250,18 @@ impl<'r> Session<'r> {
                 self.output = Some((PathBuf::from(file), f));
             }
             ("i", [file]) => {
-                let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?;
-                return Ok(self.input(&text));
+                let path = std::fs::canonicalize(file).with_context(|| format!("cannot read {file}"))?;
+                if self.including.contains(&path) {
+                    bail!("\\i {file}: the file includes itself (through {})", self.include_chain());
+                }
+                if self.including.len() >= MAX_INCLUDE_DEPTH {
+                    bail!("\\i {file}: more than {MAX_INCLUDE_DEPTH} files deep ({})", self.include_chain());
+                }
+                let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {file}"))?;
+                self.including.push(path);
+                let go_on = self.input(&text);
+                self.including.pop();
+                return Ok(go_on);
             }
             ("set", []) => {
                 let mut params: Vec<_> = self.lake.params().iter().collect();

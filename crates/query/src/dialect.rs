@@ -148,12 +148,45 @@ fn substitute(sql: &str, params: &HashMap<String, String>) -> Result<String> {
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v)
                 .ok_or_else(|| Error::MissingParameter(name.to_owned()))?;
-            out.push_str(value);
+            push_value(out, name, value)?;
             rest = &after[consumed..];
         }
         out.push_str(rest);
         Ok(())
     })
+}
+
+/// A placeholder's value, as SQL: after FROM or JOIN it names a store, and must be a store
+/// name or id; elsewhere a number stays a number and anything else is a string literal, so a
+/// value can never be SQL of its own.
+fn push_value(out: &mut String, name: &str, value: &str) -> Result<()> {
+    let before = out.trim_end();
+    let word = before.rsplit(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("");
+    let table_position =
+        before.len() < out.len() && (word.eq_ignore_ascii_case("from") || word.eq_ignore_ascii_case("join"));
+    if table_position {
+        if value.is_empty() || !value.chars().all(is_ident_char) {
+            return Err(Error::InvalidParameter { name: name.to_owned(), value: value.to_owned() });
+        }
+        out.push_str(value);
+    } else if is_number(value) {
+        out.push_str(value);
+    } else {
+        out.push('\'');
+        out.push_str(&value.replace('\'', "''"));
+        out.push('\'');
+    }
+    Ok(())
+}
+
+/// An unsigned or negative decimal number, as SQL writes it.
+fn is_number(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+    !whole.is_empty()
+        && !fraction.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn is_ident_char(c: char) -> bool {
@@ -231,6 +264,29 @@ mod tests {
         let params =
             HashMap::from([("EDS_ID".to_owned(), "5e2676f8-9fce-46ef-8142-3e36a94e6691".to_owned())]);
         rewrite(sql, &params, &["my-store".to_owned()]).unwrap()
+    }
+
+    #[test]
+    fn placeholders_are_literals_or_store_names() {
+        let params = HashMap::from([
+            ("EDS_ID".to_owned(), "my-store".to_owned()),
+            ("USER".to_owned(), "x' OR 1=1 --".to_owned()),
+            ("N".to_owned(), "10".to_owned()),
+            ("EVIL".to_owned(), "t; DROP TABLE t".to_owned()),
+        ]);
+        let rw = |sql: &str| rewrite(sql, &params, &["my-store".to_owned()]);
+        assert_eq!(
+            rw("SELECT * FROM $EDS_ID WHERE useridentity.username = $USER LIMIT $N").unwrap(),
+            "SELECT * FROM \"my-store\" WHERE useridentity.username = 'x'' OR 1=1 --' LIMIT 10"
+        );
+        assert_eq!(
+            rw("select a from t join ${EDS_ID} b on true").unwrap(),
+            "select a from t join \"my-store\" b on true"
+        );
+        let err = rw("SELECT * FROM $EVIL").unwrap_err().to_string();
+        assert!(err.contains("not a store name or id"), "{err}");
+        // Inside a string literal a placeholder is text.
+        assert_eq!(rw("SELECT '$USER'").unwrap(), "SELECT '$USER'");
     }
 
     #[test]

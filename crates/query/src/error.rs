@@ -11,6 +11,9 @@ pub enum Error {
     /// A `$NAME` placeholder has no value.
     #[error("no value for the placeholder ${0} (give it with --param {0}=VALUE or \\set {0} VALUE)")]
     MissingParameter(String),
+    /// A placeholder in table position has a value that is not a store name or id.
+    #[error("${name} stands for a store after FROM or JOIN, and '{value}' is not a store name or id")]
+    InvalidParameter { name: String, value: String },
     /// Only `SELECT` (and `EXPLAIN` of one) may run.
     #[error("only SELECT queries are allowed on event data stores; this is {0}")]
     NotReadOnly(String),

@@ -417,24 +417,41 @@ impl EventDataStore {
         Ok(Some(adopt(table, finalized)))
     }
 
-    /// Physically deletes the data files that earlier commits removed (Delta `VACUUM` in lite
-    /// mode: files being written by a concurrent ingest are never touched). Returns the number
-    /// of files deleted.
-    pub async fn vacuum(&self, table: DeltaTable, clock: Arc<dyn Clock>) -> Result<usize> {
-        let (_, metrics) = table
+    /// Physically deletes the data files that commits removed (Delta `VACUUM` in lite mode:
+    /// files being written by a concurrent ingest are never touched), then the data files in
+    /// no commit at all that are older than [`ORPHAN_GRACE`] (full mode): those of a killed
+    /// ingest, uploaded and never committed, and those of a removal whose tombstone a
+    /// checkpoint has dropped. Returns the number of files deleted by each.
+    pub async fn vacuum(&self, table: DeltaTable, clock: Arc<dyn Clock>) -> Result<(usize, usize)> {
+        let (table, removed) = table
             .vacuum()
             .with_mode(VacuumMode::Lite)
             .with_retention_period(chrono::Duration::zero())
             .with_enforce_retention_duration(false)
             .with_clock(Arc::new(DeltaClock(clock)))
             .await?;
-        Ok(metrics.files_deleted.len())
+        // The age of an upload is physical: the wall clock, never a pinned one, or a clock set
+        // ahead would take the files a running ingest is about to commit.
+        let (_, orphans) = table
+            .vacuum()
+            .with_mode(VacuumMode::Full)
+            .with_retention_period(ORPHAN_GRACE)
+            .with_enforce_retention_duration(false)
+            .with_clock(Arc::new(DeltaClock(Arc::new(crate::SystemClock))))
+            .await?;
+        Ok((removed.files_deleted.len(), orphans.files_deleted.len()))
     }
 }
 
+/// How old a data file in no commit must be before a vacuum deletes it: an ingest uploads its
+/// files seconds before it commits them.
+pub const ORPHAN_GRACE: chrono::Duration = chrono::Duration::days(1);
+
 impl EventDataStore {
     /// Deletes the `eventdate` partitions whose events are all older than the retention, in one
-    /// Delta commit, then vacuums their files. With `dry_run`, only reports what would go.
+    /// Delta commit, then vacuums (see [`Self::vacuum`]): always, so that a run killed between
+    /// its commit and its vacuum leaves nothing behind once run again. With `dry_run`, only
+    /// reports what would go.
     pub async fn apply_retention(&self, clock: Arc<dyn Clock>, dry_run: bool) -> Result<RetentionReport> {
         let mut table = self.table().await?;
         let files = self.files(&table)?;
@@ -453,12 +470,15 @@ impl EventDataStore {
             partitions: expired,
             version: None,
             files_deleted: 0,
+            orphans_deleted: 0,
         };
-        if dry_run || report.partitions.is_empty() {
+        if dry_run {
             return Ok(report);
         }
-        report.version = self.remove_partitions(&mut table, &report.partitions, clock.as_ref()).await?;
-        report.files_deleted = self.vacuum(table, clock).await?;
+        if !report.partitions.is_empty() {
+            report.version = self.remove_partitions(&mut table, &report.partitions, clock.as_ref()).await?;
+        }
+        (report.files_deleted, report.orphans_deleted) = self.vacuum(table, clock).await?;
         Ok(report)
     }
 }
@@ -479,8 +499,10 @@ pub struct RetentionReport {
     pub bytes: u64,
     /// The Delta version that removed them (`None` for a dry run or nothing to do).
     pub version: Option<u64>,
-    /// Files physically deleted by the vacuum.
+    /// Removed files physically deleted by the vacuum.
     pub files_deleted: usize,
+    /// Files in no commit (of killed runs) deleted by the vacuum.
+    pub orphans_deleted: usize,
 }
 
 #[derive(Debug)]
