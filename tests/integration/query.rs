@@ -192,3 +192,20 @@ fn time_bounds_prune_partitions() {
     ]);
     assert_eq!(bounded, ("97".to_owned(), 1, 7));
 }
+
+/// ORDER BY under `--memory-mib` spills instead of failing (issue 23, defect 6): each sort
+/// partition's merge reserve and the batch size follow the limit. The sorted result is the
+/// same as without a limit.
+#[test]
+fn order_by_spills_under_a_memory_limit() {
+    let (lake, _) = stratus_lake();
+    let sql = "SELECT eventtime, eventid, eventjson FROM stratus ORDER BY eventtime, eventid";
+    let unlimited = lake.ok(&["query", "-q", "--format", "csv", sql]);
+    for mib in ["4", "16"] {
+        let (limited, err) = lake.expect(0, &["query", "-q", "--format", "csv", "--memory-mib", mib, sql]);
+        assert!(limited == unlimited, "--memory-mib {mib}: a different result\n{err}");
+    }
+    let events = lake.events("stratus") as usize;
+    let times: Vec<&str> = unlimited.lines().skip(1).filter_map(|l| l.split(',').next()).collect();
+    assert!(times.len() >= events, "{} lines for {events} events", times.len());
+}

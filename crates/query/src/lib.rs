@@ -129,9 +129,20 @@ impl Lake {
     /// Opens the lake at `location`, registering every enabled store.
     pub async fn open_with(location: &str, options: &LakeOptions) -> Result<Self> {
         let lake = trawl_store::Lake::open(location)?;
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_information_schema(true)
             .set_bool("datafusion.execution.parquet.pushdown_filters", true);
+        if let Some(bytes) = options.memory_limit {
+            // Each sort partition sets aside this much for merging its spilled runs, and the
+            // merge cannot spill: DataFusion's 10 MiB each failed every ORDER BY under a limit
+            // below partitions x 10 MiB. A quarter of the limit, shared by the partitions.
+            let partitions = config.target_partitions().max(1);
+            config = config
+                .with_sort_spill_reservation_bytes((bytes / (4 * partitions)).clamp(64 << 10, 10 << 20));
+            // A sort holds at least one batch whole, and a batch of 8,192 events with their
+            // eventjson is several MiB: batches of one row per 64 KiB of the limit.
+            config = config.with_batch_size((bytes >> 16).clamp(128, 8192));
+        }
         // Room for the metadata of 2,048 data files (about three years of a store of 10M events
         // a year, two files a day): map lookups read it before their scans, which find it here.
         let mut runtime = RuntimeEnvBuilder::new().with_metadata_cache_limit(METADATA_CACHE_BYTES);

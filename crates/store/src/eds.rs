@@ -419,7 +419,7 @@ impl EventDataStore {
 
     /// Physically deletes the data files that commits removed (Delta `VACUUM` in lite mode:
     /// files being written by a concurrent ingest are never touched), then the data files in
-    /// no commit at all that are older than [`ORPHAN_GRACE`] (full mode): those of a killed
+    /// no commit at all that are older than a day (full mode): those of a killed
     /// ingest, uploaded and never committed, and those of a removal whose tombstone a
     /// checkpoint has dropped. Returns the number of files deleted by each.
     pub async fn vacuum(&self, table: DeltaTable, clock: Arc<dyn Clock>) -> Result<(usize, usize)> {
@@ -445,7 +445,7 @@ impl EventDataStore {
 
 /// How old a data file in no commit must be before a vacuum deletes it: an ingest uploads its
 /// files seconds before it commits them.
-pub const ORPHAN_GRACE: chrono::Duration = chrono::Duration::days(1);
+const ORPHAN_GRACE: chrono::Duration = chrono::Duration::days(1);
 
 impl EventDataStore {
     /// Deletes the `eventdate` partitions whose events are all older than the retention, in one
