@@ -117,3 +117,83 @@ fn read_commands_never_delete() {
     }
     assert_eq!(tree(&later.root()), before);
 }
+
+/// One broken store does not break the lake (issue 23, defect 8): a corrupt configuration
+/// hides only that store, which is named with why wherever it is asked for.
+#[test]
+fn one_broken_store_does_not_break_the_lake() {
+    let lake = Lake::new("2024-12-31T00:00:00Z");
+    let plaso = crate::harness::fixture("plaso-testdata");
+    lake.ok(&["ingest", "--store", "good", &plaso]);
+    lake.ok(&["ingest", "--store", "bad", &plaso]);
+    std::fs::write(lake.root().join("bad/_trawl/store.json"), b"{").unwrap();
+    let (out, err) = lake.expect(0, &["store", "list"]);
+    assert!(out.contains("good") && out.contains("UNREADABLE"), "{out}");
+    assert!(err.contains("event data store bad cannot be read: corrupt metadata file"), "{err}");
+    let n = lake.ok(&["query", "-q", "--format", "csv", "SELECT count(*) AS n FROM good"]);
+    assert_eq!(n, "n\n6\n");
+    let (_, err) = lake.expect(1, &["query", "SELECT count(*) FROM bad"]);
+    assert!(err.contains("event data store 'bad' cannot be read: corrupt metadata file"), "{err}");
+    lake.ok(&["ingest", "--store", "good", &plaso]);
+    let (_, err) = lake.expect(1, &["store", "create", "bad"]);
+    assert!(err.contains("already exists"), "{err}");
+}
+
+/// The ledger never claims what the Delta log does not hold (issue 23, defect 8): with the
+/// newest commit lost, `store show` says so and the next ingest of its source stores its events
+/// again, once.
+#[test]
+fn ledger_follows_the_delta_log() {
+    let lake = Lake::new("2024-12-31T00:00:00Z");
+    lake.ok(&["ingest", "--store", "lossy", &crate::harness::fixture("plaso-testdata")]);
+    let stratus = crate::harness::fixture("stratus-red-team-detonation-logs");
+    lake.ok(&["ingest", "--store", "lossy", &stratus]);
+    let all = lake.events("lossy");
+    let log = lake.root().join("lossy/_delta_log");
+    let newest = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .max()
+        .unwrap();
+    std::fs::remove_file(newest).unwrap();
+    let (_, err) = lake.expect(0, &["store", "show", "lossy"]);
+    assert!(err.contains("commits are missing"), "{err}");
+    assert_eq!(lake.events("lossy"), 6);
+    let again = lake.ok(&["ingest", "--store", "lossy", &stratus]);
+    assert_eq!(crate::harness::figure(&again, "events", "stored"), all - 6, "{again}");
+    assert_eq!(lake.events("lossy"), all);
+}
+
+/// Half-made stores (issue 23, defect 9): a create killed between its Delta table and its
+/// configuration leaves a name that can be created again; two ingests that create the same
+/// store at once both finish, and store each event once.
+#[test]
+fn half_made_stores_and_concurrent_creates() {
+    let lake = Lake::new("2024-12-31T00:00:00Z");
+    lake.ok(&["store", "create", "half"]);
+    std::fs::remove_file(lake.root().join("half/_trawl/store.json")).unwrap();
+    assert!(!lake.ok(&["store", "list"]).contains("half"));
+    lake.ok(&["store", "create", "half"]);
+    assert_eq!(lake.events("half"), 0);
+
+    let stratus = crate::harness::fixture("stratus-red-team-detonation-logs");
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            lake.command(&["ingest", "--store", "fresh", &stratus])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for run in runs {
+        let out = run.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let events = lake.export("fresh");
+    let ids: std::collections::HashSet<&str> =
+        events.iter().map(|e| e["eventID"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), events.len(), "duplicates");
+    assert_eq!(lake.events("fresh"), events.len() as u64);
+}

@@ -154,7 +154,10 @@ async fn store(lake: &Lake, cmd: StoreCommand, clock: &dyn Clock) -> Result<Exit
             writeln!(out, "created event data store {} ({})", eds.config().name, eds.config().id)?;
         }
         StoreCommand::List { json } => {
-            let stores = lake.stores().await?;
+            let (stores, broken) = lake.listing().await?;
+            for (name, reason) in &broken {
+                eprintln!("warning: event data store {name} cannot be read: {reason}");
+            }
             if json {
                 serde_json::to_writer_pretty(&mut out, &stores)?;
                 writeln!(out)?;
@@ -176,11 +179,21 @@ async fn store(lake: &Lake, cmd: StoreCommand, clock: &dyn Clock) -> Result<Exit
                         s.name, s.id, status, s.retention_days, ingestion
                     )?;
                 }
+                for (name, _) in &broken {
+                    writeln!(out, "{name:<24} {:<36} {:<16} {:>9} {:<10}", "-", "UNREADABLE", "-", "-")?;
+                }
             }
         }
         StoreCommand::Show { store, json } => {
             let eds = lake.store(&store).await?;
             let summary = eds.summary().await?;
+            if let Some(ledger) = summary.ledger_version.filter(|&v| v > summary.version.unwrap_or(0)) {
+                eprintln!(
+                    "warning: the ledger records version {ledger}, past the Delta log's last version {}: \
+                     commits are missing, and the next ingest of their sources stores their events again",
+                    summary.version.unwrap_or(0)
+                );
+            }
             let c = eds.config();
             if json {
                 let v =
@@ -263,13 +276,19 @@ async fn ingest_cmd(lake: &Lake, args: IngestArgs, clock: &dyn Clock) -> Result<
     let eds = match lake.store(&args.store).await {
         Ok(eds) => eds,
         Err(trawl_store::Error::StoreNotFound(_)) => {
-            let eds = lake.create_store(StoreConfig::new(&args.store, clock.now())?).await?;
-            eprintln!(
-                "created event data store {} ({}) with default settings",
-                eds.config().name,
-                eds.config().id
-            );
-            eds
+            match lake.create_store(StoreConfig::new(&args.store, clock.now())?).await {
+                Ok(eds) => {
+                    eprintln!(
+                        "created event data store {} ({}) with default settings",
+                        eds.config().name,
+                        eds.config().id
+                    );
+                    eds
+                }
+                // Another ingest created it meanwhile: this one goes on into it.
+                Err(trawl_store::Error::StoreExists(_)) => lake.store(&args.store).await?,
+                Err(e) => return Err(e.into()),
+            }
         }
         Err(e) => return Err(e.into()),
     };

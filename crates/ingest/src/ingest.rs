@@ -182,7 +182,8 @@ pub async fn ingest(
     report.lists = found.lists;
     report.newest_prefix_day = found.newest_day;
     report.rejected_files = found.unreadable;
-    let ledger = store.ledger().await?;
+    let table = store.table().await?;
+    let ledger = store.ledger(&table).await?;
     let todo: Vec<_> = found.files.into_iter().filter(|f| !ledger.contains(&f.id)).collect();
     report.files_already_ingested = report.files_found - todo.len();
     progress.start(todo.len(), todo.iter().map(|f| f.id.size).sum());
@@ -228,7 +229,7 @@ pub async fn ingest(
         Ok::<_, Error>(())
     });
 
-    let result = write_all(store, &mut rx, options, progress, &mut report).await;
+    let result = write_all(store, table, &mut rx, options, progress, &mut report).await;
     drop(rx);
     let produced = producer.await;
     result?;
@@ -255,6 +256,7 @@ fn units(files: Vec<SourceFile>) -> Vec<Vec<SourceFile>> {
 
 async fn write_all(
     store: &EventDataStore,
+    table: DeltaTable,
     rx: &mut tokio::sync::mpsc::Receiver<Decoded>,
     options: &IngestOptions,
     progress: &dyn Progress,
@@ -262,7 +264,7 @@ async fn write_all(
 ) -> Result<()> {
     let mut writer = Writer {
         store,
-        table: Some(store.table().await?),
+        table: Some(table),
         keys: KeyCache::default(),
         parquet: None,
         pending: None,

@@ -23,6 +23,9 @@ pub enum Error {
     /// No store by that name or id.
     #[error("unknown event data store '{name}'{}", did_you_mean(.suggestion))]
     UnknownStore { name: String, suggestion: Option<String> },
+    /// The store exists but cannot be read.
+    #[error("event data store '{name}' cannot be read: {reason}")]
+    BrokenStore { name: String, reason: String },
     /// No column (or nested field) by that name.
     #[error("unknown column '{name}'{}", did_you_mean(.suggestion))]
     UnknownColumn { name: String, suggestion: Option<String> },

@@ -101,6 +101,8 @@ pub struct Lake {
     ctx: SessionContext,
     tally: Arc<pruning::ScanTally>,
     stores: Vec<StoreTable>,
+    /// Stores that could not be opened (name or id), with why.
+    broken: Vec<(String, String)>,
     /// Every column and nested field path of the stores, lower case, for suggestions.
     columns: Vec<String>,
     params: HashMap<String, String>,
@@ -183,12 +185,22 @@ impl Lake {
         let mut stores = Vec::new();
         let mut columns = Vec::new();
         let tally = Arc::new(pruning::ScanTally::default());
-        for config in lake.stores().await? {
+        // A store that cannot be read is left out, and named when a query asks for it: one
+        // broken store does not keep the others from answering.
+        let (configs, mut broken) = lake.listing().await?;
+        for config in configs {
             if config.status != trawl_store::Status::Enabled {
                 continue;
             }
             let eds = lake.store(&config.name).await?;
-            let table = eds.table().await?;
+            let table = match eds.table().await {
+                Ok(table) => table,
+                Err(e) => {
+                    broken.push((config.name.clone(), e.to_string()));
+                    broken.push((config.id.to_string(), e.to_string()));
+                    continue;
+                }
+            };
             let log_store = table.log_store();
             let root = log_store.root_url();
             let store_url = ObjectStoreUrl::parse(&root[..url::Position::BeforePath])?;
@@ -211,6 +223,7 @@ impl Lake {
             ctx,
             tally,
             stores,
+            broken,
             columns,
             params: HashMap::new(),
             trails: Vec::new(),
@@ -261,8 +274,17 @@ impl Lake {
         &self.params
     }
 
-    /// The error for a store `name` that does not exist, with the closest store name.
+    /// The stores that could not be opened, with why (each by name and by id).
+    pub fn broken(&self) -> &[(String, String)] {
+        &self.broken
+    }
+
+    /// The error for a store `name` that does not exist, with the closest store name; or for a
+    /// store that cannot be read, with why.
     pub fn unknown_store(&self, name: &str) -> Error {
+        if let Some((name, reason)) = self.broken.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            return Error::BrokenStore { name: name.clone(), reason: reason.clone() };
+        }
         let names = self.stores.iter().flat_map(|s| [s.name.as_str(), s.id.as_str()]);
         Error::UnknownStore { name: name.to_owned(), suggestion: error::closest(name, names) }
     }
@@ -312,7 +334,12 @@ impl Lake {
 
     /// Plans one read-only statement in Lake's dialect.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
-        let tables: Vec<String> = self.stores.iter().flat_map(|s| [s.name.clone(), s.id.clone()]).collect();
+        let tables: Vec<String> = self
+            .stores
+            .iter()
+            .flat_map(|s| [s.name.clone(), s.id.clone()])
+            .chain(self.broken.iter().map(|(name, _)| name.clone()))
+            .collect();
         let sql = dialect::rewrite(sql, &self.params, &tables)?;
         let state = self.ctx.state();
         let mut statements =

@@ -62,6 +62,9 @@ pub struct StoreSummary {
     pub oldest_event: Option<DateTime<Utc>>,
     /// Newest `eventTime` stored.
     pub newest_event: Option<DateTime<Utc>>,
+    /// The newest table version the ledger records a commit for: past `version`, the log has
+    /// lost commits (their sources are read again by the next ingest of them).
+    pub ledger_version: Option<u64>,
 }
 
 /// A source object recorded in the ledger once all its events are committed.
@@ -128,7 +131,28 @@ impl EventDataStore {
         Path::from(format!("{}/{META_DIR}/{rest}", self.config.name))
     }
 
+    /// Creates the store's empty Delta table. A table that holds only its creation (version 0)
+    /// is taken as it is: a create killed before it wrote the configuration, or another
+    /// process creating the same store at the same time.
     pub(crate) async fn create_table(&self) -> Result<()> {
+        let created = self.try_create_table().await;
+        match created {
+            Ok(()) => Ok(()),
+            Err(e) => match self.table().await {
+                Ok(table) if table.version() == Some(0) => Ok(()),
+                Ok(table) => Err(Error::InvalidConfig(format!(
+                    "{} holds a Delta table with data (version {}) but no store configuration \
+                     ({}/_trawl/store.json is missing)",
+                    self.url(),
+                    table.version().unwrap_or(0),
+                    self.config.name
+                ))),
+                Err(_) => Err(e),
+            },
+        }
+    }
+
+    async fn try_create_table(&self) -> Result<()> {
         let kernel: StructType = event_schema().as_ref().try_into_kernel()?;
         let table = DeltaTableBuilder::from_url(self.url())?.build()?;
         table
@@ -199,7 +223,16 @@ impl EventDataStore {
             partitions: partitions.len(),
             oldest_event: files.iter().filter_map(|f| f.time_range.map(|r| r.0)).min(),
             newest_event: files.iter().filter_map(|f| f.time_range.map(|r| r.1)).max(),
+            ledger_version: self.ledger_version().await?,
         })
+    }
+
+    /// The newest version in the ledger's file names (`ledger/<version>-<uuid>.json`).
+    async fn ledger_version(&self) -> Result<Option<u64>> {
+        let prefix = self.meta_path("ledger");
+        let names: Vec<Path> =
+            self.lake.objects().list(Some(&prefix)).map_ok(|m| m.location).try_collect().await?;
+        Ok(names.iter().filter_map(|p| p.filename()?.split('-').next()?.parse().ok()).max())
     }
 
     /// Reads `columns` (top-level names) of `files`, file by file.
@@ -367,8 +400,12 @@ impl EventDataStore {
         Ok(self.files(table)?.into_iter().filter(|f| added.contains(&f.path)).collect())
     }
 
-    /// Every source object whose events are all committed.
-    pub async fn ledger(&self) -> Result<HashSet<SourceId>> {
+    /// Every source object whose events are all committed, as of `table`'s version. An entry
+    /// of a later version than the log has (its commit lost, or not yet seen) does not count:
+    /// the ledger never claims what the log does not hold, so such a source is read again and
+    /// its events stored once more only if they are missing.
+    pub async fn ledger(&self, table: &DeltaTable) -> Result<HashSet<SourceId>> {
+        let current = table.version().unwrap_or(0);
         let prefix = self.meta_path("ledger");
         let objects = self.lake.objects();
         let paths: Vec<Path> = objects.list(Some(&prefix)).map_ok(|m| m.location).try_collect().await?;
@@ -377,7 +414,9 @@ impl EventDataStore {
             let bytes = objects.get(&path).await?.bytes().await?;
             let file: LedgerFile = serde_json::from_slice(&bytes)
                 .map_err(|source| Error::CorruptMetadata { path: path.to_string(), source })?;
-            sources.extend(file.sources.into_iter().map(|e| e.source));
+            if file.version <= current {
+                sources.extend(file.sources.into_iter().map(|e| e.source));
+            }
         }
         Ok(sources)
     }

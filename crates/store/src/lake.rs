@@ -94,10 +94,18 @@ impl Lake {
         Path::from(format!("{name}/{META_DIR}/{CONFIG_FILE}"))
     }
 
-    /// Every store in the lake, pending deletion included, sorted by name.
+    /// Every store in the lake, pending deletion included, sorted by name. Stores whose
+    /// configuration cannot be read are left out: [`Self::listing`] names them.
     pub async fn stores(&self) -> Result<Vec<StoreConfig>> {
+        Ok(self.listing().await?.0)
+    }
+
+    /// Every store in the lake, sorted by name, and the stores whose configuration cannot be
+    /// read, with why: one broken store does not hide the others.
+    pub async fn listing(&self) -> Result<(Vec<StoreConfig>, Vec<(String, String)>)> {
         let listing = self.objects.list_with_delimiter(None).await.map_err(|e| self.explain(e))?;
         let mut stores = Vec::new();
+        let mut broken = Vec::new();
         for dir in listing.common_prefixes {
             let Some(name) = dir.filename() else { continue };
             if validate_name(name).is_err() {
@@ -106,11 +114,13 @@ impl Lake {
             match self.read_config(name).await {
                 Ok(config) => stores.push(config),
                 Err(Error::ObjectStore(object_store::Error::NotFound { .. })) => {}
+                Err(e @ Error::CorruptMetadata { .. }) => broken.push((name.to_owned(), e.to_string())),
                 Err(e) => return Err(e),
             }
         }
         stores.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(stores)
+        broken.sort();
+        Ok((stores, broken))
     }
 
     async fn read_config(&self, name: &str) -> Result<StoreConfig> {
@@ -148,8 +158,9 @@ impl Lake {
     /// Creates a store and its (empty) Delta table.
     pub async fn create_store(&self, config: StoreConfig) -> Result<EventDataStore> {
         config.validate()?;
-        if let Some(other) = self.stores().await?.into_iter().find(|c| c.name == config.name) {
-            return Err(Error::StoreExists(other.name));
+        let (stores, broken) = self.listing().await?;
+        if stores.iter().map(|c| &c.name).chain(broken.iter().map(|(n, _)| n)).any(|n| *n == config.name) {
+            return Err(Error::StoreExists(config.name));
         }
         let eds = EventDataStore::new(self.clone(), config);
         eds.create_table().await?;
