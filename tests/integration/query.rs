@@ -209,3 +209,56 @@ fn order_by_spills_under_a_memory_limit() {
     let times: Vec<&str> = unlimited.lines().skip(1).filter_map(|l| l.split(',').next()).collect();
     assert!(times.len() >= events, "{} lines for {events} events", times.len());
 }
+
+/// Bit rot never gives a different answer (issue 23, defect 4): a bit flipped anywhere in a
+/// data file makes every query that reads it fail, naming the store and the file; a query
+/// that does not read the flipped block answers as before. A later ingest into the store fails
+/// the same way rather than store duplicates.
+#[test]
+fn bit_rot_is_an_error_naming_the_file() {
+    let (lake, _) = stratus_lake();
+    let sql = "SELECT * FROM stratus ORDER BY eventtime, eventid";
+    let before = lake.ok(&["query", "-q", "--format", "csv", sql]);
+    let files: Vec<String> = crate::support::walk(&lake.root().join("stratus"))
+        .into_iter()
+        .filter(|p| p.ends_with(".parquet") && !p.contains("_delta_log"))
+        .collect();
+    assert!(!files.is_empty());
+    let mut caught = 0;
+    for (trial, file) in files.iter().cycle().take(40).enumerate() {
+        let original = std::fs::read(file).unwrap();
+        let at = (original.len() * (trial * 37 % 101) / 101).min(original.len() - 1);
+        let mut flipped = original.clone();
+        flipped[at] ^= 1 << (trial % 8);
+        std::fs::write(file, &flipped).unwrap();
+        let out = lake.run(&["query", "-q", "--format", "csv", sql]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            assert!(stdout == before, "byte {at} of {file}: a different answer, and exit 0");
+        } else {
+            let name = file.rsplit('/').next().unwrap();
+            assert!(
+                stderr.contains("of event data store 'stratus' is damaged") && stderr.contains(name),
+                "byte {at} of {file}:\n{stderr}"
+            );
+            caught += 1;
+            if trial == 0 {
+                // The same events from files of other names: their keys are read from the store.
+                let copy = lake.dir.path().join("again");
+                std::fs::create_dir_all(&copy).unwrap();
+                for f in
+                    crate::support::walk(std::path::Path::new(&fixture("stratus-red-team-detonation-logs")))
+                {
+                    let name = f.rsplit('/').next().unwrap();
+                    std::fs::copy(&f, copy.join(format!("again-{name}"))).unwrap();
+                }
+                let (_, err) = lake.expect(1, &["ingest", "--store", "stratus", copy.to_str().unwrap()]);
+                assert!(err.contains("is damaged"), "{err}");
+            }
+        }
+        std::fs::write(file, &original).unwrap();
+    }
+    assert!(caught > 30, "{caught} of 40 flips caught");
+    assert_eq!(lake.ok(&["query", "-q", "--format", "csv", sql]), before);
+}

@@ -261,9 +261,43 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", describe(&e));
             ExitCode::from(1)
         }
+    }
+}
+
+/// An error and its causes, each said once. The contexts trawl adds come first; a cause whose
+/// words the message already holds is left out (DataFusion's and Parquet's errors restate their
+/// sources). A damaged data file is named by its own message alone.
+pub(crate) fn describe(e: &anyhow::Error) -> String {
+    let full = format!("{e:#}");
+    let corrupt = trawl_store::blocks::Corrupt::find_in(&full);
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if corrupt.is_some_and(|c| text.contains(c)) {
+            break;
+        }
+        // A layer whose message ends with its source's: its own words only.
+        let own = match cause.source().map(|s| s.to_string()) {
+            Some(source) if !source.is_empty() && text.ends_with(&source) => {
+                text[..text.len() - source.len()].trim_end_matches([':', ' ']).to_owned()
+            }
+            _ => text,
+        };
+        if own.is_empty() || out.contains(&own) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&own);
+    }
+    match corrupt {
+        Some(c) if out.is_empty() => c.to_owned(),
+        Some(c) => format!("{out}: {c}"),
+        None => out,
     }
 }
 

@@ -196,7 +196,7 @@ impl<'r> Session<'r> {
             };
             if let Err(e) = result {
                 self.errors += 1;
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", crate::describe(&e));
             }
         }
         true

@@ -185,6 +185,8 @@ impl Lake {
         let mut stores = Vec::new();
         let mut columns = Vec::new();
         let tally = Arc::new(pruning::ScanTally::default());
+        let mut verified: HashMap<ObjectStoreUrl, (Arc<dyn object_store::ObjectStore>, HashMap<Path, _>)> =
+            HashMap::new();
         // A store that cannot be read is left out, and named when a query asks for it: one
         // broken store does not keep the others from answering.
         let (configs, mut broken) = lake.listing().await?;
@@ -204,10 +206,18 @@ impl Lake {
             let log_store = table.log_store();
             let root = log_store.root_url();
             let store_url = ObjectStoreUrl::parse(&root[..url::Position::BeforePath])?;
-            ctx.register_object_store(store_url.as_ref(), log_store.root_object_store(None));
             let files = eds.files(&table)?;
             let root = Path::from_url_path(root.path())
                 .map_err(|e| datafusion::error::DataFusionError::from(object_store::Error::from(e)))?;
+            // Every read of a data file is checked against the checksums written with it.
+            let (_, checked) = verified
+                .entry(store_url.clone())
+                .or_insert_with(|| (log_store.root_object_store(None), HashMap::new()));
+            for file in &files {
+                if let Some(blocks) = &file.blocks {
+                    checked.insert(root.parts().chain(file.path.parts()).collect(), blocks.clone());
+                }
+            }
             let provider = pruning::StoreProvider::new(store_url, root, files, tally.clone());
             let provider = bounded(&config.name, Arc::new(provider), options.time_bounds)?;
             if columns.is_empty() {
@@ -218,6 +228,12 @@ impl Lake {
             ctx.register_table(config.name.as_str(), provider.clone())?;
             ctx.register_table(config.id.to_string().as_str(), provider)?;
             stores.push(StoreTable { name: config.name.clone(), id: config.id.to_string() });
+        }
+        for (url, (inner, files)) in verified {
+            ctx.register_object_store(
+                url.as_ref(),
+                Arc::new(trawl_store::blocks::VerifiedStore::new(inner, files)),
+            );
         }
         Ok(Self {
             ctx,

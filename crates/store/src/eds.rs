@@ -22,6 +22,7 @@ use parquet::arrow::async_reader::ParquetObjectReader;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::blocks::{FileBlocks, VerifiedStore};
 use crate::clock::Clock;
 use crate::config::StoreConfig;
 use crate::lake::{Lake, META_DIR};
@@ -42,6 +43,8 @@ pub struct DataFile {
     pub num_records: u64,
     /// Smallest and largest `eventtime`, from the Delta statistics.
     pub time_range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// The block checksums written with the file (none for files written before them).
+    pub blocks: Option<Arc<FileBlocks>>,
 }
 
 /// Figures of a store, from its Delta log.
@@ -198,12 +201,22 @@ impl EventDataStore {
                 let max = s.max_values.get(EVENT_TIME)?.as_str()?;
                 Some((parse_stat_time(min)?, parse_stat_time(max)?))
             });
+            let size = u64::try_from(view.size()).unwrap_or(0);
+            let path = view.object_store_path();
+            // delta-rs gives a file's tags only through its whole `add` action.
+            #[allow(deprecated)]
+            let tags = view.add_action().tags;
+            let blocks = tags
+                .and_then(|mut t| t.remove(crate::blocks::TAG).flatten())
+                .and_then(|tag| FileBlocks::parse(&self.config.name, path.as_ref(), size, &tag))
+                .map(Arc::new);
             files.push(DataFile {
-                path: view.object_store_path(),
-                size: u64::try_from(view.size()).unwrap_or(0),
+                path,
+                size,
                 date,
                 num_records: stats.map_or(0, |s| s.num_records),
                 time_range,
+                blocks,
             });
         }
         files.sort_by(|a, b| (a.date, &a.path).cmp(&(b.date, &b.path)));
@@ -242,7 +255,8 @@ impl EventDataStore {
         files: &'a [DataFile],
         columns: &'a [&'a str],
     ) -> impl futures::Stream<Item = Result<RecordBatch>> + 'a {
-        let objects = table.object_store();
+        let checked = files.iter().filter_map(|f| Some((f.path.clone(), f.blocks.clone()?))).collect();
+        let objects: Arc<dyn ObjectStore> = Arc::new(VerifiedStore::new(table.object_store(), checked));
         futures::stream::iter(files)
             .then(move |file| {
                 let objects = objects.clone();

@@ -13,10 +13,12 @@
 //! [`Lake`] finds, creates, deletes and restores stores; [`EventDataStore`] reads figures and
 //! files, writes and commits new files ([`StoreWriter`]), removes expired partitions and
 //! vacuums. The Arrow schema is in [`schema`], the selectors in [`selectors`], the retention
-//! arithmetic in [`retention`].
+//! arithmetic in [`retention`], the block checksums every read of a data file is checked
+//! against in [`blocks`].
 
 #![warn(missing_docs)]
 
+pub mod blocks;
 mod clock;
 mod config;
 mod eds;
