@@ -1,5 +1,6 @@
 //! Runs the real binary against a temporary lake.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -101,4 +102,29 @@ pub(crate) fn figure(report: &str, line: &str, label: &str) -> u64 {
         .rev()
         .find_map(|w| w.parse().ok())
         .unwrap_or_else(|| panic!("no number before {label} in {l}"))
+}
+
+/// Copies of the Stratus files under `input` (`copyNNN/`, one for each number of `copies`), each
+/// copy with its own eventIDs, which are returned.
+pub(crate) fn stratus_copies(input: &Path, copies: std::ops::Range<usize>) -> HashSet<String> {
+    let mut ids = HashSet::new();
+    for i in copies {
+        let dir = input.join(format!("copy{i:03}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(fixtures().join("stratus-red-team-detonation-logs")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let mut events: Vec<serde_json::Value> =
+                    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                for e in &mut events {
+                    let id = format!("{}-{i}", e["eventID"].as_str().unwrap());
+                    ids.insert(id.clone());
+                    e["eventID"] = id.into();
+                }
+                std::fs::write(dir.join(path.file_name().unwrap()), serde_json::to_vec(&events).unwrap())
+                    .unwrap();
+            }
+        }
+    }
+    ids
 }

@@ -1,10 +1,9 @@
 //! Ingest, export and retention of real CloudTrail files through the CLI.
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Lake, figure, fixture, fixtures};
+use crate::harness::{Lake, figure, fixture, fixtures, stratus_copies};
 use crate::support::{run_python, walk};
 
 const MALFORMED: [&str; 3] = [
@@ -166,7 +165,7 @@ fn bad_paths_and_strict() {
 fn killed_ingest_resumes_without_loss_or_duplicates() {
     let lake = Lake::new("2024-12-31T00:00:00Z");
     let input = lake.dir.path().join("input");
-    let expected = stratus_copies(&input, 60);
+    let expected = stratus_copies(&input, 0..60);
     lake.ok(&["store", "create", "crash"]);
     let input_arg = input.to_str().unwrap();
     let mut child = lake
@@ -210,7 +209,7 @@ fn killed_ingest_resumes_without_loss_or_duplicates() {
 fn checkpoints_during_a_run() {
     let lake = Lake::new("2024-12-31T00:00:00Z");
     let input = lake.dir.path().join("input");
-    let expected = stratus_copies(&input, 12);
+    let expected = stratus_copies(&input, 0..12);
     let input_arg = input.to_str().unwrap();
     lake.ok(&["store", "create", "checkpointed"]);
     let args =
@@ -240,31 +239,6 @@ fn checkpoints_during_a_run() {
     assert_eq!(ids, expected.iter().map(String::as_str).collect::<HashSet<_>>(), "lost events");
     let again = lake.ok(&args);
     assert_eq!(figure(&again, "events", "stored"), 0, "{again}");
-}
-
-/// `copies` copies of the Stratus files under `input`, each copy with its own eventIDs, which
-/// are returned.
-fn stratus_copies(input: &Path, copies: usize) -> HashSet<String> {
-    let mut ids = HashSet::new();
-    for i in 0..copies {
-        let dir = input.join(format!("copy{i:03}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        for entry in std::fs::read_dir(fixtures().join("stratus-red-team-detonation-logs")).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "json") {
-                let mut events: Vec<serde_json::Value> =
-                    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-                for e in &mut events {
-                    let id = format!("{}-{i}", e["eventID"].as_str().unwrap());
-                    ids.insert(id.clone());
-                    e["eventID"] = id.into();
-                }
-                std::fs::write(dir.join(path.file_name().unwrap()), serde_json::to_vec(&events).unwrap())
-                    .unwrap();
-            }
-        }
-    }
-    ids
 }
 
 /// Damaged input loses only what is damaged (issue 23, defects 1 and 10): a record cut short
@@ -319,7 +293,7 @@ fn damaged_input_loses_only_the_damage() {
 fn concurrent_ingests_store_each_event_once() {
     let lake = Lake::new("2024-12-31T00:00:00Z");
     let input = lake.dir.path().join("input");
-    let expected = stratus_copies(&input, 20);
+    let expected = stratus_copies(&input, 0..20);
     lake.ok(&["store", "create", "race"]);
     let input_arg = input.to_str().unwrap();
     for trial in 0..2 {
@@ -356,7 +330,7 @@ fn concurrent_ingests_store_each_event_once() {
 fn delta_log_stays_small_over_many_runs() {
     let lake = Lake::new("2024-12-31T00:00:00Z");
     let input = lake.dir.path().join("input");
-    let expected = stratus_copies(&input, 12);
+    let expected = stratus_copies(&input, 0..12);
     lake.ok(&["store", "create", "cron"]);
     let log = lake.root().join("cron/_delta_log");
     let names = || -> Vec<String> {

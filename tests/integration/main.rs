@@ -1,6 +1,7 @@
 //! Integration tests of the `trawl` binary, on real CloudTrail files (`tests/fixtures`).
 
 mod compat;
+mod crash;
 mod examples;
 mod harness;
 mod ingest;
