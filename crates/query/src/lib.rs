@@ -111,6 +111,29 @@ pub struct Lake {
     time_bounds: TimeBounds,
 }
 
+/// The session's settings, on `base`, for a memory limit of `memory_limit` bytes if any.
+fn session_config(base: SessionConfig, memory_limit: Option<usize>) -> SessionConfig {
+    let mut config =
+        base.with_information_schema(true).set_bool("datafusion.execution.parquet.pushdown_filters", true);
+    let Some(bytes) = memory_limit else { return config };
+    // Each sort partition sets aside this much for merging its spilled runs, and the merge
+    // cannot spill: DataFusion's 10 MiB each failed every ORDER BY under a limit below
+    // partitions x 10 MiB. A quarter of the limit, shared by the partitions.
+    let partitions = config.target_partitions().max(1);
+    config = config.with_sort_spill_reservation_bytes((bytes / (4 * partitions)).clamp(64 << 10, 10 << 20));
+    // A sort holds at least one batch whole, and a batch of 8,192 events with their eventjson
+    // is several MiB: batches of one row per 64 KiB of the limit.
+    config = config.with_batch_size((bytes >> 16).clamp(128, 8192));
+    // DataFusion 55.2's RepartitionExec can wait forever when it spills under a memory limit
+    // (apache/datafusion#24883, fixed after 55.2 by #24891): no plan under a limit has one.
+    // Scans still split their files over the cores and aggregate partially on each; the final
+    // steps of aggregations, joins, sorts and windows run on one.
+    for option in ["repartition_aggregations", "repartition_joins", "repartition_sorts", "repartition_windows"] {
+        config = config.set_bool(&format!("datafusion.optimizer.{option}"), false);
+    }
+    config.set_bool("datafusion.optimizer.enable_round_robin_repartition", false)
+}
+
 /// The session's cache of Parquet metadata (DataFusion's default: 50 MB).
 const METADATA_CACHE_BYTES: usize = 256 << 20;
 
@@ -131,20 +154,7 @@ impl Lake {
     /// Opens the lake at `location`, registering every enabled store.
     pub async fn open_with(location: &str, options: &LakeOptions) -> Result<Self> {
         let lake = trawl_store::Lake::open(location)?;
-        let mut config = SessionConfig::new()
-            .with_information_schema(true)
-            .set_bool("datafusion.execution.parquet.pushdown_filters", true);
-        if let Some(bytes) = options.memory_limit {
-            // Each sort partition sets aside this much for merging its spilled runs, and the
-            // merge cannot spill: DataFusion's 10 MiB each failed every ORDER BY under a limit
-            // below partitions x 10 MiB. A quarter of the limit, shared by the partitions.
-            let partitions = config.target_partitions().max(1);
-            config = config
-                .with_sort_spill_reservation_bytes((bytes / (4 * partitions)).clamp(64 << 10, 10 << 20));
-            // A sort holds at least one batch whole, and a batch of 8,192 events with their
-            // eventjson is several MiB: batches of one row per 64 KiB of the limit.
-            config = config.with_batch_size((bytes >> 16).clamp(128, 8192));
-        }
+        let config = session_config(SessionConfig::new(), options.memory_limit);
         // Room for the metadata of 2,048 data files (about three years of a store of 10M events
         // a year, two files a day): map lookups read it before their scans, which find it here.
         let mut runtime = RuntimeEnvBuilder::new().with_metadata_cache_limit(METADATA_CACHE_BYTES);
@@ -470,5 +480,47 @@ fn check_read_only(statement: &DfStatement) -> Result<()> {
         DfStatement::CreateExternalTable(_) => refuse("CREATE EXTERNAL TABLE"),
         DfStatement::CopyTo(_) => refuse("COPY"),
         _ => refuse("a statement that is not a query"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use datafusion::execution::memory_pool::GreedyMemoryPool;
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    use datafusion::prelude::{SessionConfig, SessionContext};
+
+    /// apache/datafusion#24883: under a memory limit a grouped aggregation on two partitions
+    /// could wait forever (RepartitionExec's spill pool with two open files), fixed by #24891
+    /// after 55.2. With trawl's settings under a limit, the query of the issue, twelve times,
+    /// each bounded: none may hang, and the plan has no RepartitionExec. (With DataFusion's own
+    /// settings the third attempt hung.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn grouped_aggregation_under_a_memory_limit_never_hangs() {
+        for attempt in 0..12 {
+            let runtime = RuntimeEnvBuilder::new()
+                .with_memory_pool(std::sync::Arc::new(GreedyMemoryPool::new(2 << 20)))
+                .build_arc()
+                .unwrap();
+            let base = SessionConfig::new().with_target_partitions(2);
+            let config = super::session_config(base, Some(2 << 20)).with_batch_size(64);
+            let ctx = SessionContext::new_with_config_rt(config, runtime);
+            let sql = "select g, count(distinct trace_id) as n from (select v % 13 as g, \
+                       concat('trace-', cast(v % 337 as varchar), '-', repeat('x', 24)) as trace_id \
+                       from generate_series(1, 40000) as s(v)) group by g";
+            if attempt == 0 {
+                let plan = ctx.sql(&format!("EXPLAIN {sql}")).await.unwrap().collect().await.unwrap();
+                let text = arrow::util::pretty::pretty_format_batches(&plan).unwrap().to_string();
+                assert!(!text.contains("RepartitionExec"), "{text}");
+            }
+            let run = async { ctx.sql(sql).await?.collect().await };
+            match tokio::time::timeout(Duration::from_secs(20), run).await {
+                Ok(Ok(batches)) => assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 13),
+                // Running out of memory is an answer; waiting forever is not.
+                Ok(Err(_)) => {}
+                Err(_) => panic!("attempt {attempt} hung for 20 s"),
+            }
+        }
     }
 }
