@@ -559,3 +559,53 @@ fn raw_trail_over_a_local_directory() {
     assert_eq!(raw, stored);
     assert!(raw.lines().count() > 100);
 }
+
+/// Credentials that may only read (issue 23, defects 3 and 12): every read command works on
+/// the lake, and a write is refused with the location named, not S3's XML.
+#[test]
+fn read_only_credentials() {
+    // Authentication on after the six IAM calls that make the two users.
+    let moto = Moto::start(&[("INITIAL_NO_AUTH_ACTION_COUNT", "6")]);
+    let keys = moto.script(&["iam-reader"]);
+    let mut lines = keys.lines().map(|l| l.split_once(' ').expect("KEY SECRET"));
+    let (admin, reader_keys) = (lines.next().expect("auditor"), lines.next().expect("reader"));
+    let out = python_script("s3_trail.py")
+        .args(["bucket", &moto.endpoint(), "secure-lake"])
+        .env("AWS_ACCESS_KEY_ID", admin.0)
+        .env("AWS_SECRET_ACCESS_KEY", admin.1)
+        .output()
+        .expect("create bucket");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let as_user = |(key, secret): (&str, &str)| {
+        let env =
+            endpoint_env(&moto.endpoint(), &[("AWS_ACCESS_KEY_ID", key), ("AWS_SECRET_ACCESS_KEY", secret)]);
+        Lake::at("s3://secure-lake/lake", NOW, env)
+    };
+    let writer = as_user(admin);
+    writer.ok(&["ingest", "--store", "audit", &crate::harness::fixture("plaso-testdata")]);
+    writer.ok(&["store", "create", "gone", "--termination-protection", "off"]);
+    writer.ok(&["store", "delete", "gone"]);
+
+    let later = |lake: Lake| Lake { now: "2026-12-31T00:00:00Z".into(), ..lake };
+    let reader = later(as_user(reader_keys));
+    assert!(reader.ok(&["store", "list"]).contains("audit"));
+    assert_eq!(reader.ok(&["query", "-q", "--format", "csv", "SELECT count(*) AS n FROM audit"]), "n\n6\n");
+    reader.ok(&["retention", "apply", "--dry-run"]);
+    assert_eq!(reader.events("audit"), 6);
+    let (_, err) = reader.expect(
+        1,
+        &["ingest", "--store", "audit", &crate::harness::fixture("stratus-red-team-detonation-logs")],
+    );
+    assert!(err.contains("access denied to s3://secure-lake/lake/"), "{err}");
+    assert!(!err.contains("<?xml") && !err.contains("Failed to read delta log"), "{err}");
+    // With no store to purge, the first write refused is the data file's or the commit's.
+    let env = |(key, secret): (&str, &str)| {
+        endpoint_env(&moto.endpoint(), &[("AWS_ACCESS_KEY_ID", key), ("AWS_SECRET_ACCESS_KEY", secret)])
+    };
+    Lake::at("s3://secure-lake/other", NOW, env(admin)).ok(&["store", "create", "audit"]);
+    let (_, err) = Lake::at("s3://secure-lake/other", NOW, env(reader_keys))
+        .expect(1, &["ingest", "--store", "audit", &crate::harness::fixture("plaso-testdata")]);
+    assert!(err.contains("access denied to s3://secure-lake/other/audit/"), "{err}");
+    assert!(!err.contains("<?xml") && !err.contains("Failed to read delta log"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -143,6 +143,17 @@ def iam(endpoint):
     print(key["AccessKeyId"], key["SecretAccessKey"])
 
 
+def iam_reader(endpoint):
+    """An auditor allowed all of S3 and a reader allowed only to read, a line of keys each."""
+    iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    for user, actions in [("auditor", ["s3:*"]), ("reader", ["s3:GetObject", "s3:ListBucket"])]:
+        iam.create_user(UserName=user)
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}
+        iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        print(key["AccessKeyId"], key["SecretAccessKey"])
+
+
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
-    {"bucket": bucket, "layout": layout, "add": add, "download": download, "iam": iam}[command](*args)
+    {"bucket": bucket, "layout": layout, "add": add, "download": download, "iam": iam, "iam-reader": iam_reader}[command](*args)

@@ -456,6 +456,7 @@ async fn retention(
         let r = eds
             .apply_retention(clock.clone(), dry_run)
             .await
+            .map_err(|e| e.at(&eds.url()))
             .with_context(|| format!("retention of {name} failed"))?;
         let verb = if dry_run { "would delete" } else { "deleted" };
         writeln!(

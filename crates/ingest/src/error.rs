@@ -27,3 +27,14 @@ pub enum Error {
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
 }
+
+impl Error {
+    /// This error with an object store failure of the store at `url` restated (see
+    /// [`trawl_store::Error::at`]).
+    pub fn at(self, url: &url::Url) -> Self {
+        match self {
+            Error::Store(e) => Error::Store(e.at(url)),
+            e => e,
+        }
+    }
+}

@@ -166,6 +166,16 @@ pub async fn ingest(
     options: &IngestOptions,
     progress: &dyn Progress,
 ) -> Result<IngestReport> {
+    // Failures of the store's own objects name the store's location (access denied ...).
+    run(store, inputs, options, progress).await.map_err(|e| e.at(&store.url()))
+}
+
+async fn run(
+    store: &EventDataStore,
+    inputs: &[String],
+    options: &IngestOptions,
+    progress: &dyn Progress,
+) -> Result<IngestReport> {
     let started = Instant::now();
     let config = store.config();
     if !config.ingestion_enabled {

@@ -128,7 +128,9 @@ fn session_config(base: SessionConfig, memory_limit: Option<usize>) -> SessionCo
     // (apache/datafusion#24883, fixed after 55.2 by #24891): no plan under a limit has one.
     // Scans still split their files over the cores and aggregate partially on each; the final
     // steps of aggregations, joins, sorts and windows run on one.
-    for option in ["repartition_aggregations", "repartition_joins", "repartition_sorts", "repartition_windows"] {
+    for option in
+        ["repartition_aggregations", "repartition_joins", "repartition_sorts", "repartition_windows"]
+    {
         config = config.set_bool(&format!("datafusion.optimizer.{option}"), false);
     }
     config.set_bool("datafusion.optimizer.enable_round_robin_repartition", false)

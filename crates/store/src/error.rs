@@ -76,8 +76,14 @@ pub enum Error {
 impl Error {
     /// This error with an object store failure restated for `url` (see [`crate::s3::explain`]).
     pub fn at(self, url: &url::Url) -> Self {
+        use deltalake::DeltaTableError as Delta;
+        use deltalake::kernel::transaction::TransactionError as Transaction;
         match self {
-            Error::ObjectStore(e) => crate::s3::explain(e, url),
+            Error::ObjectStore(e)
+            | Error::Delta(Delta::ObjectStore { source: e })
+            | Error::Delta(Delta::Transaction { source: Transaction::ObjectStore { source: e } }) => {
+                crate::s3::explain(e, url)
+            }
             e => e,
         }
     }

@@ -239,9 +239,9 @@ impl Lake {
                 .try_collect()
                 .await?;
             for path in objects {
-                self.objects.delete(&path).await?;
+                self.objects.delete(&path).await.map_err(|e| self.explain(e))?;
             }
-            self.objects.delete(&config_path).await?;
+            self.objects.delete(&config_path).await.map_err(|e| self.explain(e))?;
             if let Ok(root) = self.url.to_file_path() {
                 // Local lakes also drop the now empty directories.
                 let _ = std::fs::remove_dir_all(root.join(&config.name));

@@ -85,7 +85,13 @@ fn s3_error(text: &str) -> (Option<String>, String) {
         let end = text[start..].find(&format!("</{name}>"))?;
         Some(text[start..start + end].to_owned())
     };
-    let code = tag("Code");
+    // object_store restates some answers (DeleteObjects) as `... (code: AccessDenied)`.
+    let restated = || {
+        let start = text.find("(code: ")? + "(code: ".len();
+        let end = text[start..].find(')')?;
+        Some(text[start..start + end].to_owned())
+    };
+    let code = tag("Code").or_else(restated);
     let message = match (&code, tag("Message")) {
         (Some(code), Some(message)) => format!("{message} ({code})"),
         (_, Some(message)) => message,
