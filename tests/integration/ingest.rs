@@ -400,3 +400,35 @@ fn killed_retention_apply_leaves_nothing_expired() {
         assert!(left.iter().all(|e| e["eventTime"].as_str().unwrap() >= "2024-08-02"));
     }
 }
+
+/// A file larger than a segment is decoded a segment at a time (issue 23, defect 11): memory
+/// follows the segment, and the file's events are all stored, once, with the file ledgered
+/// after its last segment.
+#[test]
+fn a_large_file_is_read_in_segments() {
+    let lake = Lake::new("2024-12-31T00:00:00Z");
+    let input = lake.dir.path().join("copies");
+    let expected = stratus_copies(&input, 0..56);
+    // One NDJSON file of every copy's events: about 23 MB, two segments.
+    let mut ndjson = Vec::new();
+    for path in walk(&input) {
+        let events: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        for e in events {
+            serde_json::to_writer(&mut ndjson, &e).unwrap();
+            ndjson.push(b'\n');
+        }
+    }
+    assert!(ndjson.len() > 17 << 20, "{} bytes", ndjson.len());
+    let big = lake.dir.path().join("big.ndjson");
+    std::fs::write(&big, &ndjson).unwrap();
+    let big = big.to_str().unwrap();
+    let report = lake.ok(&["ingest", "--store", "big", "--commit-mib", "8", big]);
+    assert_eq!(figure(&report, "files", "read"), 1, "{report}");
+    assert_eq!(figure(&report, "events", "stored"), expected.len() as u64, "{report}");
+    let events = lake.export("big");
+    let ids: HashSet<&str> = events.iter().map(|e| e["eventID"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), events.len(), "duplicates");
+    assert_eq!(ids, expected.iter().map(String::as_str).collect::<HashSet<_>>());
+    let again = lake.ok(&["ingest", "--store", "big", big]);
+    assert_eq!(figure(&again, "files", "already"), 1, "{again}");
+}

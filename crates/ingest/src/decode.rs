@@ -5,9 +5,10 @@ use std::fmt;
 use arrow::array::RecordBatch;
 
 use crate::event::{BatchBuilder, Outcome, Rules};
-use crate::framing::{Framer, Visitor, line_of};
+use crate::framing::{Framer, Place, Visitor, line_of};
 use crate::json::Entries;
-use crate::source::{SourceFile, decompress};
+use crate::segment::Segmenter;
+use crate::source::{SourceFile, TextReader, decompress};
 
 /// A record or framing problem, located precisely.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +60,24 @@ pub(crate) struct FileDecoded {
     /// rows, if any, are skipped).
     pub(crate) rejected: Option<String>,
     pub(crate) json_bytes: u64,
+    /// A segment of a large file (see [`crate::segment`]), and whether it is its last: the
+    /// file enters the ledger with its last segment.
+    pub(crate) part: Option<bool>,
+}
+
+impl FileDecoded {
+    /// A file that could not be read: nothing from it is stored.
+    pub(crate) fn rejected(source: SourceFile, reason: String) -> Self {
+        Self {
+            source,
+            rows: 0,
+            counts: Counts::default(),
+            problems: Vec::new(),
+            rejected: Some(reason),
+            json_bytes: 0,
+            part: None,
+        }
+    }
 }
 
 /// What a worker hands to the writer: a unit of consecutive files decoded into one batch.
@@ -70,7 +89,7 @@ pub(crate) struct Decoded {
     pub(crate) batch: Option<(RecordBatch, Vec<u128>)>,
 }
 
-/// A file's text, ready to frame.
+/// A file's text (or a segment's), ready to frame.
 pub(crate) struct FileText {
     text: String,
     /// Offsets of the bytes that were not UTF-8. Each was replaced by NUL, which JSON allows
@@ -78,12 +97,18 @@ pub(crate) struct FileText {
     invalid_utf8: Vec<usize>,
     /// What a damaged gzip stream lost (the text before the damage is kept).
     damage: Option<String>,
+    place: Place,
 }
 
 impl FileText {
     /// The text of a raw file: gunzipped when it is gzip (at most `limit` bytes of it).
     pub(crate) fn of(raw: Vec<u8>, limit: u64) -> Result<Self, String> {
-        let (mut bytes, damage) = decompress(raw, limit)?;
+        let (bytes, damage) = decompress(raw, limit)?;
+        Ok(Self::from_bytes(bytes, damage, Place::default()))
+    }
+
+    /// The text of `bytes`, which sit at `place` of their file.
+    pub(crate) fn from_bytes(mut bytes: Vec<u8>, damage: Option<String>, place: Place) -> Self {
         let mut invalid_utf8 = Vec::new();
         let mut at = 0;
         while let Err(e) = std::str::from_utf8(&bytes[at..]) {
@@ -96,7 +121,7 @@ impl FileText {
         // Every byte that was not UTF-8 is NUL now: the fallback is never taken.
         let text =
             String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-        Ok(Self { text, invalid_utf8, damage })
+        Self { text, invalid_utf8, damage, place }
     }
 
     /// The text and the offsets of the bytes that were not UTF-8.
@@ -113,7 +138,7 @@ impl FileText {
 
 impl From<String> for FileText {
     fn from(text: String) -> Self {
-        Self { text, invalid_utf8: Vec::new(), damage: None }
+        Self { text, invalid_utf8: Vec::new(), damage: None, place: Place::default() }
     }
 }
 
@@ -122,13 +147,16 @@ struct FileVisitor<'a> {
     rules: &'a Rules<'a>,
     source: &'a str,
     text: &'a str,
+    place: Place,
     counts: Counts,
     problems: Vec<Problem>,
 }
 
 impl FileVisitor<'_> {
+    /// A problem at `offset` of the text, placed in the file.
     fn push(&mut self, record: Option<usize>, offset: usize, reason: String) {
-        let line = line_of(self.text, offset);
+        let line = self.place.lines + line_of(self.text, offset);
+        let offset = (self.place.offset as usize + offset).saturating_sub(self.place.prefix);
         self.problems.push(Problem { file: self.source.to_owned(), record, offset, line, reason });
     }
 }
@@ -186,49 +214,123 @@ pub(crate) fn decode(
         let text = match text {
             Ok(t) => t,
             Err(reason) => {
-                files.push(FileDecoded {
-                    source,
-                    rows: 0,
-                    counts: Counts::default(),
-                    problems: Vec::new(),
-                    rejected: Some(reason),
-                    json_bytes: 0,
-                });
+                files.push(FileDecoded::rejected(source, reason));
                 continue;
             }
         };
         let before = builder.rows();
-        let (counts, problems) = decode_into(&mut builder, &source.id.location, &text, rules);
+        let (counts, problems, _) = decode_into(&mut builder, &source.id.location, &text, rules);
         let rejected = (strict && !problems.is_empty())
             .then(|| format!("{} (--strict: nothing from this file was stored)", problems[0]));
         let counts = if rejected.is_some() { Counts { appended: 0, ..counts } } else { counts };
         let rows = builder.rows() - before;
-        files.push(FileDecoded { source, rows, counts, problems, rejected, json_bytes: text.len() as u64 });
+        let json_bytes = text.len() as u64;
+        files.push(FileDecoded { source, rows, counts, problems, rejected, json_bytes, part: None });
     }
     let batch = (builder.rows() > 0).then(|| builder.finish());
     Decoded { files, batch }
 }
 
-/// Frames, checks and builds one file's text into `builder`: the counts and the problems.
+/// Frames, checks and builds one file's text into `builder`: the counts, the problems and the
+/// number of the record after the last.
 pub(crate) fn decode_into(
     builder: &mut BatchBuilder,
     source: &str,
     text: &FileText,
     rules: &Rules<'_>,
-) -> (Counts, Vec<Problem>) {
+) -> (Counts, Vec<Problem>, usize) {
     let mut visitor = FileVisitor {
         builder,
         rules,
         source,
         text: &text.text,
+        place: text.place,
         counts: Counts::default(),
         problems: Vec::new(),
     };
-    Framer::run(&text.text, &text.invalid_utf8, &mut visitor);
+    let next = Framer::run(&text.text, &text.invalid_utf8, text.place, &mut visitor);
     if let Some(damage) = &text.damage {
         visitor.problem(None, text.len(), damage.clone());
     }
-    (visitor.counts, visitor.problems)
+    (visitor.counts, visitor.problems, next)
+}
+
+/// Decodes a large file a segment at a time (see [`crate::segment`]), handing each segment's
+/// rows to `send` as a unit of its own, in order; stops early when `send` says the writer is
+/// gone. Memory follows the segment size. A failure to read on ends the file with a problem
+/// when segments were sent already (their rows are kept), and rejects it otherwise.
+pub(crate) fn decode_stream(
+    source: SourceFile,
+    raw: Box<dyn std::io::BufRead + Send>,
+    rules: &Rules<'_>,
+    max_text: u64,
+    segment_bytes: usize,
+    mut send: impl FnMut(Decoded) -> bool,
+) {
+    let mut segments = Segmenter::new(TextReader::new(raw, max_text), segment_bytes);
+    let location = source.id.location.clone();
+    let mut index = 0;
+    let mut sent = false;
+    loop {
+        let (segment, failure) = match segments.next_segment() {
+            Ok(Some(segment)) => (Some(segment), None),
+            Ok(None) => return,
+            Err(e) => (None, Some(format!("cannot read: {e}"))),
+        };
+        let last = segment.as_ref().is_none_or(|s| s.last);
+        let decoded = match segment {
+            Some(s) => {
+                let damage = if s.last { segments.reader().damage().map(str::to_owned) } else { None };
+                let place = Place { prefix: s.prefix, offset: s.offset, lines: s.lines, index };
+                let text = FileText::from_bytes(s.bytes, damage, place);
+                let mut builder = BatchBuilder::new(text.len());
+                let (counts, problems, next) = decode_into(&mut builder, &location, &text, rules);
+                index = next;
+                let rows = builder.rows();
+                let file = FileDecoded {
+                    source: source.clone(),
+                    rows,
+                    counts,
+                    problems,
+                    rejected: None,
+                    json_bytes: text.len().saturating_sub(s.prefix) as u64,
+                    part: Some(last),
+                };
+                Decoded { files: vec![file], batch: (rows > 0).then(|| builder.finish()) }
+            }
+            None => {
+                let mut file = FileDecoded {
+                    source: source.clone(),
+                    rows: 0,
+                    counts: Counts::default(),
+                    problems: Vec::new(),
+                    rejected: None,
+                    json_bytes: 0,
+                    part: Some(true),
+                };
+                let reason = failure.unwrap_or_default();
+                if sent {
+                    let offset = segments.offset() as usize;
+                    let line = segments.lines() + 1;
+                    let reason = format!("{reason}: the rest of the file is lost");
+                    file.problems.push(Problem {
+                        file: location.clone(),
+                        record: None,
+                        offset,
+                        line,
+                        reason,
+                    });
+                } else {
+                    file.rejected = Some(reason);
+                }
+                Decoded { files: vec![file], batch: None }
+            }
+        };
+        if !send(decoded) || last {
+            return;
+        }
+        sent = true;
+    }
 }
 
 /// Frames, checks and builds one file's text on its own: the rows kept, the counts and the
@@ -239,6 +341,6 @@ pub(crate) fn decode_text(
     rules: &Rules<'_>,
 ) -> (BatchBuilder, Counts, Vec<Problem>) {
     let mut builder = BatchBuilder::new(text.len());
-    let (counts, problems) = decode_into(&mut builder, source, text, rules);
+    let (counts, problems, _) = decode_into(&mut builder, source, text, rules);
     (builder, counts, problems)
 }

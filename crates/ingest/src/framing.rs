@@ -16,6 +16,17 @@ use crate::json::{self, Entries, Json, Kind, StringState, as_str, kind};
 /// Nested envelopes deeper than this are refused.
 const MAX_DEPTH: usize = 4;
 
+/// Where a text sits in its file: a segment's own bytes follow `prefix` bytes added to make it
+/// a file by itself, start at `offset` of the file after `lines` line breaks, and hold records
+/// from number `index` on. A whole file's place is all zeros.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Place {
+    pub(crate) prefix: usize,
+    pub(crate) offset: u64,
+    pub(crate) lines: usize,
+    pub(crate) index: usize,
+}
+
 /// Receives what framing finds, in file order.
 pub(crate) trait Visitor {
     /// A CloudTrail event: record index, byte offset, its JSON text and its top-level entries.
@@ -98,17 +109,26 @@ pub(crate) struct Framer<'t, 'v, V: Visitor> {
     text: &'t str,
     /// Offsets of the bytes that were not UTF-8 (replaced by NUL in `text`), in order.
     invalid_utf8: &'t [usize],
+    place: Place,
     visitor: &'v mut V,
     next_index: usize,
 }
 
 impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
-    /// Frames `text` (a whole file), reporting to `visitor`. `invalid_utf8` are the offsets of
-    /// bytes that were not UTF-8 and were replaced by NUL: a record holding one is reported as
-    /// such.
-    pub(crate) fn run(text: &'t str, invalid_utf8: &'t [usize], visitor: &'v mut V) {
-        let mut framer = Framer { text, invalid_utf8, visitor, next_index: 0 };
+    /// Frames `text` (a whole file, or a segment of one), reporting to `visitor`. `invalid_utf8`
+    /// are the offsets of bytes that were not UTF-8 and were replaced by NUL: a record holding
+    /// one is reported as such. `place` says where `text` sits in its file (a segment's records
+    /// follow the file's before it, and offsets named in reasons are the file's); returns the
+    /// number of the record after the last.
+    pub(crate) fn run(text: &'t str, invalid_utf8: &'t [usize], place: Place, visitor: &'v mut V) -> usize {
+        let mut framer = Framer { text, invalid_utf8, place, visitor, next_index: place.index };
         framer.top_level();
+        framer.next_index
+    }
+
+    /// The file offset of `at`, an offset of the text.
+    fn in_file(&self, at: usize) -> usize {
+        (self.place.offset as usize + at).saturating_sub(self.place.prefix)
     }
 
     /// Where and why JSON starting at `start` broke at `at`: serde_json's reason, unless a byte
@@ -344,6 +364,7 @@ impl<'t, 'v, V: Visitor> Framer<'t, 'v, V> {
             1 => "; the event inside it was recovered".to_owned(),
             n => format!("; the {n} events inside it were recovered"),
         };
+        let at = self.in_file(at);
         self.visitor.problem(Some(index), start, format!("{reason} at byte {at}{note}"));
         resume
     }
@@ -519,7 +540,7 @@ mod tests {
 
     fn frame(text: &str) -> Collect {
         let mut c = Collect::default();
-        Framer::run(text, &[], &mut c);
+        Framer::run(text, &[], Place::default(), &mut c);
         c
     }
 

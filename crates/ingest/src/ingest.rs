@@ -6,6 +6,7 @@
 //! and drops the events of half-done files that a commit already stored.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::BufRead;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,7 @@ use trawl_store::schema::{
 use trawl_store::trail::TrailFilter;
 use trawl_store::{CommitOutcome, DataFile, EventDataStore, LedgerEntry, StoreWriter, retention};
 
-use crate::decode::{Decoded, Problem, decode};
+use crate::decode::{Decoded, Fetched, FileDecoded, Problem, decode, decode_stream};
 use crate::event::{Rules, event_key};
 use crate::source::{Origin, SourceFile, discover_all};
 use crate::{Error, Result};
@@ -51,6 +52,9 @@ pub struct IngestOptions {
     pub checkpoint_every: u64,
     /// The most text one file may decompress to; a file past it is reported and skipped.
     pub max_text_bytes: u64,
+    /// Large files are decoded this many bytes of text at a time (see `segment`): memory
+    /// follows this, not the largest file.
+    pub segment_bytes: usize,
     /// The current time, for the retention filter.
     pub now: DateTime<Utc>,
     /// Time range of the events to keep (`start`, `end`), and for trail layouts the accounts,
@@ -71,6 +75,7 @@ impl IngestOptions {
             threads,
             checkpoint_every: 64,
             max_text_bytes: crate::source::MAX_TEXT_BYTES,
+            segment_bytes: crate::segment::SEGMENT_BYTES,
             now,
             scope,
         }
@@ -205,9 +210,11 @@ async fn run(
     let window = (options.scope.start, options.scope.end);
     let strict = options.strict;
     let max_text = options.max_text_bytes;
+    let segment = options.segment_bytes.max(1);
+    let streamed = move |file: &SourceFile| is_streamed(file, segment, strict);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Decoded>(threads);
     let producer = tokio::spawn(async move {
-        let mut decoded = futures::stream::iter(units(todo))
+        let mut decoded = futures::stream::iter(units(todo, streamed))
             .map(|unit| {
                 // Objects are fetched here, many at once; local files are read by the decoder.
                 futures::stream::iter(unit)
@@ -222,17 +229,58 @@ async fn run(
                     .collect::<Vec<_>>()
             })
             .buffered(2)
-            .map(|unit| {
+            .map(|mut unit| {
                 let selectors = selectors.clone();
-                tokio::task::spawn_blocking(move || {
-                    let rules = Rules { selectors: &selectors, retention_cutoff: cutoff, window };
-                    decode(unit, &rules, strict, max_text)
-                })
+                // A large file is decoded a segment at a time, each handed on as it is done.
+                let large = unit.len() == 1 && streamed(&unit[0].0);
+                let job = if large && let Some((source, raw)) = unit.pop() {
+                    let (segments, received) = tokio::sync::mpsc::channel::<Decoded>(1);
+                    tokio::task::spawn_blocking(move || {
+                        let rules = Rules { selectors: &selectors, retention_cutoff: cutoff, window };
+                        let send = |d| segments.blocking_send(d).is_ok();
+                        match open(&source, raw) {
+                            Ok(reader) => decode_stream(source, reader, &rules, max_text, segment, send),
+                            Err(reason) => {
+                                send(Decoded {
+                                    files: vec![FileDecoded::rejected(source, reason)],
+                                    batch: None,
+                                });
+                            }
+                        }
+                    });
+                    Job::Stream(received)
+                } else {
+                    Job::Whole(tokio::task::spawn_blocking(move || {
+                        let rules = Rules { selectors: &selectors, retention_cutoff: cutoff, window };
+                        decode(unit, &rules, strict, max_text)
+                    }))
+                };
+                async move {
+                    match job {
+                        Job::Whole(task) => task.await.map(Job::Done),
+                        job => Ok(job),
+                    }
+                }
             })
             .buffered(threads);
-        while let Some(d) = decoded.next().await {
-            let d = d.map_err(|e| Error::Source { path: "decode worker".into(), reason: e.to_string() })?;
-            if tx.send(d).await.is_err() {
+        let worker =
+            |e: tokio::task::JoinError| Error::Source { path: "decode worker".into(), reason: e.to_string() };
+        while let Some(job) = decoded.next().await {
+            let sent = match job.map_err(worker)? {
+                Job::Done(d) => tx.send(d).await.is_ok(),
+                Job::Stream(mut segments) => {
+                    let mut sent = true;
+                    while let Some(d) = segments.recv().await {
+                        sent = tx.send(d).await.is_ok();
+                        if !sent {
+                            break;
+                        }
+                    }
+                    sent
+                }
+                Job::Whole(_) => true,
+            };
+            if !sent {
                 break;
             }
         }
@@ -249,11 +297,46 @@ async fn run(
     Ok(report)
 }
 
-/// Groups consecutive files into decode units of about [`UNIT_BYTES`] on disk.
-fn units(files: Vec<SourceFile>) -> Vec<Vec<SourceFile>> {
+/// A unit of decoding, as it goes through the pipeline.
+enum Job {
+    /// Files decoded whole, on the blocking pool.
+    Whole(tokio::task::JoinHandle<Decoded>),
+    /// ... and done.
+    Done(Decoded),
+    /// A large file, its segments as they are decoded.
+    Stream(tokio::sync::mpsc::Receiver<Decoded>),
+}
+
+/// Whether a file is decoded a segment at a time: when it is larger on disk than a quarter of
+/// a segment, or a sixty-fourth for gzip (which expands trail files tenfold, and a bomb a
+/// thousandfold). With `--strict` every file is decoded whole: it is stored all or nothing.
+fn is_streamed(file: &SourceFile, segment: usize, strict: bool) -> bool {
+    let gzip = file.id.location.ends_with(".gz");
+    !strict && file.id.size > segment as u64 / if gzip { 64 } else { 4 }
+}
+
+/// The reader of a file's raw bytes: fetched already, or read from disk as they are needed.
+fn open(source: &SourceFile, raw: Option<Fetched>) -> std::result::Result<Box<dyn BufRead + Send>, String> {
+    match (raw, &source.origin) {
+        (Some(raw), _) => Ok(Box::new(std::io::Cursor::new(raw?))),
+        (None, Origin::File(path)) => std::fs::File::open(path)
+            .map(|f| Box::new(std::io::BufReader::with_capacity(1 << 20, f)) as Box<dyn BufRead + Send>)
+            .map_err(|e| format!("cannot read: {e}")),
+        (None, Origin::Object(..)) => Err("an object is fetched, not read".into()),
+    }
+}
+
+/// Groups consecutive files into decode units of about [`UNIT_BYTES`] on disk; a file to be
+/// `streamed` is a unit of its own.
+fn units(files: Vec<SourceFile>, streamed: impl Fn(&SourceFile) -> bool) -> Vec<Vec<SourceFile>> {
     let mut units: Vec<Vec<SourceFile>> = Vec::new();
     let mut bytes = UNIT_BYTES;
     for file in files {
+        if streamed(&file) {
+            units.push(vec![file]);
+            bytes = UNIT_BYTES;
+            continue;
+        }
         if bytes >= UNIT_BYTES || units.last().is_some_and(|u| u.len() >= UNIT_FILES) {
             units.push(Vec::new());
             bytes = 0;
@@ -279,14 +362,17 @@ async fn write_all(
         parquet: None,
         pending: None,
         checkpoint_every: options.checkpoint_every.max(1),
+        windowed: HashSet::new(),
     };
     let mut wave: Vec<Decoded> = Vec::new();
     let mut wave_bytes = 0u64;
     while let Some(unit) = rx.recv().await {
         for file in &unit.files {
             let c = file.counts;
-            report.files_read += 1;
-            report.bytes_read += file.source.id.size;
+            // A large file's segments come one by one: it is read once its last is.
+            let whole = file.part != Some(false);
+            report.files_read += usize::from(whole);
+            report.bytes_read += if whole { file.source.id.size } else { 0 };
             report.json_bytes += file.json_bytes;
             report.events_read += c.events;
             report.filtered_by_selectors += c.selectors;
@@ -296,7 +382,9 @@ async fn write_all(
             report.bad_records += c.bad_records;
             report.digest_files += usize::from(c.digest);
             report.problems.extend(file.problems.iter().cloned());
-            progress.file_done(file.source.id.size, c.events);
+            if whole {
+                progress.file_done(file.source.id.size, c.events);
+            }
             if let Some(reason) = &file.rejected {
                 report.rejected_files.push((file.source.id.location.clone(), reason.clone()));
                 report.failed_prefixes.extend(file.source.day_prefix.clone());
@@ -342,6 +430,8 @@ struct Writer<'a> {
     parquet: Option<StoreWriter>,
     pending: Option<tokio::task::JoinHandle<Result<Committed>>>,
     checkpoint_every: u64,
+    /// Large files with events outside the time range in a segment committed already.
+    windowed: HashSet<String>,
 }
 
 impl Writer<'_> {
@@ -404,8 +494,22 @@ impl Writer<'_> {
                     continue;
                 }
                 // A file with events outside the time range asked for is read again by a
-                // wider run: it is not ledgered.
-                let entry = (file.counts.window == 0).then(|| {
+                // wider run: it is not ledgered. A large file is ledgered with its last
+                // segment (a run killed before that reads it again, and its events stored
+                // already are duplicates then).
+                let location = &file.source.id.location;
+                let windowed = file.counts.window > 0;
+                let windowed = match file.part {
+                    Some(false) => {
+                        if windowed {
+                            self.windowed.insert(location.clone());
+                        }
+                        true
+                    }
+                    Some(true) => self.windowed.remove(location) || windowed,
+                    None => windowed,
+                };
+                let entry = (!windowed).then(|| {
                     rows.ledger.push(LedgerEntry { source: file.source.id.clone(), events: 0 });
                     rows.ledger.len() - 1
                 });

@@ -26,6 +26,7 @@ mod ingest;
 mod json;
 #[cfg(test)]
 mod mutations;
+mod segment;
 mod source;
 
 pub use decode::Problem;
@@ -102,7 +103,7 @@ pub mod bench {
             fn digest(&mut self) {}
         }
         let mut count = Count(0);
-        Framer::run(text, &[], &mut count);
+        Framer::run(text, &[], crate::framing::Place::default(), &mut count);
         count.0
     }
 

@@ -45,7 +45,7 @@ fn decode(raw: Vec<u8>) -> Found {
     }
     let mut found = Found::default();
     let (text, invalid) = text.parts();
-    Framer::run(text, invalid, &mut found);
+    Framer::run(text, invalid, crate::framing::Place::default(), &mut found);
     found.problems.extend(problems.iter().map(ToString::to_string));
     // An event carried in a string of an envelope (LookupEvents, CloudWatch Logs) is not the
     // text at its offset: its span is the envelope's, up to the next record.
@@ -252,6 +252,79 @@ fn random_splices() {
                     "{name}, {len} bytes from {from} over {to}: an altered event at {span:?} outside the damage"
                 );
             }
+        }
+    }
+}
+
+/// A large file is framed a segment at a time (`segment.rs`); whatever the segment size, the
+/// rows, their record numbers and every problem (record, byte, line, reason) are the same as
+/// when the file is framed whole. Every fixture file, gzip ones included.
+#[test]
+fn segments_frame_as_the_whole_file() {
+    use arrow::array::AsArray;
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    let mut files = Vec::new();
+    let mut dirs = vec![root];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.file_name().and_then(|n| n.to_str()).is_some_and(trawl_store::trail::is_json_file)
+            {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() > 50, "{} fixture files", files.len());
+    let selectors = SelectorSet::default();
+    let rules = Rules::keep_all(&selectors);
+    // (eventjson, sourcerecord) of every row, and every problem, as text.
+    let rows = |batches: &[arrow::array::RecordBatch]| -> Vec<(String, i64)> {
+        let mut out = Vec::new();
+        for b in batches {
+            let json = b.column_by_name("eventjson").unwrap().as_string::<i32>();
+            let record = b.column_by_name("sourcerecord").unwrap();
+            let record = arrow::compute::cast(record, &arrow::datatypes::DataType::Int64).unwrap();
+            let record = record.as_primitive::<arrow::datatypes::Int64Type>();
+            out.extend((0..b.num_rows()).map(|i| (json.value(i).to_owned(), record.value(i))));
+        }
+        out
+    };
+    for path in &files {
+        let name = path.display().to_string();
+        let raw = std::fs::read(path).unwrap();
+        let whole = FileText::of(raw.clone(), crate::source::MAX_TEXT_BYTES).unwrap();
+        let (mut builder, _, problems) = decode_text(&name, &whole, &rules);
+        let whole_rows = if builder.rows() > 0 { rows(&[builder.finish().0]) } else { Vec::new() };
+        let whole_problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        for size in [1, 97, 1000, 5000, 1 << 20] {
+            let source = crate::source::SourceFile {
+                origin: crate::source::Origin::File(path.clone()),
+                id: trawl_store::SourceId {
+                    location: name.clone(),
+                    size: raw.len() as u64,
+                    fingerprint: String::new(),
+                },
+                day_prefix: None,
+            };
+            let mut batches = Vec::new();
+            let mut problems = Vec::new();
+            let mut parts = Vec::new();
+            let reader: Box<dyn std::io::BufRead + Send> = Box::new(std::io::Cursor::new(raw.clone()));
+            crate::decode::decode_stream(source, reader, &rules, crate::source::MAX_TEXT_BYTES, size, |d| {
+                for f in &d.files {
+                    problems.extend(f.problems.iter().map(ToString::to_string));
+                    parts.push(f.part);
+                }
+                batches.extend(d.batch.map(|(b, _)| b));
+                true
+            });
+            assert_eq!(parts.last(), Some(&Some(true)), "{name}, segments of {size}: no last part");
+            assert_eq!(rows(&batches), whole_rows, "{name}, segments of {size}: other rows");
+            assert_eq!(problems, whole_problems, "{name}, segments of {size}: other problems");
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Source files: discovery (local files and directories, recursively; `s3://` locations, trail
 //! layouts pruned by account, region and day) and reading (gzip or not).
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -253,51 +253,149 @@ pub const MAX_TEXT_BYTES: u64 = 1 << 30;
 /// note saying what was lost: the records before it are still whole. More than `limit` bytes
 /// of text is an error.
 pub(crate) fn decompress(raw: Vec<u8>, limit: u64) -> std::result::Result<(Vec<u8>, Option<String>), String> {
-    let too_large = || format!("decompresses to more than {} MiB (the limit is --max-file-mib)", limit >> 20);
-    if !raw.starts_with(&[0x1f, 0x8b]) {
+    if !raw.starts_with(&GZIP_MAGIC) {
         if raw.len() as u64 > limit {
-            return Err(too_large());
+            return Err(too_large(limit));
         }
         return Ok((raw, None));
     }
     // The trailer's ISIZE is the size of a one-member file (trail files have one member);
     // deflate expands 1,032 times at most, so a false ISIZE cannot ask for more.
     let size = raw.last_chunk::<4>().map_or(0, |b| u32::from_le_bytes(*b) as u64);
-    let capacity =
-        size.min(limit).clamp(raw.len() as u64, (raw.len() as u64).saturating_mul(1032).min(limit));
-    let mut out = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
-    let mut rest = &raw[..];
-    let mut members = 0;
-    while !rest.is_empty() {
-        if !rest.starts_with(&[0x1f, 0x8b]) {
-            // Zero padding after the last member (a copy rounded to blocks) loses nothing.
-            if members > 0 && rest.iter().all(|&b| b == 0) {
-                break;
-            }
-            let at = raw.len() - rest.len();
-            return Ok((
-                out,
-                Some(format!("{} bytes after the gzip data at byte {at} were ignored", rest.len())),
-            ));
-        }
-        let mut member = flate2::bufread::GzDecoder::new(rest);
-        let room = (limit + 1).saturating_sub(out.len() as u64);
-        let read = (&mut member).take(room).read_to_end(&mut out);
-        if out.len() as u64 > limit {
-            return Err(too_large());
-        }
-        if let Err(e) = read {
-            let at = raw.len() - rest.len();
-            let lost = format!(
-                "bad gzip data in the member at byte {at} ({e}): the text after byte {} is lost",
-                out.len()
-            );
-            return Ok((out, Some(lost)));
-        }
-        rest = member.into_inner();
-        members += 1;
+    let most = (raw.len() as u64).saturating_mul(1032).min(limit);
+    let mut out = Vec::with_capacity(usize::try_from(size.clamp(raw.len() as u64, most)).unwrap_or(0));
+    let mut text = TextReader::new(std::io::Cursor::new(raw), limit);
+    text.read_to_end(&mut out).map_err(|e| e.to_string())?;
+    Ok((out, text.damage))
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+fn too_large(limit: u64) -> String {
+    format!("decompresses to more than {} MiB (the limit is --max-file-mib)", limit >> 20)
+}
+
+/// A file's text as a stream: gunzipped member after member when it starts as gzip, at most
+/// `limit` bytes of it (past that, a read fails). A damaged gzip stream ends at the damage, and
+/// [`TextReader::damage`] says what was lost; zero padding after the last member loses nothing.
+pub(crate) struct TextReader<R: BufRead> {
+    stage: Stage<Counted<R>>,
+    limit: u64,
+    read: u64,
+    members: usize,
+    damage: Option<String>,
+}
+
+enum Stage<R: BufRead> {
+    Start(R),
+    Plain(R),
+    Member(Box<flate2::bufread::GzDecoder<R>>),
+    Between(R),
+    Done,
+}
+
+impl<R: BufRead> TextReader<R> {
+    pub(crate) fn new(inner: R, limit: u64) -> Self {
+        Self { stage: Stage::Start(Counted { inner, at: 0 }), limit, read: 0, members: 0, damage: None }
     }
-    Ok((out, None))
+
+    /// What a damaged gzip stream lost, once the stream has ended.
+    pub(crate) fn damage(&self) -> Option<&str> {
+        self.damage.as_deref()
+    }
+
+    fn end(&mut self, damage: String) -> std::io::Result<usize> {
+        self.damage = Some(damage);
+        self.stage = Stage::Done;
+        Ok(0)
+    }
+}
+
+impl<R: BufRead> Read for TextReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = match std::mem::replace(&mut self.stage, Stage::Done) {
+                Stage::Start(mut r) => {
+                    let head = r.fill_buf()?;
+                    self.stage =
+                        if head.starts_with(&GZIP_MAGIC) { Stage::Between(r) } else { Stage::Plain(r) };
+                    continue;
+                }
+                Stage::Plain(mut r) => {
+                    let n = r.read(buf)?;
+                    self.stage = Stage::Plain(r);
+                    n
+                }
+                Stage::Member(mut d) => match d.read(buf) {
+                    Ok(0) => {
+                        self.members += 1;
+                        self.stage = Stage::Between(d.into_inner());
+                        continue;
+                    }
+                    Ok(n) => {
+                        self.stage = Stage::Member(d);
+                        n
+                    }
+                    Err(e) => {
+                        let at = d.get_ref().at;
+                        let read = self.read;
+                        return self.end(format!(
+                            "bad gzip data before byte {at} ({e}): the text after byte {read} is lost"
+                        ));
+                    }
+                },
+                Stage::Between(mut r) => {
+                    let head = r.fill_buf()?;
+                    if head.is_empty() {
+                        return Ok(0);
+                    }
+                    if head.starts_with(&GZIP_MAGIC) {
+                        self.stage = Stage::Member(Box::new(flate2::bufread::GzDecoder::new(r)));
+                        continue;
+                    }
+                    let at = r.at;
+                    let mut rest = Vec::new();
+                    r.read_to_end(&mut rest)?;
+                    if self.members > 0 && rest.iter().all(|&b| b == 0) {
+                        return Ok(0);
+                    }
+                    return self
+                        .end(format!("{} bytes after the gzip data at byte {at} were ignored", rest.len()));
+                }
+                Stage::Done => return Ok(0),
+            };
+            self.read += n as u64;
+            if self.read > self.limit {
+                return Err(std::io::Error::other(too_large(self.limit)));
+            }
+            return Ok(n);
+        }
+    }
+}
+
+/// A reader that counts the bytes consumed from it, for the offsets of damage.
+struct Counted<R> {
+    inner: R,
+    at: u64,
+}
+
+impl<R: BufRead> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Counted<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.at += n as u64;
+        self.inner.consume(n);
+    }
 }
 
 #[cfg(test)]
