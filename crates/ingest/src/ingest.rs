@@ -231,9 +231,16 @@ async fn run(
             .buffered(2)
             .map(|mut unit| {
                 let selectors = selectors.clone();
-                // A large file is decoded a segment at a time, each handed on as it is done.
-                let large = unit.len() == 1 && streamed(&unit[0].0);
-                let job = if large && let Some((source, raw)) = unit.pop() {
+                async move {
+                    // A large file is decoded a segment at a time, each handed on as it is done.
+                    let large = unit.len() == 1 && streamed(&unit[0].0);
+                    let Some((source, raw)) = unit.pop_if(|_| large) else {
+                        let task = tokio::task::spawn_blocking(move || {
+                            let rules = Rules { selectors: &selectors, retention_cutoff: cutoff, window };
+                            decode(unit, &rules, strict, max_text)
+                        });
+                        return task.await.map(Decoding::Done);
+                    };
                     let (segments, received) = tokio::sync::mpsc::channel::<Decoded>(1);
                     tokio::task::spawn_blocking(move || {
                         let rules = Rules { selectors: &selectors, retention_cutoff: cutoff, window };
@@ -241,47 +248,31 @@ async fn run(
                         match open(&source, raw) {
                             Ok(reader) => decode_stream(source, reader, &rules, max_text, segment, send),
                             Err(reason) => {
-                                send(Decoded {
-                                    files: vec![FileDecoded::rejected(source, reason)],
-                                    batch: None,
-                                });
+                                let files = vec![FileDecoded::rejected(source, reason)];
+                                send(Decoded { files, batch: None });
                             }
                         }
                     });
-                    Job::Stream(received)
-                } else {
-                    Job::Whole(tokio::task::spawn_blocking(move || {
-                        let rules = Rules { selectors: &selectors, retention_cutoff: cutoff, window };
-                        decode(unit, &rules, strict, max_text)
-                    }))
-                };
-                async move {
-                    match job {
-                        Job::Whole(task) => task.await.map(Job::Done),
-                        job => Ok(job),
-                    }
+                    Ok(Decoding::Stream(received))
                 }
             })
             .buffered(threads);
         let worker =
             |e: tokio::task::JoinError| Error::Source { path: "decode worker".into(), reason: e.to_string() };
-        while let Some(job) = decoded.next().await {
-            let sent = match job.map_err(worker)? {
-                Job::Done(d) => tx.send(d).await.is_ok(),
-                Job::Stream(mut segments) => {
-                    let mut sent = true;
+        'units: while let Some(decoding) = decoded.next().await {
+            match decoding.map_err(worker)? {
+                Decoding::Done(d) => {
+                    if tx.send(d).await.is_err() {
+                        break;
+                    }
+                }
+                Decoding::Stream(mut segments) => {
                     while let Some(d) = segments.recv().await {
-                        sent = tx.send(d).await.is_ok();
-                        if !sent {
-                            break;
+                        if tx.send(d).await.is_err() {
+                            break 'units;
                         }
                     }
-                    sent
                 }
-                Job::Whole(_) => true,
-            };
-            if !sent {
-                break;
             }
         }
         Ok::<_, Error>(())
@@ -297,11 +288,9 @@ async fn run(
     Ok(report)
 }
 
-/// A unit of decoding, as it goes through the pipeline.
-enum Job {
-    /// Files decoded whole, on the blocking pool.
-    Whole(tokio::task::JoinHandle<Decoded>),
-    /// ... and done.
+/// A decode unit, decoded.
+enum Decoding {
+    /// Files decoded whole.
     Done(Decoded),
     /// A large file, its segments as they are decoded.
     Stream(tokio::sync::mpsc::Receiver<Decoded>),
