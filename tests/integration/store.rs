@@ -197,3 +197,29 @@ fn half_made_stores_and_concurrent_creates() {
     assert_eq!(ids.len(), events.len(), "duplicates");
     assert_eq!(lake.events("fresh"), events.len() as u64);
 }
+
+/// A clock pinned ahead (`TRAWL_NOW` in the future) never deletes sooner than the wall clock
+/// would (issue 23, defect 3): neither a store pending deletion nor events within retention.
+#[test]
+fn a_clock_pinned_ahead_deletes_nothing_early() {
+    let future = "2099-01-01T00:00:00Z";
+    let lake = Lake::new(future);
+    lake.ok(&["store", "create", "doomed", "--termination-protection", "off"]);
+    lake.ok(&["store", "delete", "doomed"]);
+    // Yesterday's event, in a store of seven days' retention.
+    let rfc3339 = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let yesterday = rfc3339(chrono::Utc::now() - chrono::Duration::days(1));
+    let event = format!(
+        r#"{{"eventVersion":"1.08","eventTime":"{yesterday}","eventSource":"s3.amazonaws.com","eventName":"DeleteBucket","eventID":"fresh-1","recipientAccountId":"111122223333","awsRegion":"us-east-1"}}"#
+    );
+    let file = lake.dir.path().join("fresh.json");
+    std::fs::write(&file, event).unwrap();
+    let now = Lake { now: rfc3339(chrono::Utc::now()), ..lake };
+    now.ok(&["store", "create", "fresh", "--retention-days", "7"]);
+    now.ok(&["ingest", "--store", "fresh", file.to_str().unwrap()]);
+    let ahead = Lake { now: "2099-02-01T00:00:00Z".into(), ..now };
+    let out = ahead.ok(&["retention", "apply"]);
+    assert!(out.contains("fresh: retention 7 days") && out.contains("deleted 0 partitions"), "{out}");
+    assert!(ahead.ok(&["store", "list"]).contains("doomed"));
+    assert_eq!(ahead.events("fresh"), 1);
+}

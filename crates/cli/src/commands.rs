@@ -25,6 +25,13 @@ fn clock() -> Result<Arc<dyn Clock>> {
     }
 }
 
+/// The clock deletions are judged by (retention, the end of pending deletion): `TRAWL_NOW` may
+/// hold time back, to test or to reproduce a run, but never move it past the wall clock, so
+/// nothing is deleted before it is due.
+fn deletion_clock(clock: &dyn Clock) -> Arc<dyn Clock> {
+    Arc::new(FixedClock(clock.now().min(Utc::now())))
+}
+
 pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>> {
     trawl_store::time::parse_timestamp(s).with_context(|| {
         format!("'{s}' is not a time (use RFC 3339, e.g. 2024-01-31T00:00:00Z, or YYYY-MM-DD)")
@@ -43,7 +50,8 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
         Command::Export(_) | Command::Query(_) | Command::Demo => false,
     };
     if writes {
-        for name in lake.purge_expired(clock.as_ref()).await.context("cannot purge deleted stores")? {
+        let purged = lake.purge_expired(deletion_clock(clock.as_ref()).as_ref()).await;
+        for name in purged.context("cannot purge deleted stores")? {
             eprintln!("removed event data store {name}: its seven days of pending deletion are over");
         }
     }
@@ -52,7 +60,7 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
         Command::Ingest(args) => ingest_cmd(&lake, args, clock.as_ref()).await,
         Command::Export(args) => export_cmd(&lake, args).await,
         Command::Retention(RetentionCommand::Apply { store, dry_run }) => {
-            retention(&lake, store, dry_run, clock).await
+            retention(&lake, store, dry_run, deletion_clock(clock.as_ref())).await
         }
         Command::Query(args) => crate::query::run(location, args).await,
         Command::Demo => bail!("trawl demo opens a shell and runs outside the async runtime"),
