@@ -9,6 +9,8 @@
 
 use std::io::Read;
 
+use crate::json::StringState;
+
 /// The text a segment holds before it is cut at the next place between records.
 pub(crate) const SEGMENT_BYTES: usize = 16 << 20;
 /// Bytes read at a time.
@@ -116,8 +118,7 @@ pub(crate) struct Segmenter<R> {
     /// Bytes of `buf` followed so far, and the state after them.
     scanned: usize,
     depth: u32,
-    in_string: bool,
-    escaped: bool,
+    strings: StringState,
     /// A record just closed: the comma after it ends it.
     closed: bool,
     /// The last place in `buf` between two records.
@@ -138,8 +139,7 @@ impl<R: Read> Segmenter<R> {
             buf: Vec::new(),
             scanned: 0,
             depth: 0,
-            in_string: false,
-            escaped: false,
+            strings: StringState::default(),
             closed: false,
             cut: None,
             offset: 0,
@@ -220,21 +220,11 @@ impl<R: Read> Segmenter<R> {
         let Some(layout) = self.layout else { return };
         let depth = layout.depth();
         for (i, &b) in self.buf.iter().enumerate().skip(self.scanned) {
-            if self.in_string {
-                if self.escaped {
-                    self.escaped = false;
-                } else if b == b'\\' {
-                    self.escaped = true;
-                } else if b == b'"' {
-                    self.in_string = false;
-                }
+            if self.strings.inside(b) {
+                self.closed = false;
                 continue;
             }
             match b {
-                b'"' => {
-                    self.in_string = true;
-                    self.closed = false;
-                }
                 b'{' | b'[' => {
                     self.depth += 1;
                     self.closed = false;
