@@ -175,6 +175,10 @@ impl ObjectStore for VerifiedStore {
             Some(GetRange::Offset(o)) => (*o).min(size)..size,
             Some(GetRange::Suffix(n)) => size.saturating_sub(*n)..size,
         };
+        if wanted.start > wanted.end {
+            // Past the end of the file: the store says so.
+            return self.inner.get_opts(location, options).await;
+        }
         let widened = blocks.widen(&wanted);
         let options = GetOptions { range: Some(GetRange::Bounded(widened.clone())), ..options };
         let result = self.inner.get_opts(location, options).await?;
@@ -184,7 +188,14 @@ impl ObjectStore for VerifiedStore {
             .check(widened.start, &bytes)
             .map_err(|e| object_store::Error::Generic { store: "trawl", source: Box::new(e) })?;
         let from = (wanted.start - widened.start) as usize;
-        let part = bytes.slice(from..from + (wanted.end - wanted.start) as usize);
+        let Some(part) = bytes.get(from..from + (wanted.end - wanted.start) as usize) else {
+            // The object is shorter than the file was: a checked block would have failed first.
+            return Err(object_store::Error::Generic {
+                store: "trawl",
+                source: format!("{location} is shorter than the {size} bytes written").into(),
+            });
+        };
+        let part = bytes.slice_ref(part);
         Ok(GetResult {
             payload: GetResultPayload::Stream(Box::pin(futures::stream::once(async move { Ok(part) }))),
             meta,
@@ -248,6 +259,16 @@ mod tests {
             let got = store.get_range(&path, far.clone()).await.unwrap();
             assert_eq!(&got[..], &bytes[far.start as usize..far.end as usize]);
         }
+        // A range past the end is the store's error, not a panic.
+        let inner = Arc::new(InMemory::new());
+        inner.put(&path, PutPayload::from(bytes.clone())).await.unwrap();
+        let store = VerifiedStore::new(inner, HashMap::from([(path.clone(), blocks.clone())]));
+        assert!(store.get_range(&path, 300_000..300_010).await.is_err());
+        // A truncated file is an error too.
+        let inner = Arc::new(InMemory::new());
+        inner.put(&path, PutPayload::from(bytes[..100_000].to_vec())).await.unwrap();
+        let store = VerifiedStore::new(inner, HashMap::from([(path.clone(), blocks.clone())]));
+        assert!(store.get_range(&path, 150_000..150_010).await.is_err());
         assert!(FileBlocks::parse("audit", "f", 10, "zz").is_none());
     }
 }
