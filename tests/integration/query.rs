@@ -260,5 +260,6 @@ fn bit_rot_is_an_error_naming_the_file() {
         std::fs::write(file, &original).unwrap();
     }
     assert!(caught > 30, "{caught} of 40 flips caught");
+    assert_eq!(lake.show("stratus")["summary"]["uncheckedFiles"], 0);
     assert_eq!(lake.ok(&["query", "-q", "--format", "csv", sql]), before);
 }

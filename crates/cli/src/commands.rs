@@ -234,6 +234,13 @@ async fn store(lake: &Lake, cmd: StoreCommand, clock: &dyn Clock) -> Result<Exit
                 writeln!(out, "created                 {}", c.created_at.to_rfc3339())?;
                 writeln!(out, "events                  {}", summary.events)?;
                 writeln!(out, "files                   {}", summary.files)?;
+                if summary.unchecked_files > 0 {
+                    writeln!(
+                        out,
+                        "files without checksums {} (written before block checksums: read unchecked)",
+                        summary.unchecked_files
+                    )?;
+                }
                 writeln!(out, "bytes                   {}", summary.bytes)?;
                 writeln!(out, "partitions              {}", summary.partitions)?;
                 writeln!(out, "oldest event            {}", time(summary.oldest_event))?;

@@ -68,6 +68,8 @@ pub struct StoreSummary {
     /// The newest table version the ledger records a commit for: past `version`, the log has
     /// lost commits (their sources are read again by the next ingest of them).
     pub ledger_version: Option<u64>,
+    /// Live files without block checksums (written before trawl wrote them): read unchecked.
+    pub unchecked_files: usize,
 }
 
 /// A source object recorded in the ledger once all its events are committed.
@@ -237,6 +239,7 @@ impl EventDataStore {
             oldest_event: files.iter().filter_map(|f| f.time_range.map(|r| r.0)).min(),
             newest_event: files.iter().filter_map(|f| f.time_range.map(|r| r.1)).max(),
             ledger_version: self.ledger_version().await?,
+            unchecked_files: files.iter().filter(|f| f.blocks.is_none()).count(),
         })
     }
 
