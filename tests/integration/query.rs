@@ -263,3 +263,32 @@ fn bit_rot_is_an_error_naming_the_file() {
     assert_eq!(lake.show("stratus")["summary"]["uncheckedFiles"], 0);
     assert_eq!(lake.ok(&["query", "-q", "--format", "csv", sql]), before);
 }
+
+/// A reader that goes away (`| head`) ends trawl quietly with exit 0, as ripgrep does: no panic
+/// on the closed pipe, whether stderr goes into it too or not.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let (lake, _) = stratus_lake();
+    let trawl = env!("CARGO_BIN_EXE_trawl");
+    for tail in [
+        "query 'SELECT * FROM stratus' --format csv 2>&1 | head -1",
+        "query 'SELECT * FROM stratus' --format json | head -c 100",
+        "query 'SELECT * FROM stratus' | head -3",
+        "demo 2>/dev/null | head -2",
+    ] {
+        // The lake's environment (TRAWL_LAKE, TRAWL_NOW), through bash for the pipe.
+        let mut sh = std::process::Command::new("bash");
+        sh.args(["-c", &format!("set -o pipefail; \"$TRAWL_BIN\" {tail}")]).env("TRAWL_BIN", trawl);
+        for (k, v) in lake.command(&[]).get_envs() {
+            if let Some(v) = v {
+                sh.env(k, v);
+            }
+        }
+        let out = sh.stdin(std::process::Stdio::null()).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{tail}\n{stdout}\n{stderr}");
+        assert!(!stdout.contains("panicked") && !stderr.contains("panicked"), "{tail}\n{stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{tail}\n{stderr}");
+    }
+}

@@ -52,7 +52,7 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
     if writes {
         let purged = lake.purge_expired(deletion_clock(clock.as_ref()).as_ref()).await;
         for name in purged.context("cannot purge deleted stores")? {
-            eprintln!("removed event data store {name}: its seven days of pending deletion are over");
+            note!("removed event data store {name}: its seven days of pending deletion are over");
         }
     }
     match command {
@@ -85,8 +85,10 @@ pub(crate) fn shell(runtime: &tokio::runtime::Runtime, location: &str, demo: boo
         session.interact()?;
     } else if demo {
         for name in DEMO_AUDITS {
-            session.input(&format!("\\examples {name}"));
-            println!();
+            if !session.input(&format!("\\examples {name}")) {
+                break;
+            }
+            say!();
         }
     } else {
         crate::repl::run_stdin(&mut session)?;
@@ -123,9 +125,12 @@ async fn prepare_demo(location: &str) -> Result<()> {
     bar.finish();
     let _ = std::fs::remove_dir_all(&sources);
     let report = report.context("cannot build the demo store")?;
-    eprintln!(
+    note!(
         "demo store: {} events stored from {} bundled files ({} already there, {} malformed records skipped)",
-        report.events_stored, report.files_read, report.files_already_ingested, report.bad_records
+        report.events_stored,
+        report.files_read,
+        report.files_already_ingested,
+        report.bad_records
     );
     Ok(())
 }
@@ -164,7 +169,7 @@ async fn store(lake: &Lake, cmd: StoreCommand, clock: &dyn Clock) -> Result<Exit
         StoreCommand::List { json } => {
             let (stores, broken) = lake.listing().await?;
             for (name, reason) in &broken {
-                eprintln!("warning: event data store {name} cannot be read: {reason}");
+                note!("warning: event data store {name} cannot be read: {reason}");
             }
             if json {
                 serde_json::to_writer_pretty(&mut out, &stores)?;
@@ -196,7 +201,7 @@ async fn store(lake: &Lake, cmd: StoreCommand, clock: &dyn Clock) -> Result<Exit
             let eds = lake.store(&store).await?;
             let summary = eds.summary().await?;
             if let Some(ledger) = summary.ledger_version.filter(|&v| v > summary.version.unwrap_or(0)) {
-                eprintln!(
+                note!(
                     "warning: the ledger records version {ledger}, past the Delta log's last version {}: \
                      commits are missing, and the next ingest of their sources stores their events again",
                     summary.version.unwrap_or(0)
@@ -293,7 +298,7 @@ async fn ingest_cmd(lake: &Lake, args: IngestArgs, clock: &dyn Clock) -> Result<
         Err(trawl_store::Error::StoreNotFound(_)) => {
             match lake.create_store(StoreConfig::new(&args.store, clock.now())?).await {
                 Ok(eds) => {
-                    eprintln!(
+                    note!(
                         "created event data store {} ({}) with default settings",
                         eds.config().name,
                         eds.config().id
@@ -345,7 +350,7 @@ async fn ingest_cmd(lake: &Lake, args: IngestArgs, clock: &dyn Clock) -> Result<
         }
         options.now = clock.now();
     }
-    eprintln!("stopped following");
+    note!("stopped following");
     Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(EXIT_BAD_INPUT) })
 }
 
@@ -361,10 +366,10 @@ async fn ingest_once(
     bar.finish();
     let report = report.with_context(|| format!("ingest into {} failed", eds.config().name))?;
     for problem in &report.problems {
-        eprintln!("warning: {problem}");
+        note!("warning: {problem}");
     }
     for (file, reason) in &report.rejected_files {
-        eprintln!("{}: {file}: {reason}", if strict { "error" } else { "warning" });
+        note!("{}: {file}: {reason}", if strict { "error" } else { "warning" });
     }
     print_report(&eds.config().name, &report)?;
     Ok(report)
@@ -444,7 +449,7 @@ async fn export_cmd(lake: &Lake, args: ExportArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot write {}", args.output.display()))?;
         report
     };
-    eprintln!("exported {} events ({} bytes) from {}", report.events, report.bytes, eds.config().name);
+    note!("exported {} events ({} bytes) from {}", report.events, report.bytes, eds.config().name);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,6 +4,23 @@
 //! (malformed records or unreadable files, all reported on stderr). Statements read from stdin
 //! by `trawl` without a command: 1 when any of them failed.
 
+/// A line on stderr. A closed stderr (`trawl ... 2>&1 | head`) is no reason to panic: the line
+/// is dropped.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// A line on stdout for the shell's own output (help, lists); a closed stdout drops it.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod commands;
 
 /// `sql-examples/` and the demo's fixture files, bundled by `build.rs`.
@@ -247,7 +264,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            note!("error: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
@@ -260,11 +277,20 @@ fn main() -> ExitCode {
     runtime.shutdown_background();
     match result {
         Ok(code) => code,
+        // The reader of the output went away (`trawl query ... | head`): done, as ripgrep is.
+        Err(e) if closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", describe(&e));
+            note!("error: {}", describe(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// True when `e` is a write into a pipe whose reader has gone.
+pub(crate) fn closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// An error and its causes, each said once. The contexts trawl adds come first; a cause whose

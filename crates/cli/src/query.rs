@@ -53,13 +53,10 @@ pub(crate) async fn run(location: &str, args: QueryArgs) -> Result<ExitCode> {
                 std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
             write_results(&batches, args.format, &mut file)?;
         }
-        None => {
-            let mut out = std::io::stdout().lock();
-            write_results(&batches, args.format, &mut out)?;
-        }
+        None => to_stdout(|out| write_results(&batches, args.format, out))?,
     }
     if !args.quiet {
-        eprintln!("{}", describe(&stats));
+        note!("{}", describe(&stats));
     }
     // The process ends here. Freeing the session's caches (the Parquet metadata of every file
     // opened) one allocation at a time took 10-20% of a query on a store of 400 files.
@@ -78,6 +75,43 @@ pub(crate) fn describe(s: &QueryStats) -> String {
         s.files_pruned,
         s.execution_time.as_millis()
     )
+}
+
+/// Runs `write` on stdout. When the reader has gone (`| head`), the error is an I/O error of
+/// kind `BrokenPipe`, whatever `write` made of it (arrow's CSV and JSON writers keep only its
+/// text), so that `main` ends quietly.
+pub(crate) fn to_stdout(write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let mut out = Watched { inner: std::io::stdout().lock(), closed: false };
+    let result = write(&mut out).and_then(|()| out.flush().map_err(Into::into));
+    if out.closed {
+        return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
+    }
+    result
+}
+
+/// A writer that remembers whether its reader went away.
+struct Watched<W> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: Write> Watched<W> {
+    fn watch<T>(&mut self, result: std::io::Result<T>) -> std::io::Result<T> {
+        self.closed |= result.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe);
+        result
+    }
+}
+
+impl<W: Write> Write for Watched<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let result = self.inner.write(buf);
+        self.watch(result)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let result = self.inner.flush();
+        self.watch(result)
+    }
 }
 
 pub(crate) fn write_results(batches: &[RecordBatch], format: Format, out: &mut dyn Write) -> Result<()> {

@@ -21,7 +21,7 @@ use trawl_query::{Lake, QueryStats};
 
 use crate::Format;
 use crate::bundled::EXAMPLES;
-use crate::query::{describe, write_results};
+use crate::query::{describe, to_stdout, write_results};
 
 /// Rows of a table shown on the terminal before the rest is cut with a note.
 const MAX_ROWS: usize = 100;
@@ -149,13 +149,13 @@ impl<'r> Session<'r> {
             // A missing history file is a first session.
             let _ = editor.load_history(path);
         }
-        eprintln!(
+        note!(
             "trawl {}: SQL over {} event data store(s). \\? for help, \\q to quit.",
             env!("CARGO_PKG_VERSION"),
             self.lake.stores().len()
         );
         if let Some(id) = self.lake.params().get("EDS_ID") {
-            eprintln!("$EDS_ID is {id}");
+            note!("$EDS_ID is {id}");
         }
         loop {
             match editor.readline("trawl> ") {
@@ -195,8 +195,12 @@ impl<'r> Session<'r> {
                 None => self.run_sql(&statement),
             };
             if let Err(e) = result {
+                // The reader of the output went away: the session ends, quietly.
+                if crate::closed_pipe(&e) {
+                    return false;
+                }
                 self.errors += 1;
-                eprintln!("error: {}", crate::describe(&e));
+                note!("error: {}", crate::describe(&e));
             }
         }
         true
@@ -209,7 +213,7 @@ impl<'r> Session<'r> {
         let rest: Vec<&str> = words.collect();
         match (name, rest.as_slice()) {
             ("q" | "quit", _) => return Ok(false),
-            ("?" | "h" | "help", _) => println!("{HELP}"),
+            ("?" | "h" | "help", _) => say!("{HELP}"),
             ("d", []) => {
                 let mut out = String::from("name\tid\n");
                 for s in self.lake.stores() {
@@ -242,7 +246,7 @@ impl<'r> Session<'r> {
             }
             ("timing", []) => {
                 self.timing = !self.timing;
-                eprintln!("timing is {}", if self.timing { "on" } else { "off" });
+                note!("timing is {}", if self.timing { "on" } else { "off" });
             }
             ("o", []) => self.output = None,
             ("o", [file]) => {
@@ -267,7 +271,7 @@ impl<'r> Session<'r> {
                 let mut params: Vec<_> = self.lake.params().iter().collect();
                 params.sort();
                 for (k, v) in params {
-                    println!("{k} = {v}");
+                    say!("{k} = {v}");
                 }
             }
             ("set", [name, value @ ..]) if !value.is_empty() => {
@@ -275,13 +279,13 @@ impl<'r> Session<'r> {
             }
             ("trail", [name, location]) => {
                 self.lake.register_trail(name, location, std::sync::Arc::new(trawl_ingest::decode_file))?;
-                eprintln!("{name}: the raw trail logs at {location}");
+                note!("{name}: the raw trail logs at {location}");
             }
             ("examples", []) => {
                 for (i, (name, sql)) in EXAMPLES.iter().enumerate() {
-                    println!("{:>3}  {:<38} {}", i + 1, name, question(sql));
+                    say!("{:>3}  {:<38} {}", i + 1, name, question(sql));
                 }
-                println!("run one with \\examples N");
+                say!("run one with \\examples N");
             }
             ("examples", [which]) => {
                 let found = match which.parse::<usize>() {
@@ -290,7 +294,7 @@ impl<'r> Session<'r> {
                 };
                 let (name, sql) =
                     found.ok_or_else(|| anyhow!("no example {which}; \\examples lists them"))?;
-                println!("-- {name}: {}", question(sql));
+                say!("-- {name}: {}", question(sql));
                 self.run_sql(sql)?;
             }
             _ => bail!("unknown command \\{command}; \\? lists the commands"),
@@ -328,12 +332,12 @@ impl<'r> Session<'r> {
             }
         })?;
         let Some((batches, stats)) = outcome else {
-            eprintln!("query cancelled");
+            note!("query cancelled");
             return Ok(());
         };
         self.show(&batches)?;
         if self.timing {
-            eprintln!("{}", describe(&stats));
+            note!("{}", describe(&stats));
         }
         Ok(())
     }
@@ -346,21 +350,23 @@ impl<'r> Session<'r> {
             return Ok(());
         }
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let mut out = std::io::stdout().lock();
-        if self.interactive && self.format == Format::Table && rows > MAX_ROWS {
-            write_results(&head(batches, MAX_ROWS), self.format, &mut out)?;
-            writeln!(out, "({MAX_ROWS} of {rows} rows shown; \\o FILE writes them all)")?;
-        } else {
-            write_results(batches, self.format, &mut out)?;
-        }
-        Ok(())
+        let cut = self.interactive && self.format == Format::Table && rows > MAX_ROWS;
+        to_stdout(|out| {
+            if cut {
+                write_results(&head(batches, MAX_ROWS), self.format, out)?;
+                writeln!(out, "({MAX_ROWS} of {rows} rows shown; \\o FILE writes them all)")?;
+                Ok(())
+            } else {
+                write_results(batches, self.format, out)
+            }
+        })
     }
 
     /// Text output of a meta-command, to the `\o` file or stdout.
     fn emit(&mut self, text: &str) -> Result<()> {
         match &mut self.output {
             Some((_, file)) => file.write_all(text.as_bytes())?,
-            None => std::io::stdout().lock().write_all(text.as_bytes())?,
+            None => to_stdout(|out| Ok(out.write_all(text.as_bytes())?))?,
         }
         Ok(())
     }
