@@ -223,3 +223,22 @@ fn a_clock_pinned_ahead_deletes_nothing_early() {
     assert!(ahead.ok(&["store", "list"]).contains("doomed"));
     assert_eq!(ahead.events("fresh"), 1);
 }
+
+/// A command that reads creates no lake (issue 23's rule that reads never write): on a
+/// directory that does not exist, `query` of no store answers, `store list` and a query of a
+/// store name the missing lake, and nothing is created.
+#[test]
+fn reads_create_no_lake() {
+    let lake = Lake::new("2024-12-31T00:00:00Z");
+    let missing = lake.root();
+    assert!(!missing.exists());
+    assert_eq!(lake.ok(&["query", "-q", "--format", "csv", "SELECT 1 AS one"]), "one\n1\n");
+    let (_, err) = lake.expect(1, &["store", "list"]);
+    assert!(err.contains(&format!("no lake at {}", missing.display())), "{err}");
+    let (_, err) = lake.expect(1, &["query", "SELECT count(*) FROM audit"]);
+    assert!(err.contains("no lake at"), "{err}");
+    lake.expect(1, &["retention", "apply", "--dry-run"]);
+    assert!(!missing.exists(), "a read created the lake");
+    lake.ok(&["store", "create", "audit"]);
+    assert!(missing.join("audit").exists());
+}

@@ -39,16 +39,22 @@ pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>> {
 }
 
 pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
-    let lake = Lake::open(location).with_context(|| format!("cannot open the lake at {location}"))?;
     let clock = clock()?;
     // Stores deleted seven days ago or more go for good, but only when a command writes anyway:
-    // a command that reads never writes (nor fails on a lake it may only read).
+    // a command that reads never writes (nor fails on a lake it may only read, nor creates one).
     let writes = match &command {
         Command::Store(StoreCommand::List { .. } | StoreCommand::Show { .. }) => false,
         Command::Store(_) | Command::Ingest(_) => true,
         Command::Retention(RetentionCommand::Apply { dry_run, .. }) => !dry_run,
         Command::Export(_) | Command::Query(_) | Command::Demo => false,
     };
+    // A query opens the lake for SQL itself (and needs none for raw trail tables).
+    let command = match command {
+        Command::Query(args) => return crate::query::run(location, args).await,
+        command => command,
+    };
+    let lake = if writes { Lake::create(location) } else { Lake::open(location) }
+        .with_context(|| format!("cannot open the lake at {location}"))?;
     if writes {
         let purged = lake.purge_expired(deletion_clock(clock.as_ref()).as_ref()).await;
         for name in purged.context("cannot purge deleted stores")? {
@@ -99,7 +105,7 @@ pub(crate) fn shell(runtime: &tokio::runtime::Runtime, location: &str, demo: boo
 /// The `demo` store of `trawl demo`: created with ten years of retention and filled from the
 /// bundled fixture files, once.
 async fn prepare_demo(location: &str) -> Result<()> {
-    let lake = Lake::open(location).with_context(|| format!("cannot open the lake at {location}"))?;
+    let lake = Lake::create(location).with_context(|| format!("cannot open the lake at {location}"))?;
     let clock = clock()?;
     let eds = match lake.store("demo").await {
         Ok(eds) => eds,

@@ -103,6 +103,8 @@ pub struct Lake {
     stores: Vec<StoreTable>,
     /// Stores that could not be opened (name or id), with why.
     broken: Vec<(String, String)>,
+    /// The local directory of a lake that does not exist.
+    missing: Option<String>,
     /// Every column and nested field path of the stores, lower case, for suggestions.
     columns: Vec<String>,
     params: HashMap<String, String>,
@@ -155,7 +157,13 @@ impl Lake {
 
     /// Opens the lake at `location`, registering every enabled store.
     pub async fn open_with(location: &str, options: &LakeOptions) -> Result<Self> {
-        let lake = trawl_store::Lake::open(location)?;
+        // No lake there: raw trail tables and queries of no store still run; a store named is
+        // the missing lake's error.
+        let (lake, missing) = match trawl_store::Lake::open(location) {
+            Ok(lake) => (Some(lake), None),
+            Err(trawl_store::Error::NoLake(path)) => (None, Some(path)),
+            Err(e) => return Err(e.into()),
+        };
         let config = session_config(SessionConfig::new(), options.memory_limit);
         // Room for the metadata of 2,048 data files (about three years of a store of 10M events
         // a year, two files a day): map lookups read it before their scans, which find it here.
@@ -201,8 +209,12 @@ impl Lake {
             HashMap::new();
         // A store that cannot be read is left out, and named when a query asks for it: one
         // broken store does not keep the others from answering.
-        let (configs, mut broken) = lake.listing().await?;
+        let (configs, mut broken) = match &lake {
+            Some(lake) => lake.listing().await?,
+            None => Default::default(),
+        };
         for config in configs {
+            let Some(lake) = &lake else { break };
             if config.status != trawl_store::Status::Enabled {
                 continue;
             }
@@ -252,6 +264,7 @@ impl Lake {
             tally,
             stores,
             broken,
+            missing,
             columns,
             params: HashMap::new(),
             trails: Vec::new(),
@@ -310,6 +323,9 @@ impl Lake {
     /// The error for a store `name` that does not exist, with the closest store name; or for a
     /// store that cannot be read, with why.
     pub fn unknown_store(&self, name: &str) -> Error {
+        if let Some(path) = &self.missing {
+            return Error::Store(trawl_store::Error::NoLake(path.clone()));
+        }
         if let Some((name, reason)) = self.broken.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
             return Error::BrokenStore { name: name.clone(), reason: reason.clone() };
         }

@@ -12,6 +12,9 @@ pub enum Error {
     /// or its bucket does not exist.
     #[error("invalid location '{location}': {reason}")]
     InvalidLocation { location: String, reason: String },
+    /// No lake at that local path.
+    #[error("no lake at {0} (`trawl store create` or `trawl ingest` makes one there)")]
+    NoLake(String),
     /// No event data store has that name or id.
     #[error("no event data store named '{0}' (see `trawl store list`)")]
     StoreNotFound(String),

@@ -29,8 +29,18 @@ pub struct Lake {
 
 impl Lake {
     /// Opens the lake at `location`: a local path, a `file://` URL or `s3://bucket/prefix`. A
-    /// missing local directory is created.
+    /// missing local directory is [`Error::NoLake`]: opening creates nothing ([`Self::create`]
+    /// does).
     pub fn open(location: &str) -> Result<Self> {
+        Self::open_or_create(location, false)
+    }
+
+    /// Opens the lake at `location`, creating a missing local directory: for commands that write.
+    pub fn create(location: &str) -> Result<Self> {
+        Self::open_or_create(location, true)
+    }
+
+    fn open_or_create(location: &str, create: bool) -> Result<Self> {
         let invalid = |reason: String| Error::InvalidLocation { location: location.into(), reason };
         let path = match Url::parse(location) {
             Ok(mut url) if url.scheme() == "s3" => {
@@ -54,10 +64,15 @@ impl Lake {
             }
             _ => PathBuf::from(location),
         };
-        std::fs::create_dir_all(&path).map_err(|source| Error::Io {
-            context: format!("cannot create lake directory {}", path.display()),
-            source,
-        })?;
+        if create {
+            std::fs::create_dir_all(&path).map_err(|source| Error::Io {
+                context: format!("cannot create lake directory {}", path.display()),
+                source,
+            })?;
+        } else if !path.is_dir() {
+            let absolute = std::path::absolute(&path).unwrap_or(path);
+            return Err(Error::NoLake(absolute.display().to_string()));
+        }
         let path = path.canonicalize().map_err(|source| Error::Io {
             context: format!("cannot open lake directory {}", path.display()),
             source,
