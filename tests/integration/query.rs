@@ -292,3 +292,26 @@ fn a_closed_pipe_ends_quietly() {
         assert!(!stderr.contains("Broken pipe"), "{tail}\n{stderr}");
     }
 }
+
+/// `-o FILE` takes the format from the file's extension, as duckdb's and datafusion-cli's
+/// `COPY` do (`--format` still wins); JSON ends with a line break.
+#[test]
+fn output_format_from_the_file_extension() {
+    let (lake, _) = stratus_lake();
+    let sql =
+        "SELECT eventname, count(*) AS n FROM stratus GROUP BY eventname ORDER BY n DESC, eventname LIMIT 3";
+    let at = |name: &str| lake.dir.path().join(name).display().to_string();
+    for name in ["r.csv", "r.json", "r.jsonl", "r.md", "r.parquet", "r.txt"] {
+        lake.ok(&["query", "-q", sql, "-o", &at(name)]);
+    }
+    let read = |name: &str| std::fs::read(at(name)).unwrap();
+    assert!(read("r.csv").starts_with(b"eventname,n\n"));
+    assert!(read("r.json").starts_with(b"[{") && read("r.json").ends_with(b"]\n"));
+    assert_eq!(String::from_utf8(read("r.jsonl")).unwrap().lines().count(), 3);
+    assert!(read("r.md").starts_with(b"| eventname | n |"));
+    assert!(read("r.parquet").starts_with(b"PAR1"));
+    assert!(read("r.txt").starts_with(b"+-"));
+    lake.ok(&["query", "-q", sql, "--format", "csv", "-o", &at("forced.json")]);
+    assert!(read("forced.json").starts_with(b"eventname,n\n"));
+    assert!(lake.ok(&["query", "-q", sql, "--format", "json"]).ends_with("]\n"));
+}

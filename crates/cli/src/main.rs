@@ -84,9 +84,10 @@ struct QueryArgs {
     /// Read the SQL from a file
     #[arg(short, long, value_name = "FILE", conflicts_with = "sql")]
     file: Option<PathBuf>,
-    /// Output format
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    format: Format,
+    /// Output format [default: from the extension of -o FILE (.csv, .json, .ndjson, .jsonl,
+    /// .md, .parquet), else table]
+    #[arg(long, value_enum)]
+    format: Option<Format>,
     /// Write results to a file instead of stdout
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,

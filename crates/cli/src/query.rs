@@ -47,13 +47,14 @@ pub(crate) async fn run(location: &str, args: QueryArgs) -> Result<ExitCode> {
         lake.set_param(name.trim_start_matches('$'), value);
     }
     let (batches, stats) = lake.collect(sql.trim().trim_end_matches(';')).await?;
+    let format = args.format.or_else(|| args.output.as_deref().and_then(format_of)).unwrap_or(Format::Table);
     match &args.output {
         Some(path) => {
             let mut file =
                 std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-            write_results(&batches, args.format, &mut file)?;
+            write_results(&batches, format, &mut file)?;
         }
-        None => to_stdout(|out| write_results(&batches, args.format, out))?,
+        None => to_stdout(|out| write_results(&batches, format, out))?,
     }
     if !args.quiet {
         note!("{}", describe(&stats));
@@ -75,6 +76,19 @@ pub(crate) fn describe(s: &QueryStats) -> String {
         s.files_pruned,
         s.execution_time.as_millis()
     )
+}
+
+/// The format an output file's extension names, as duckdb's and datafusion-cli's `COPY` take it.
+fn format_of(path: &std::path::Path) -> Option<Format> {
+    let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+    Some(match extension.as_str() {
+        "csv" => Format::Csv,
+        "json" => Format::Json,
+        "ndjson" | "jsonl" => Format::Ndjson,
+        "md" => Format::Markdown,
+        "parquet" => Format::Parquet,
+        _ => return None,
+    })
 }
 
 /// Runs `write` on stdout. When the reader has gone (`| head`), the error is an I/O error of
@@ -126,11 +140,13 @@ pub(crate) fn write_results(batches: &[RecordBatch], format: Format, out: &mut d
             }
         }
         Format::Json => {
-            let mut w = arrow::json::ArrayWriter::new(out);
+            let mut w = arrow::json::ArrayWriter::new(&mut *out);
             for b in batches {
                 w.write(b)?;
             }
             w.finish()?;
+            // A text file ends with a line break.
+            writeln!(out)?;
         }
         Format::Ndjson => {
             let mut w = arrow::json::LineDelimitedWriter::new(out);
