@@ -336,7 +336,7 @@ pub(crate) fn describe(e: &anyhow::Error) -> String {
 /// batch-sized builders fault their memory in again and again: 8.1 million page faults and
 /// 34-37 s of system time for 10M events. Fixed thresholds (blocks up to 32 MiB from the heap,
 /// trimming above 64 MiB free) took that to 0.3-0.9 million faults and 14 s, with peak RSS no
-/// higher (805-834 against 849-925 MiB). See BENCHMARKS.md.
+/// higher (805-834 against 849-925 MiB): the history of BENCHMARKS.md has the runs.
 ///
 /// Each malloc arena may then keep up to 64 MiB free, and glibc makes up to eight arenas per
 /// core, one per thread that finds the others busy: the peak RSS of a 10M ingest ranged from
