@@ -48,11 +48,6 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
         Command::Retention(RetentionCommand::Apply { dry_run, .. }) => !dry_run,
         Command::Export(_) | Command::Query(_) | Command::Demo => false,
     };
-    // A query opens the lake for SQL itself (and needs none for raw trail tables).
-    let command = match command {
-        Command::Query(args) => return crate::query::run(location, args).await,
-        command => command,
-    };
     let lake = if writes { Lake::create(location) } else { Lake::open(location) }
         .with_context(|| format!("cannot open the lake at {location}"))?;
     if writes {
@@ -68,8 +63,7 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
         Command::Retention(RetentionCommand::Apply { store, dry_run }) => {
             retention(&lake, store, dry_run, deletion_clock(clock.as_ref())).await
         }
-        Command::Query(args) => crate::query::run(location, args).await,
-        Command::Demo => bail!("trawl demo opens a shell and runs outside the async runtime"),
+        Command::Query(_) | Command::Demo => bail!("queries and the demo open the lake themselves"),
     }
 }
 

@@ -272,6 +272,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => commands::shell(&runtime, &cli.lake, false),
         Some(Command::Demo) => commands::shell(&runtime, &cli.lake, true),
+        // A query opens the lake for SQL itself (and needs none for raw trail tables).
+        Some(Command::Query(args)) => runtime.block_on(query::run(&cli.lake, args)),
         Some(command) => runtime.block_on(commands::run(&cli.lake, command)),
     };
     // A query abandoned by Ctrl-C may still be winding down: do not wait for it.
