@@ -315,3 +315,79 @@ fn output_format_from_the_file_extension() {
     assert!(read("forced.json").starts_with(b"eventname,n\n"));
     assert!(lake.ok(&["query", "-q", sql, "--format", "json"]).ends_with("]\n"));
 }
+
+/// One SQL front end: a store id that does not exist is an unknown store, said once, with the
+/// stores there are (not a parser error at its hyphen); `;` inside comments, literals and
+/// quoted identifiers ends nothing; `-f` takes one statement with its comments.
+#[test]
+fn statements_and_unknown_stores() {
+    let (lake, _) = stratus_lake();
+    let sql = "SELECT eventID FROM EXAMPLE-f852-4e8f-8bd1-bcf6cEXAMPLE";
+    let (_, stderr) = lake.expect(1, &["query", sql]);
+    assert_eq!(
+        stderr.trim(),
+        "error: unknown event data store 'EXAMPLE-f852-4e8f-8bd1-bcf6cEXAMPLE'; the stores are stratus"
+    );
+    let (_, stderr) = lake.expect(1, &["query", "SELECT eventID FROM strtus"]);
+    assert!(stderr.contains("unknown event data store 'strtus'; did you mean 'stratus'?"), "{stderr}");
+
+    let csv = lake.ok(&["query", "-q", "--format", "csv", "SELECT 1 AS x /* a; b */, 'c;d' AS \"e;f\";"]);
+    assert_eq!(csv, "x,e;f\n1,c;d\n");
+    let file = lake.dir.path().join("audit.sql");
+    std::fs::write(
+        &file,
+        "-- Question: how many?\n/* counts; all */\nSELECT count(*) AS n -- events;\nFROM stratus;\n",
+    )
+    .unwrap();
+    let n = lake.export("stratus").len();
+    assert_eq!(
+        lake.ok(&["query", "-q", "--format", "csv", "-f", file.to_str().unwrap()]),
+        format!("n\n{n}\n")
+    );
+    std::fs::write(&file, "SELECT 1; SELECT 2;").unwrap();
+    let (_, stderr) = lake.expect(1, &["query", "-f", file.to_str().unwrap()]);
+    assert!(stderr.contains("exactly one SQL statement (found 2)"), "{stderr}");
+}
+
+/// Results stream: a table shows `--max-rows` rows and counts the rest; every format is
+/// written batch by batch, Parquet included, and an empty result is still a file of its schema.
+#[test]
+fn results_stream_into_every_format() {
+    let (lake, _) = stratus_lake();
+    let n = lake.export("stratus").len();
+    assert!(n > 10);
+    let (table, stderr) = lake.expect(0, &["query", "SELECT eventid FROM stratus", "--max-rows", "5"]);
+    // Borders, header, separator, five rows, bottom border.
+    assert_eq!(table.lines().count(), 9, "{table}");
+    assert!(stderr.contains(&format!("({} more rows not shown", n - 5)), "{stderr}");
+    assert!(stderr.contains(&format!("{n} events matched")), "{stderr}");
+    let all = lake.ok(&["query", "-q", "SELECT eventid FROM stratus"]);
+    assert_eq!(all.lines().count(), n + 4);
+
+    let at = |name: &str| lake.dir.path().join(name).display().to_string();
+    lake.ok(&["query", "-q", "SELECT * FROM stratus", "-o", &at("all.ndjson")]);
+    assert_eq!(std::fs::read_to_string(at("all.ndjson")).unwrap().lines().count(), n);
+    lake.ok(&["query", "-q", "SELECT * FROM stratus", "-o", &at("all.parquet")]);
+    lake.ok(&["query", "-q", "SELECT eventid FROM stratus WHERE false", "-o", &at("none.parquet")]);
+    lake.ok(&[
+        "query",
+        "-q",
+        "SELECT eventid FROM stratus WHERE false",
+        "--format",
+        "csv",
+        "-o",
+        &at("none.csv"),
+    ]);
+    assert_eq!(std::fs::read_to_string(at("none.csv")).unwrap(), "");
+    let rows = |name: &str| crate::support::run_python("verify.py", &["shape", &at(name)]).trim().to_owned();
+    let columns = lake.ok(&[
+        "query",
+        "-q",
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM information_schema.columns WHERE table_name = 'stratus'",
+    ]);
+    let columns = columns.lines().nth(1).unwrap();
+    assert_eq!(rows("all.parquet"), format!("{n} {columns}"));
+    assert_eq!(rows("none.parquet"), "0 1");
+}

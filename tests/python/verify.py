@@ -6,6 +6,7 @@
   verify.py export EXPORT FIXTURES    every exported line equals (as parsed JSON) an event of the
                                       fixtures, found by a tolerant scanner that shares no code
                                       with trawl
+  verify.py shape FILE                the rows and columns of one Parquet file (query output)
 """
 import glob
 import gzip
@@ -147,8 +148,16 @@ def check_export(export, root):
     print(f"export: {n} events, each equal to an input event: ok")
 
 
+def shape(path):
+    """Rows and columns of one Parquet file, read by pyarrow."""
+    table = pq.read_table(path)
+    print(table.num_rows, table.num_columns)
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "parquet":
+    if sys.argv[1] == "shape":
+        shape(sys.argv[2])
+    elif sys.argv[1] == "parquet":
         check_parquet(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1] == "export":
         check_export(sys.argv[2], sys.argv[3])

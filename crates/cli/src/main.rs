@@ -27,6 +27,7 @@ mod commands;
 mod bundled {
     include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 }
+mod output;
 mod progress;
 mod query;
 mod repl;
@@ -35,6 +36,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::output::Format;
 
 /// CloudTrail event data stores on Delta Lake, queried with SQL.
 #[derive(Debug, Parser)]
@@ -67,16 +70,6 @@ enum Command {
     Demo,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum Format {
-    Table,
-    Csv,
-    Json,
-    Ndjson,
-    Markdown,
-    Parquet,
-}
-
 #[derive(Debug, Args)]
 struct QueryArgs {
     /// The SQL; read from -f FILE or stdin when absent
@@ -91,6 +84,10 @@ struct QueryArgs {
     /// Write results to a file instead of stdout
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Rows a table shows; the rest are counted, not kept (0: all) [default: 100 on a
+    /// terminal, else all]
+    #[arg(long, value_name = "N")]
+    max_rows: Option<usize>,
     /// A placeholder value, as NAME=VALUE (fills $NAME in the SQL)
     #[arg(long = "param", value_name = "NAME=VALUE")]
     params: Vec<String>,

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
 use clap::ValueEnum;
+use futures::StreamExt;
 use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
@@ -17,14 +17,14 @@ use rustyline::history::FileHistory;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{CompletionType, Config, Editor, Helper};
 use tokio::runtime::Runtime;
-use trawl_query::{Lake, QueryStats};
+use trawl_query::{Lake, Piece, QueryStats};
 
-use crate::Format;
 use crate::bundled::EXAMPLES;
-use crate::query::{describe, to_stdout, write_results};
+use crate::output::{self, Format, Sink, to_stdout};
+use crate::query::describe;
 
-/// Rows of a table shown on the terminal before the rest is cut with a note.
-const MAX_ROWS: usize = 100;
+/// Rows of a table shown on the terminal before the rest is counted with a note.
+pub(crate) const MAX_ROWS: usize = 100;
 
 const HELP: &str = "\
 Statements end with ';' and may span lines. Tab completes keywords, functions, stores and
@@ -186,13 +186,13 @@ impl<'r> Session<'r> {
     /// Runs the statements and meta-commands of `text`; false when one of them quits. Errors
     /// are printed and do not end the session.
     pub(crate) fn input(&mut self, text: &str) -> bool {
-        for statement in split_statements(text) {
-            let result = match statement.strip_prefix('\\') {
-                Some(meta) => match self.meta(meta) {
+        for piece in trawl_query::split(text).pieces {
+            let result = match &piece {
+                Piece::Meta { text, .. } => match self.meta(text) {
                     Ok(false) => return false,
                     other => other.map(|_| ()),
                 },
-                None => self.run_sql(&statement),
+                Piece::Sql { text, .. } => self.run_sql(text),
             };
             if let Err(e) = result {
                 // The reader of the output went away: the session ends, quietly.
@@ -304,62 +304,83 @@ impl<'r> Session<'r> {
 
     /// Plans and runs one statement: a spinner while it runs, Ctrl-C cancels it. The query runs
     /// on the worker runtime; this thread's own runtime watches for Ctrl-C, so a query that
-    /// keeps every worker busy can still be cancelled.
+    /// keeps every worker busy can still be cancelled. Its batches are written as they come, to
+    /// the `\o` file or the terminal (where a table shows its first rows and counts the rest).
     fn run_sql(&mut self, sql: &str) -> Result<()> {
         let running = self.runtime.block_on(self.lake.start(sql))?;
+        // Two batches in flight: the query waits for the terminal, not the other way round.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(2);
         let task = self.runtime.spawn({
             let running = running.clone();
-            async move { running.collect().await }
-        });
-        let outcome = self.watcher.block_on(async {
-            let spinner = Spinner::new();
-            let ctrl_c = tokio::signal::ctrl_c();
-            tokio::pin!(task, ctrl_c);
-            let mut tick = tokio::time::interval(Duration::from_millis(120));
-            loop {
-                tokio::select! {
-                    result = &mut task => {
-                        spinner.finish();
-                        return result.map_err(anyhow::Error::from)?.map(Some).map_err(anyhow::Error::from);
+            async move {
+                let mut batches = match running.stream() {
+                    Ok(batches) => batches,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
                     }
-                    _ = tick.tick() => spinner.update(&running.stats()),
-                    _ = &mut ctrl_c => {
-                        spinner.finish();
-                        task.abort();
-                        return Ok(None);
+                };
+                while let Some(batch) = batches.next().await {
+                    let failed = batch.is_err();
+                    if tx.send(batch).await.is_err() || failed {
+                        return;
                     }
                 }
             }
-        })?;
-        let Some((batches, stats)) = outcome else {
-            note!("query cancelled");
-            return Ok(());
+        });
+        let to_file = self.output.as_ref().map(|(path, _)| path.clone());
+        let max_rows = (self.interactive && to_file.is_none()).then_some(MAX_ROWS);
+        let stdout = output::Stdout::new();
+        let closed = stdout.closed();
+        let out: Box<dyn Write + Send + '_> = match &mut self.output {
+            Some((_, file)) => Box::new(file),
+            None => Box::new(stdout),
         };
-        self.show(&batches)?;
+        let mut sink = Sink::new(self.format, running.schema(), out, max_rows)?;
+        let finished = self.watcher.block_on(async {
+            let spinner = Spinner::new();
+            let ctrl_c = tokio::signal::ctrl_c();
+            tokio::pin!(ctrl_c);
+            let mut tick = tokio::time::interval(Duration::from_millis(120));
+            let result = loop {
+                tokio::select! {
+                    next = rx.recv() => match next {
+                        // The spinner steps aside while rows reach the terminal.
+                        Some(Ok(batch)) => {
+                            if let Err(e) = spinner.bar.suspend(|| sink.write(&batch)) {
+                                break Err(e);
+                            }
+                        }
+                        Some(Err(e)) => break Err(e.into()),
+                        None => break Ok(true),
+                    },
+                    _ = tick.tick() => spinner.update(&running.stats()),
+                    _ = &mut ctrl_c => break Ok(false),
+                }
+            };
+            spinner.finish();
+            task.abort();
+            result
+        });
+        let written = match finished {
+            Ok(true) => sink.finish(),
+            Ok(false) => {
+                note!("query cancelled");
+                return Ok(());
+            }
+            Err(e) => Err(e),
+        };
+        let cut = match to_file {
+            Some(path) => written.with_context(|| format!("cannot write {}", path.display()))?,
+            None => output::ended(written, &closed)?,
+        };
+        if cut > 0 {
+            note!("({MAX_ROWS} rows shown, {cut} more; \\o FILE writes them all)");
+        }
         if self.timing {
-            note!("{}", describe(&stats));
+            note!("{}", describe(&running.stats()));
         }
         Ok(())
-    }
-
-    /// Results to the `\o` file, or the terminal (long tables cut with a note).
-    fn show(&mut self, batches: &[RecordBatch]) -> Result<()> {
-        if let Some((path, file)) = &mut self.output {
-            write_results(batches, self.format, file)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            return Ok(());
-        }
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let cut = self.interactive && self.format == Format::Table && rows > MAX_ROWS;
-        to_stdout(|out| {
-            if cut {
-                write_results(&head(batches, MAX_ROWS), self.format, out)?;
-                writeln!(out, "({MAX_ROWS} of {rows} rows shown; \\o FILE writes them all)")?;
-                Ok(())
-            } else {
-                write_results(batches, self.format, out)
-            }
-        })
     }
 
     /// Text output of a meta-command, to the `\o` file or stdout.
@@ -370,20 +391,6 @@ impl<'r> Session<'r> {
         }
         Ok(())
     }
-}
-
-/// The first `n` rows of `batches`.
-fn head(batches: &[RecordBatch], mut n: usize) -> Vec<RecordBatch> {
-    let mut out = Vec::new();
-    for b in batches {
-        if n == 0 {
-            break;
-        }
-        let take = b.num_rows().min(n);
-        out.push(b.slice(0, take));
-        n -= take;
-    }
-    out
 }
 
 /// The `-- Question:` header of an example.
@@ -426,64 +433,6 @@ fn lake_type(t: &DataType) -> String {
         DataType::List(item) | DataType::LargeList(item) => format!("array({})", lake_type(item.data_type())),
         other => other.to_string(),
     }
-}
-
-/// Splits `text` into statements at `;` outside quotes and comments; a line starting with `\`
-/// is a meta-command of its own.
-pub(crate) fn split_statements(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    let mut chars = text.chars().peekable();
-    let mut quote: Option<char> = None;
-    let mut line_start = true;
-    while let Some(c) = chars.next() {
-        if let Some(q) = quote {
-            current.push(c);
-            if c == q {
-                quote = None;
-            }
-            continue;
-        }
-        match c {
-            '\\' if line_start && current.trim().is_empty() => {
-                let mut meta = String::from('\\');
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                    meta.push(c);
-                }
-                out.push(meta.trim().trim_end_matches(';').to_owned());
-                current.clear();
-                line_start = true;
-                continue;
-            }
-            '\'' | '"' | '`' => {
-                quote = Some(c);
-                current.push(c);
-            }
-            '-' if chars.peek() == Some(&'-') => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-                current.push('\n');
-            }
-            ';' => {
-                if !current.trim().is_empty() {
-                    out.push(current.trim().to_owned());
-                }
-                current.clear();
-            }
-            c => current.push(c),
-        }
-        line_start = c == '\n' || (line_start && c.is_whitespace());
-    }
-    if !current.trim().is_empty() {
-        out.push(current.trim().to_owned());
-    }
-    out
 }
 
 fn history_path() -> Option<PathBuf> {
@@ -614,11 +563,7 @@ impl Highlighter for LakeHelper {
 impl Validator for LakeHelper {
     /// A statement is complete at its `;`; meta-commands at the end of their line.
     fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
-        let input = ctx.input().trim();
-        let done = input.is_empty()
-            || input.starts_with('\\')
-            || split_statements(input).iter().all(|s| s.starts_with('\\'))
-            || input.ends_with(';');
+        let done = !trawl_query::split(ctx.input()).open;
         Ok(if done { ValidationResult::Valid(None) } else { ValidationResult::Incomplete })
     }
 }
@@ -636,18 +581,4 @@ pub(crate) fn run_stdin(session: &mut Session<'_>) -> Result<()> {
 /// Whether stdin and stdout are both a terminal.
 pub(crate) fn on_terminal() -> bool {
     std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statements_split_outside_quotes_and_comments() {
-        assert_eq!(
-            split_statements("select ';' from t; -- a; b\nselect 2;\n\\d demo\nselect 3"),
-            vec!["select ';' from t", "select 2", "\\d demo", "select 3"]
-        );
-        assert_eq!(split_statements("\\q;"), vec!["\\q"]);
-    }
 }

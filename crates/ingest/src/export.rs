@@ -30,8 +30,8 @@ pub async fn export(
 ) -> Result<ExportReport> {
     let (lo, hi) =
         (start.map_or(i64::MIN, |t| t.timestamp_micros()), end.map_or(i64::MAX, |t| t.timestamp_micros()));
-    let table = store.table().await?;
-    let files = store.files(&table)?;
+    let table = store.snapshot().await?;
+    let files = table.files()?;
     let mut report = ExportReport::default();
     let io = |source| Error::Io { context: "cannot write the export".into(), source };
     for (_, day) in by_partition(&files) {

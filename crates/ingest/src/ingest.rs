@@ -14,7 +14,7 @@ use arrow::array::{Array, AsArray, PrimitiveArray, RecordBatch};
 use arrow::datatypes::{Date32Type, TimestampMicrosecondType};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
-use trawl_store::DeltaTable;
+use trawl_store::Snapshot;
 use trawl_store::schema::{
     EVENT_DATE, EVENT_ID, EVENT_JSON_CHECKSUM, EVENT_TIME, RECIPIENT_ACCOUNT_ID, epoch_day,
 };
@@ -197,7 +197,7 @@ async fn run(
     report.lists = found.lists;
     report.newest_prefix_day = found.newest_day;
     report.rejected_files = found.unreadable;
-    let table = store.table().await?;
+    let table = store.snapshot().await?;
     let ledger = store.ledger(&table).await?;
     let todo: Vec<_> = found.files.into_iter().filter(|f| !ledger.contains(&f.id)).collect();
     report.files_already_ingested = report.files_found - todo.len();
@@ -338,7 +338,7 @@ fn units(files: Vec<SourceFile>, streamed: impl Fn(&SourceFile) -> bool) -> Vec<
 
 async fn write_all(
     store: &EventDataStore,
-    table: DeltaTable,
+    table: Snapshot,
     rx: &mut tokio::sync::mpsc::Receiver<Decoded>,
     options: &IngestOptions,
     progress: &dyn Progress,
@@ -399,7 +399,7 @@ async fn write_all(
 /// What a wave's task returns: the table at its commit, the figures of the commit, and the
 /// writer, to be used for the next wave (it keeps what each column cost to encode).
 struct Committed {
-    table: DeltaTable,
+    table: Snapshot,
     outcome: CommitOutcome,
     events: u64,
     writer: StoreWriter,
@@ -413,7 +413,7 @@ struct Committed {
 struct Writer<'a> {
     store: &'a EventDataStore,
     /// The table, when no wave is in flight.
-    table: Option<DeltaTable>,
+    table: Option<Snapshot>,
     keys: KeyCache,
     /// The Parquet writer, when no wave is in flight.
     parquet: Option<StoreWriter>,
@@ -425,7 +425,7 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     /// Waits for the wave in flight, if any; returns the table.
-    async fn settle(&mut self, progress: &dyn Progress, report: &mut IngestReport) -> Result<DeltaTable> {
+    async fn settle(&mut self, progress: &dyn Progress, report: &mut IngestReport) -> Result<Snapshot> {
         if let Some(task) = self.pending.take() {
             let joined = task
                 .await
@@ -443,7 +443,7 @@ impl Writer<'_> {
         }
         match self.table.take() {
             Some(table) => Ok(table),
-            None => self.store.table().await.map_err(Error::from),
+            None => self.store.snapshot().await.map_err(Error::from),
         }
     }
 
@@ -577,7 +577,7 @@ impl WaveRows {
 /// on the new version: two ingests of the same sources at once store each event once.
 async fn commit_wave(
     store: EventDataStore,
-    mut table: DeltaTable,
+    mut table: Snapshot,
     mut writer: StoreWriter,
     batches: Arc<Vec<RecordBatch>>,
     mut rows: WaveRows,
@@ -644,7 +644,7 @@ fn columns(batch: &RecordBatch) -> (PrimitiveArray<Date32Type>, PrimitiveArray<T
 /// Calls `each` with the dedupe key of every event of a stored `file`.
 async fn read_keys(
     store: &EventDataStore,
-    table: &DeltaTable,
+    table: &Snapshot,
     file: &DataFile,
     mut each: impl FnMut(u128),
 ) -> Result<()> {
@@ -674,12 +674,7 @@ struct KeyCache {
 }
 
 impl KeyCache {
-    async fn ensure(
-        &mut self,
-        store: &EventDataStore,
-        table: &DeltaTable,
-        days: &BTreeSet<i32>,
-    ) -> Result<()> {
+    async fn ensure(&mut self, store: &EventDataStore, table: &Snapshot, days: &BTreeSet<i32>) -> Result<()> {
         if self.total > KEY_CACHE_LIMIT {
             self.clear();
         }
@@ -688,7 +683,7 @@ impl KeyCache {
             return Ok(());
         }
         let files: Vec<DataFile> =
-            store.files(table)?.into_iter().filter(|f| missing.contains(&epoch_day(f.date))).collect();
+            table.files()?.into_iter().filter(|f| missing.contains(&epoch_day(f.date))).collect();
         for &day in &missing {
             self.days.insert(day, HashSet::new());
         }

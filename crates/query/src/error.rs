@@ -20,9 +20,9 @@ pub enum Error {
     /// More or fewer than one statement.
     #[error("give exactly one SQL statement (found {0})")]
     StatementCount(usize),
-    /// No store by that name or id.
-    #[error("unknown event data store '{name}'{}", did_you_mean(.suggestion))]
-    UnknownStore { name: String, suggestion: Option<String> },
+    /// No store by that name or id: the closest name, else the names there are.
+    #[error("unknown event data store '{name}'{}", closest_or_all(.suggestion, .stores))]
+    UnknownStore { name: String, suggestion: Option<String>, stores: Vec<String> },
     /// The store exists but cannot be read.
     #[error("event data store '{name}' cannot be read: {reason}")]
     BrokenStore { name: String, reason: String },
@@ -38,9 +38,14 @@ pub enum Error {
     /// DataFusion failed to plan or run the query.
     #[error(transparent)]
     DataFusion(#[from] datafusion::error::DataFusionError),
-    /// delta-rs failed to provide a table.
-    #[error("delta table: {0}")]
-    Delta(#[from] deltalake::DeltaTableError),
+}
+
+fn closest_or_all(suggestion: &Option<String>, stores: &[String]) -> String {
+    match (suggestion, stores) {
+        (Some(_), _) => did_you_mean(suggestion),
+        (None, []) => "; the lake has no event data stores".to_owned(),
+        (None, names) => format!("; the stores are {}", names.join(", ")),
+    }
 }
 
 fn did_you_mean(suggestion: &Option<String>) -> String {

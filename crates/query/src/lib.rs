@@ -38,31 +38,34 @@
 mod aggregates;
 mod coercion;
 mod coop;
-mod dialect;
 mod error;
 mod functions;
 mod lookup;
 mod pruning;
+pub mod sql;
 mod stats;
-mod syntax;
 mod trail;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
-use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 
 pub use error::{Error, Result};
+pub use sql::split::{Piece, Split, split};
 pub use stats::QueryStats;
 pub use trail::{Decoder, TrailTable};
 
@@ -99,7 +102,6 @@ pub struct LakeOptions {
 /// A lake opened for SQL.
 pub struct Lake {
     ctx: SessionContext,
-    tally: Arc<pruning::ScanTally>,
     stores: Vec<StoreTable>,
     /// Stores that could not be opened (name or id), with why.
     broken: Vec<(String, String)>,
@@ -204,7 +206,6 @@ impl Lake {
         }
         let mut stores = Vec::new();
         let mut columns = Vec::new();
-        let tally = Arc::new(pruning::ScanTally::default());
         let mut verified: HashMap<ObjectStoreUrl, (Arc<dyn object_store::ObjectStore>, HashMap<Path, _>)> =
             HashMap::new();
         // A store that cannot be read is left out, and named when a query asks for it: one
@@ -219,30 +220,29 @@ impl Lake {
                 continue;
             }
             let eds = lake.store(&config.name).await?;
-            let table = match eds.table().await {
-                Ok(table) => table,
+            let snapshot = match eds.snapshot().await {
+                Ok(snapshot) => snapshot,
                 Err(e) => {
                     broken.push((config.name.clone(), e.to_string()));
                     broken.push((config.id.to_string(), e.to_string()));
                     continue;
                 }
             };
-            let log_store = table.log_store();
-            let root = log_store.root_url();
+            let root = snapshot.root_url();
             let store_url = ObjectStoreUrl::parse(&root[..url::Position::BeforePath])?;
-            let files = eds.files(&table)?;
+            let files = snapshot.files()?;
             let root = Path::from_url_path(root.path())
                 .map_err(|e| datafusion::error::DataFusionError::from(object_store::Error::from(e)))?;
             // Every read of a data file is checked against the checksums written with it.
             let (_, checked) = verified
                 .entry(store_url.clone())
-                .or_insert_with(|| (log_store.root_object_store(None), HashMap::new()));
+                .or_insert_with(|| (snapshot.root_objects(), HashMap::new()));
             for file in &files {
                 if let Some(blocks) = &file.blocks {
                     checked.insert(root.parts().chain(file.path.parts()).collect(), blocks.clone());
                 }
             }
-            let provider = pruning::StoreProvider::new(store_url, root, files, tally.clone());
+            let provider = pruning::StoreProvider::new(store_url, root, files);
             let provider = bounded(&config.name, Arc::new(provider), options.time_bounds)?;
             if columns.is_empty() {
                 for field in provider.schema().fields() {
@@ -261,7 +261,6 @@ impl Lake {
         }
         Ok(Self {
             ctx,
-            tally,
             stores,
             broken,
             missing,
@@ -330,7 +329,8 @@ impl Lake {
             return Error::BrokenStore { name: name.clone(), reason: reason.clone() };
         }
         let names = self.stores.iter().flat_map(|s| [s.name.as_str(), s.id.as_str()]);
-        Error::UnknownStore { name: name.to_owned(), suggestion: error::closest(name, names) }
+        let stores = self.stores.iter().map(|s| s.name.clone()).collect();
+        Error::UnknownStore { name: name.to_owned(), suggestion: error::closest(name, names), stores }
     }
 
     /// A planning error in the user's terms: unknown stores and columns with the closest match.
@@ -377,33 +377,43 @@ impl Lake {
     }
 
     /// Plans one read-only statement in Lake's dialect.
-    pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+    pub async fn sql(&self, text: &str) -> Result<DataFrame> {
         let tables: Vec<String> = self
             .stores
             .iter()
             .flat_map(|s| [s.name.clone(), s.id.clone()])
             .chain(self.broken.iter().map(|(name, _)| name.clone()))
             .collect();
-        let sql = dialect::rewrite(sql, &self.params, &tables)?;
-        let state = self.ctx.state();
+        let pieces = sql::split::split(text).pieces;
+        let text = match pieces.as_slice() {
+            [sql::split::Piece::Sql { text, .. }] => text,
+            [sql::split::Piece::Meta { text, .. }] => {
+                return Err(Error::Unsupported(format!("\\{text}: meta-commands run in the shell only")));
+            }
+            _ => return Err(Error::StatementCount(pieces.len())),
+        };
+        let sql = sql::text::rewrite(text, &self.params, &tables)?;
+        // Each statement plans on a state of its own, whose scans count what they skip.
+        let mut state = self.ctx.state();
+        state.config_mut().set_extension(Arc::new(pruning::ScanTally::default()));
         let mut statements =
-            datafusion::sql::parser::DFParser::parse_sql_with_dialect(&sql, &syntax::dialect())?;
+            datafusion::sql::parser::DFParser::parse_sql_with_dialect(&sql, &sql::dialect::LakeDialect)?;
         if statements.len() != 1 {
             return Err(Error::StatementCount(statements.len()));
         }
         let mut statement = statements.pop_front().expect("one statement");
         check_read_only(&statement)?;
         match &mut statement {
-            DfStatement::Statement(s) => syntax::rewrite(s)?,
+            DfStatement::Statement(s) => sql::ast::rewrite(s)?,
             DfStatement::Explain(e) => {
                 if let DfStatement::Statement(s) = e.statement.as_mut() {
-                    syntax::rewrite(s)?
+                    sql::ast::rewrite(s)?
                 }
             }
             _ => {}
         }
         let plan = state.statement_to_plan(statement).await.map_err(|e| self.explain(e))?;
-        Ok(self.ctx.execute_logical_plan(plan).await?)
+        Ok(DataFrame::new(state, plan))
     }
 
     /// Runs one statement to completion; returns its batches and statistics.
@@ -411,14 +421,16 @@ impl Lake {
         self.start(sql).await?.collect().await
     }
 
-    /// Plans one statement for execution: run it with [`Running::collect`] (dropping that
-    /// future cancels it) and watch it with [`Running::stats`].
+    /// Plans one statement for execution: run it with [`Running::stream`] or
+    /// [`Running::collect`] (dropping either cancels it) and watch it with [`Running::stats`].
+    /// Statements started at once on one `Lake` (shared as `Arc<Lake>`) each keep their own
+    /// statistics.
     pub async fn start(&self, sql: &str) -> Result<Running> {
         let started = Instant::now();
-        self.tally.pruned.store(0, Ordering::Relaxed);
-        self.tally.bytes.store(0, Ordering::Relaxed);
-        let plan = self.sql(sql).await?.create_physical_plan().await?;
-        Ok(Running { plan, task: self.ctx.task_ctx(), tally: self.tally.clone(), started })
+        let (state, plan) = self.sql(sql).await?.into_parts();
+        let tally = state.config().get_extension::<pruning::ScanTally>().unwrap_or_default();
+        let plan = state.create_physical_plan(&plan).await?;
+        Ok(Running { plan, task: state.task_ctx(), tally, matched: Arc::default(), started })
     }
 }
 
@@ -428,26 +440,77 @@ pub struct Running {
     plan: Arc<dyn ExecutionPlan>,
     task: Arc<datafusion::execution::TaskContext>,
     tally: Arc<pruning::ScanTally>,
+    /// Rows the stream has yielded.
+    matched: Arc<AtomicU64>,
     started: Instant,
 }
 
 impl Running {
-    /// The statistics so far: scan figures grow as the query runs.
+    /// The statistics so far: the figures grow as the query runs.
     pub fn stats(&self) -> QueryStats {
         let mut stats = QueryStats::from_plan(&self.plan);
         // Files skipped before any was opened count as pruned too.
         stats.files_pruned += self.tally.pruned.load(Ordering::Relaxed);
         stats.bytes_scanned += self.tally.bytes.load(Ordering::Relaxed);
+        stats.events_matched = self.matched.load(Ordering::Relaxed);
         stats.execution_time = self.started.elapsed();
         stats
     }
 
+    /// The schema of the results.
+    pub fn schema(&self) -> SchemaRef {
+        self.plan.schema()
+    }
+
+    /// Runs the statement; its batches come as they are computed, so a result of any size is
+    /// never held whole. Dropping the stream cancels the query.
+    pub fn stream(&self) -> Result<Batches> {
+        self.matched.store(0, Ordering::Relaxed);
+        let inner = execute_stream(self.plan.clone(), self.task.clone())?;
+        Ok(Batches { inner, matched: self.matched.clone() })
+    }
+
     /// Runs to completion; returns the batches and the final statistics.
     pub async fn collect(&self) -> Result<(Vec<RecordBatch>, QueryStats)> {
-        let batches = collect(self.plan.clone(), self.task.clone()).await?;
-        let mut stats = self.stats();
-        stats.events_matched = batches.iter().map(|b| b.num_rows() as u64).sum();
-        Ok((batches, stats))
+        let batches = self.stream()?.try_collect().await?;
+        Ok((batches, self.stats()))
+    }
+}
+
+/// The batches of a running statement, as they come.
+pub struct Batches {
+    inner: SendableRecordBatchStream,
+    matched: Arc<AtomicU64>,
+}
+
+impl Batches {
+    /// The schema of the batches.
+    pub fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+}
+
+impl std::fmt::Debug for Batches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batches").field("schema", &self.inner.schema()).finish_non_exhaustive()
+    }
+}
+
+impl futures::Stream for Batches {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let polled = self.inner.poll_next_unpin(cx);
+        polled.map(|next| {
+            next.map(|batch| {
+                let batch = batch?;
+                self.matched.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                Ok(batch)
+            })
+        })
     }
 }
 
@@ -503,6 +566,7 @@ fn check_read_only(statement: &DfStatement) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::time::Duration;
 
     use datafusion::execution::memory_pool::GreedyMemoryPool;
@@ -540,5 +604,53 @@ mod tests {
                 Err(_) => panic!("attempt {attempt} hung for 20 s"),
             }
         }
+    }
+
+    /// A lake shared by statements running at once: each keeps its own figures (one tally per
+    /// `Lake`, reset by every `start`, gave the first statement the second's pruning).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn statements_at_once_keep_their_own_statistics() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let now = chrono::Utc::now();
+        let config = trawl_store::StoreConfig::new("audit", now).unwrap();
+        let store = trawl_store::Lake::create(root).unwrap().create_store(config).await.unwrap();
+        // Twenty days, five events each: a file a day.
+        let mut records = Vec::new();
+        for day in 0..20 {
+            for n in 0..5 {
+                let time = (now - chrono::Duration::days(day)).format("%Y-%m-%dT%H:%M:%SZ");
+                records.push(format!(
+                    r#"{{"eventTime":"{time}","eventName":"Call{n}","eventSource":"s3.amazonaws.com","eventID":"e{day}-{n}"}}"#
+                ));
+            }
+        }
+        let file = dir.path().join("trail.json");
+        std::fs::write(&file, format!(r#"{{"Records":[{}]}}"#, records.join(","))).unwrap();
+        let options = trawl_ingest::IngestOptions::new(now);
+        let sources = [file.display().to_string()];
+        trawl_ingest::ingest(&store, &sources, &options, &trawl_ingest::NoProgress).await.unwrap();
+
+        let lake = Arc::new(super::Lake::open(root).await.unwrap());
+        let since = (now - chrono::Duration::days(2)).format("%Y-%m-%d");
+        let narrow = format!("SELECT count(*) FROM audit WHERE eventtime >= TIMESTAMP '{since} 00:00:00'");
+        let wide = "SELECT eventname, eventid FROM audit";
+        let timeless = |mut s: super::QueryStats| {
+            s.execution_time = Duration::ZERO;
+            s
+        };
+        let narrow_alone = timeless(lake.collect(&narrow).await.unwrap().1);
+        let wide_alone = timeless(lake.collect(wide).await.unwrap().1);
+        assert_eq!(narrow_alone.files_pruned, 17, "{narrow_alone:?}");
+        assert_eq!((wide_alone.files_pruned, wide_alone.events_matched), (0, 100), "{wide_alone:?}");
+        // Both planned before either runs, then run at once from two tasks.
+        let a = lake.start(&narrow).await.unwrap();
+        let b = lake.start(wide).await.unwrap();
+        let (a, b) = tokio::join!(
+            tokio::spawn(async move { a.collect().await.map(|r| r.1) }),
+            tokio::spawn(async move { b.collect().await.map(|r| r.1) })
+        );
+        assert_eq!(timeless(a.unwrap().unwrap()), narrow_alone);
+        assert_eq!(timeless(b.unwrap().unwrap()), wide_alone);
     }
 }

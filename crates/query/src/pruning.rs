@@ -36,7 +36,7 @@ use trawl_store::time::parse_timestamp;
 
 use crate::lookup::{self, MapLookup};
 
-/// Files the scans of the current query skipped before opening any (whole partitions); the
+/// Files the scans of a statement skipped before opening any (whole partitions); the
 /// Parquet scan's own metrics cover the rest.
 #[derive(Debug, Default)]
 pub(crate) struct ScanTally {
@@ -53,19 +53,13 @@ pub(crate) struct StoreProvider {
     /// The table's root, inside that object store.
     root: Path,
     files: Vec<DataFile>,
-    tally: Arc<ScanTally>,
 }
 
 impl StoreProvider {
     /// `root`: the table's root inside the object store that `store_url` names; `files`: the
     /// snapshot's live files.
-    pub(crate) fn new(
-        store_url: ObjectStoreUrl,
-        root: Path,
-        files: Vec<DataFile>,
-        tally: Arc<ScanTally>,
-    ) -> Self {
-        Self { store_url, root, files, tally }
+    pub(crate) fn new(store_url: ObjectStoreUrl, root: Path, files: Vec<DataFile>) -> Self {
+        Self { store_url, root, files }
     }
 
     fn partitioned_file(&self, file: &DataFile) -> PartitionedFile {
@@ -105,6 +99,8 @@ impl TableProvider for StoreProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        // The statement's own tally (see `Lake::sql`); a scan planned otherwise counts alone.
+        let tally = state.config().get_extension::<ScanTally>().unwrap_or_default();
         let (first, last) = day_range(filters);
         let mut files: Vec<PartitionedFile> = self
             .files
@@ -129,7 +125,7 @@ impl TableProvider for StoreProvider {
                             cache.clone(),
                             file,
                             lookups.clone(),
-                            self.tally.clone(),
+                            tally.clone(),
                         );
                         async move {
                             tokio::spawn(task).await.map_err(|e| DataFusionError::External(Box::new(e)))?
@@ -140,7 +136,7 @@ impl TableProvider for StoreProvider {
                     .await?;
             files = selected.into_iter().flatten().collect();
         }
-        self.tally.pruned.fetch_add((self.files.len() - files.len()) as u64, Ordering::Relaxed);
+        tally.pruned.fetch_add((self.files.len() - files.len()) as u64, Ordering::Relaxed);
         if files.is_empty() {
             let projected = match projection {
                 Some(p) => Arc::new(schema.project(p)?),

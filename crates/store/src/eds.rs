@@ -8,10 +8,10 @@ use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, FinalizedCommit};
-use deltalake::kernel::{Action, LogicalFileView, Remove, StructType};
+use deltalake::kernel::{Action, Remove, StructType};
 use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use deltalake::{DeltaTable, DeltaTableBuilder, ObjectStore};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
@@ -26,7 +26,8 @@ use crate::blocks::{FileBlocks, VerifiedStore};
 use crate::clock::Clock;
 use crate::config::StoreConfig;
 use crate::lake::{Lake, META_DIR};
-use crate::schema::{self, EVENT_DATE, EVENT_TIME, event_schema};
+use crate::schema::{self, EVENT_DATE, event_schema};
+use crate::snapshot::{Snapshot, partition_date};
 use crate::writer::StoreWriter;
 use crate::{Error, Result};
 
@@ -143,7 +144,7 @@ impl EventDataStore {
         let created = self.try_create_table().await;
         match created {
             Ok(()) => Ok(()),
-            Err(e) => match self.table().await {
+            Err(e) => match self.snapshot().await {
                 Ok(table) if table.version() == Some(0) => Ok(()),
                 Ok(table) => Err(Error::InvalidConfig(format!(
                     "{} holds a Delta table with data (version {}) but no store configuration \
@@ -158,8 +159,10 @@ impl EventDataStore {
     }
 
     async fn try_create_table(&self) -> Result<()> {
-        let kernel: StructType = event_schema().as_ref().try_into_kernel()?;
-        let table = DeltaTableBuilder::from_url(self.url())?.build()?;
+        let delta = |e| self.delta(e);
+        let kernel: StructType =
+            event_schema().as_ref().try_into_kernel().map_err(|e| self.delta(e.into()))?;
+        let table = DeltaTableBuilder::from_url(self.url()).and_then(|b| b.build()).map_err(delta)?;
         table
             .create()
             .with_table_name(&self.config.name)
@@ -171,64 +174,36 @@ impl EventDataStore {
                 Some(schema::STATS_COLUMNS.join(",")),
             )
             .with_save_mode(SaveMode::ErrorIfExists)
-            .await?;
+            .await
+            .map_err(delta)?;
         Ok(())
     }
 
-    /// Loads the store's Delta table at its latest version.
-    pub async fn table(&self) -> Result<DeltaTable> {
-        self.table_at(None).await
+    /// The store at its latest version.
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        self.snapshot_at(None).await
     }
 
-    /// Loads the store's Delta table at `version`, or at its latest.
-    async fn table_at(&self, version: Option<u64>) -> Result<DeltaTable> {
-        let mut builder = DeltaTableBuilder::from_url(self.url())?;
+    /// The store at `version`, or at its latest.
+    async fn snapshot_at(&self, version: Option<u64>) -> Result<Snapshot> {
+        let mut builder = DeltaTableBuilder::from_url(self.url()).map_err(|e| self.delta(e))?;
         if let Some(version) = version {
             builder = builder.with_version(version);
         }
-        Ok(builder.load().await?)
+        let table = builder.load().await.map_err(|e| self.delta(e))?;
+        Ok(Snapshot::new(table, &self.config.name))
     }
 
-    /// The live data files of `table`, in partition order.
-    pub fn files(&self, table: &DeltaTable) -> Result<Vec<DataFile>> {
-        let snapshot = table.snapshot()?;
-        let mut files = Vec::new();
-        for view in snapshot.snapshot().log_data().iter() {
-            let date = partition_date(&view).ok_or_else(|| {
-                Error::InvalidConfig(format!("data file {} has no eventdate partition", view.path()))
-            })?;
-            let stats: Option<FileStats> = view.stats().and_then(|s| serde_json::from_str(&s).ok());
-            let time_range = stats.as_ref().and_then(|s| {
-                let min = s.min_values.get(EVENT_TIME)?.as_str()?;
-                let max = s.max_values.get(EVENT_TIME)?.as_str()?;
-                Some((parse_stat_time(min)?, parse_stat_time(max)?))
-            });
-            let size = u64::try_from(view.size()).unwrap_or(0);
-            let path = view.object_store_path();
-            // delta-rs gives a file's tags only through its whole `add` action.
-            #[allow(deprecated)]
-            let tags = view.add_action().tags;
-            let blocks = tags
-                .and_then(|mut t| t.remove(crate::blocks::TAG).flatten())
-                .and_then(|tag| FileBlocks::parse(&self.config.name, path.as_ref(), size, &tag))
-                .map(Arc::new);
-            files.push(DataFile {
-                path,
-                size,
-                date,
-                num_records: stats.map_or(0, |s| s.num_records),
-                time_range,
-                blocks,
-            });
-        }
-        files.sort_by(|a, b| (a.date, &a.path).cmp(&(b.date, &b.path)));
-        Ok(files)
+    /// A delta-rs error of this store: an object store failure restated for its location (see
+    /// [`crate::s3::explain`]), anything else naming the store.
+    fn delta(&self, e: DeltaTableError) -> Error {
+        delta_error(&self.config.name, e).at(&self.url())
     }
 
     /// Figures for `store show`.
     pub async fn summary(&self) -> Result<StoreSummary> {
-        let table = self.table().await?;
-        let files = self.files(&table)?;
+        let table = self.snapshot().await?;
+        let files = table.files()?;
         let partitions: HashSet<NaiveDate> = files.iter().map(|f| f.date).collect();
         Ok(StoreSummary {
             version: table.version(),
@@ -254,12 +229,12 @@ impl EventDataStore {
     /// Reads `columns` (top-level names) of `files`, file by file.
     pub fn read_files<'a>(
         &self,
-        table: &DeltaTable,
+        snapshot: &Snapshot,
         files: &'a [DataFile],
         columns: &'a [&'a str],
     ) -> impl futures::Stream<Item = Result<RecordBatch>> + 'a {
         let checked = files.iter().filter_map(|f| Some((f.path.clone(), f.blocks.clone()?))).collect();
-        let objects: Arc<dyn ObjectStore> = Arc::new(VerifiedStore::new(table.object_store(), checked));
+        let objects: Arc<dyn ObjectStore> = Arc::new(VerifiedStore::new(snapshot.objects(), checked));
         futures::stream::iter(files)
             .then(move |file| {
                 let objects = objects.clone();
@@ -273,67 +248,48 @@ impl EventDataStore {
         StoreWriter::default()
     }
 
-    /// Uploads `writer`'s files and commits them to `table` in one Delta transaction, then
-    /// records `sources` in the ledger. The commit lands only on the version `table` is at:
-    /// when another writer has committed since, nothing is committed, the files uploaded are
-    /// deleted, and [`Error::Conflict`] says so. Delta's own conflict check would let two blind
-    /// appends both land, and an ingest deduplicated against the older version would store
-    /// the other writer's events a second time.
+    /// Uploads `writer`'s files and commits them to the store in one Delta transaction on the
+    /// version `snapshot` is at, then records `sources` in the ledger (see [`Self::commit_actions`]).
     pub async fn commit(
         &self,
-        table: &mut DeltaTable,
+        snapshot: &mut Snapshot,
         writer: &mut StoreWriter,
         sources: Vec<LedgerEntry>,
     ) -> Result<CommitOutcome> {
         let rows = writer.rows();
-        let adds = writer.upload(table.object_store()).await?;
+        let adds = writer.upload(snapshot.objects()).await?;
         let files = adds.len();
         let bytes = adds.iter().map(|a| u64::try_from(a.size).unwrap_or(0)).sum();
         let mut version = None;
         if !adds.is_empty() {
+            let paths: Vec<Path> = adds.iter().map(|a| Path::from(a.path.as_str())).collect();
             let operation = DeltaOperation::Write {
                 mode: SaveMode::Append,
                 partition_by: Some(vec![EVENT_DATE.to_owned()]),
                 predicate: None,
             };
-            let app_metadata = HashMap::from([
-                ("trawl.operation".to_owned(), serde_json::json!("ingest")),
-                ("trawl.events".to_owned(), serde_json::json!(rows)),
-                ("trawl.sources".to_owned(), serde_json::json!(sources.len())),
-            ]);
-            let paths: Vec<Path> = adds.iter().map(|a| Path::from(a.path.as_str())).collect();
-            let finalized = CommitBuilder::default()
-                .with_actions(adds.into_iter().map(Action::Add).collect())
-                .with_app_metadata(app_metadata)
-                .with_max_retries(0)
-                .build(Some(table.snapshot()?), table.log_store(), operation)
-                .await;
-            match finalized {
-                Ok(finalized) => version = Some(adopt(table, finalized)),
-                Err(e) if is_conflict(&e) => {
-                    let base = table.version().unwrap_or(0);
-                    // A conditional put retried after it landed reads as a conflict too: the
-                    // entry after `base` may be this one (its file names are new UUIDs).
-                    let next = table.log_store().read_commit_entry(base + 1).await?;
-                    let ours = next.is_some_and(|entry| {
-                        paths.first().is_some_and(|p| String::from_utf8_lossy(&entry).contains(p.as_ref()))
-                    });
-                    if !ours {
+            let metadata = [
+                ("trawl.operation", serde_json::json!("ingest")),
+                ("trawl.events", serde_json::json!(rows)),
+                ("trawl.sources", serde_json::json!(sources.len())),
+            ];
+            let actions = adds.into_iter().map(Action::Add).collect();
+            match self.commit_actions(snapshot, actions, operation, metadata).await {
+                Ok(v) => version = Some(v),
+                Err(e) => {
+                    if matches!(e, Error::Conflict { .. }) {
                         // In no commit: nobody else can know of these files.
-                        let objects = table.object_store();
+                        let objects = snapshot.objects();
                         for path in &paths {
                             let _ = objects.delete(path).await;
                         }
-                        return Err(Error::Conflict { version: base });
                     }
-                    table.update_incremental(Some(base + 1)).await?;
-                    version = Some(base + 1);
+                    return Err(e);
                 }
-                Err(e) => return Err(e.into()),
             }
         }
         if !sources.is_empty() {
-            let at = version.or(table.version()).unwrap_or(0);
+            let at = version.or(snapshot.version()).unwrap_or(0);
             let file = LedgerFile { version: at, sources };
             let name = format!("ledger/{at:020}-{}.json", uuid::Uuid::new_v4().simple());
             let body = serde_json::to_vec(&file).expect("ledger serializes");
@@ -342,14 +298,57 @@ impl EventDataStore {
         Ok(CommitOutcome { version, files, bytes })
     }
 
+    /// The one way anything is committed to a store: ingest waves, retention's removals (and
+    /// next, compaction and audit records), so that what every commit carries is decided here.
+    /// The commit lands only on the version `snapshot` is at, and `snapshot` moves to it: when
+    /// another writer has committed since, nothing is committed and [`Error::Conflict`] says so.
+    /// Delta's own conflict check would let two blind appends both land, and an ingest
+    /// deduplicated against the older version would store the other writer's events again.
+    async fn commit_actions<const N: usize>(
+        &self,
+        snapshot: &mut Snapshot,
+        actions: Vec<Action>,
+        operation: DeltaOperation,
+        metadata: [(&str, serde_json::Value); N],
+    ) -> Result<u64> {
+        // Names this commit, so that a conditional put retried after it landed (which reads as
+        // a conflict) is recognised as ours.
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let mut app_metadata: HashMap<String, serde_json::Value> =
+            metadata.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        app_metadata.insert("trawl.commit".to_owned(), serde_json::json!(id));
+        let table = &mut snapshot.table;
+        let state = table.snapshot().map_err(|e| self.delta(e))?;
+        let finalized = CommitBuilder::default()
+            .with_actions(actions)
+            .with_app_metadata(app_metadata)
+            .with_max_retries(0)
+            .build(Some(state), table.log_store(), operation)
+            .await;
+        match finalized {
+            Ok(finalized) => Ok(adopt(table, finalized)),
+            Err(e) if is_conflict(&e) => {
+                let base = table.version().unwrap_or(0);
+                let next = table.log_store().read_commit_entry(base + 1).await.map_err(|e| self.delta(e))?;
+                if !next.is_some_and(|entry| String::from_utf8_lossy(&entry).contains(&id)) {
+                    return Err(Error::Conflict { version: base });
+                }
+                table.update_incremental(Some(base + 1)).await.map_err(|e| self.delta(e))?;
+                Ok(base + 1)
+            }
+            Err(e) => Err(self.delta(e)),
+        }
+    }
+
     /// Writes a Delta checkpoint of `table`'s version, so that opening the table (which every
     /// query does) reads it and the commits after it, not the whole log: 0.17 s to 0.02 s for a
     /// store of 357 commits. Then deletes the checkpoints it supersedes that are older than a
     /// day: each holds every live file, so keeping them all grows the log with the square of
     /// the commits. (A reader that opened one less than a day ago may still be reading it; the
     /// JSON commits, which time travel and audits replay, are all kept.)
-    pub async fn checkpoint(&self, table: &DeltaTable) -> Result<()> {
-        deltalake::checkpoints::create_checkpoint(table, None).await?;
+    pub async fn checkpoint(&self, snapshot: &Snapshot) -> Result<()> {
+        let table = &snapshot.table;
+        deltalake::checkpoints::create_checkpoint(table, None).await.map_err(|e| self.delta(e))?;
         // The files' age is physical: the wall clock, not a clock pinned for event times.
         let now = Utc::now();
         let Some(latest) = table.version() else { return Ok(()) };
@@ -378,32 +377,38 @@ impl EventDataStore {
     /// 357 commits of a 10M ingest). Loaded from a checkpoint, they are one batch again. The
     /// table is loaded at the same version, so that [`Self::refresh`] still sees the commits of
     /// other writers since.
-    pub async fn checkpoint_and_reload(&self, table: &mut DeltaTable) -> Result<()> {
-        self.checkpoint(table).await?;
-        *table = self.table_at(table.version()).await?;
+    pub async fn checkpoint_and_reload(&self, snapshot: &mut Snapshot) -> Result<()> {
+        self.checkpoint(snapshot).await?;
+        *snapshot = self.snapshot_at(snapshot.version()).await?;
         Ok(())
     }
 
     /// Brings `table` up to the newest version if another writer has committed since it was
     /// read. Reading the next version's log entry is one request, where `update_state` lists
     /// the whole log (7 to 15 ms a wave over a 10M ingest, with every core waiting).
-    pub async fn refresh(&self, table: &mut DeltaTable) -> Result<()> {
+    pub async fn refresh(&self, snapshot: &mut Snapshot) -> Result<()> {
+        let table = &mut snapshot.table;
         let newer = match table.version() {
-            Some(version) => table.log_store().read_commit_entry(version + 1).await?.is_some(),
+            Some(version) => {
+                table.log_store().read_commit_entry(version + 1).await.map_err(|e| self.delta(e))?.is_some()
+            }
             None => true,
         };
         if newer {
-            table.update_state().await?;
+            table.update_state().await.map_err(|e| self.delta(e))?;
         }
         Ok(())
     }
 
     /// The live files of `table` that the commits after version `base` added (another
     /// writer's, when a commit of ours lost the race for `base + 1`).
-    pub async fn added_since(&self, table: &DeltaTable, base: u64) -> Result<Vec<DataFile>> {
+    pub async fn added_since(&self, snapshot: &Snapshot, base: u64) -> Result<Vec<DataFile>> {
         let mut added = HashSet::new();
-        for version in base + 1..=table.version().unwrap_or(0) {
-            let Some(entry) = table.log_store().read_commit_entry(version).await? else { continue };
+        let log = snapshot.table.log_store();
+        for version in base + 1..=snapshot.version().unwrap_or(0) {
+            let Some(entry) = log.read_commit_entry(version).await.map_err(|e| self.delta(e))? else {
+                continue;
+            };
             for line in entry.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                 let action: serde_json::Value = serde_json::from_slice(line).map_err(|source| {
                     Error::CorruptMetadata { path: format!("_delta_log version {version}"), source }
@@ -414,15 +419,15 @@ impl EventDataStore {
                 }
             }
         }
-        Ok(self.files(table)?.into_iter().filter(|f| added.contains(&f.path)).collect())
+        Ok(snapshot.files()?.into_iter().filter(|f| added.contains(&f.path)).collect())
     }
 
     /// Every source object whose events are all committed, as of `table`'s version. An entry
     /// of a later version than the log has (its commit lost, or not yet seen) does not count:
     /// the ledger never claims what the log does not hold, so such a source is read again and
     /// its events stored once more only if they are missing.
-    pub async fn ledger(&self, table: &DeltaTable) -> Result<HashSet<SourceId>> {
-        let current = table.version().unwrap_or(0);
+    pub async fn ledger(&self, snapshot: &Snapshot) -> Result<HashSet<SourceId>> {
+        let current = snapshot.version().unwrap_or(0);
         let prefix = self.meta_path("ledger");
         let objects = self.lake.objects();
         let paths: Vec<Path> = objects.list(Some(&prefix)).map_ok(|m| m.location).try_collect().await?;
@@ -438,39 +443,46 @@ impl EventDataStore {
         Ok(sources)
     }
 
-    /// Removes whole `eventdate` partitions in one Delta commit. Returns the new version and
-    /// the files removed.
-    pub async fn remove_partitions(
+    /// Removes whole `eventdate` partitions in one Delta commit. Returns the new version.
+    async fn remove_partitions(
         &self,
-        table: &mut DeltaTable,
+        snapshot: &mut Snapshot,
         dates: &[NaiveDate],
         clock: &dyn Clock,
     ) -> Result<Option<u64>> {
         let dates: HashSet<&NaiveDate> = dates.iter().collect();
-        // A millisecond in the past, so that a vacuum at `clock.now()` with zero retention takes
-        // the files (vacuum keeps files removed at or after its cutoff).
-        let deleted_at = clock.now().timestamp_millis() - 1;
-        let mut removes = Vec::new();
-        for view in table.snapshot()?.snapshot().log_data().iter() {
-            if partition_date(&view).is_some_and(|d| dates.contains(&d)) {
-                removes.push(Action::Remove(Remove {
-                    deletion_timestamp: Some(deleted_at),
-                    ..view.remove_action(true)
-                }));
-            }
-        }
-        if removes.is_empty() {
-            return Ok(None);
-        }
         let mut listed: Vec<String> = dates.iter().map(|d| format!("'{d}'")).collect();
         listed.sort();
-        let operation =
-            DeltaOperation::Delete { predicate: Some(format!("{EVENT_DATE} IN ({})", listed.join(", "))) };
-        let finalized = CommitBuilder::default()
-            .with_actions(removes)
-            .build(Some(table.snapshot()?), table.log_store(), operation)
-            .await?;
-        Ok(Some(adopt(table, finalized)))
+        let predicate = format!("{EVENT_DATE} IN ({})", listed.join(", "));
+        // An ingest committing meanwhile takes the version; its files are in other partitions
+        // (older than the retention, its events would not be there), so the removal is built
+        // again on the newer version.
+        loop {
+            // A millisecond in the past, so that a vacuum at `clock.now()` with zero retention
+            // takes the files (vacuum keeps files removed at or after its cutoff).
+            let deleted_at = clock.now().timestamp_millis() - 1;
+            let removes: Vec<Action> = snapshot
+                .views()?
+                .into_iter()
+                .filter(|view| partition_date(view).is_some_and(|d| dates.contains(&d)))
+                .map(|view| {
+                    Action::Remove(Remove {
+                        deletion_timestamp: Some(deleted_at),
+                        ..view.remove_action(true)
+                    })
+                })
+                .collect();
+            if removes.is_empty() {
+                return Ok(None);
+            }
+            let operation = DeltaOperation::Delete { predicate: Some(predicate.clone()) };
+            let metadata = [("trawl.operation", serde_json::json!("retention"))];
+            match self.commit_actions(snapshot, removes, operation, metadata).await {
+                Ok(version) => return Ok(Some(version)),
+                Err(Error::Conflict { .. }) => self.refresh(snapshot).await?,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Physically deletes the data files that commits removed (Delta `VACUUM` in lite mode:
@@ -478,14 +490,17 @@ impl EventDataStore {
     /// no commit at all that are older than a day (full mode): those of a killed
     /// ingest, uploaded and never committed, and those of a removal whose tombstone a
     /// checkpoint has dropped. Returns the number of files deleted by each.
-    pub async fn vacuum(&self, table: DeltaTable, clock: Arc<dyn Clock>) -> Result<(usize, usize)> {
-        let (table, removed) = table
+    async fn vacuum(&self, snapshot: Snapshot, clock: Arc<dyn Clock>) -> Result<(usize, usize)> {
+        let delta = |e| self.delta(e);
+        let (table, removed) = snapshot
+            .table
             .vacuum()
             .with_mode(VacuumMode::Lite)
             .with_retention_period(chrono::Duration::zero())
             .with_enforce_retention_duration(false)
             .with_clock(Arc::new(DeltaClock(clock)))
-            .await?;
+            .await
+            .map_err(delta)?;
         // The age of an upload is physical: the wall clock, never a pinned one, or a clock set
         // ahead would take the files a running ingest is about to commit.
         let (_, orphans) = table
@@ -494,7 +509,8 @@ impl EventDataStore {
             .with_retention_period(ORPHAN_GRACE)
             .with_enforce_retention_duration(false)
             .with_clock(Arc::new(DeltaClock(Arc::new(crate::SystemClock))))
-            .await?;
+            .await
+            .map_err(delta)?;
         Ok((removed.files_deleted.len(), orphans.files_deleted.len()))
     }
 }
@@ -509,8 +525,8 @@ impl EventDataStore {
     /// its commit and its vacuum leaves nothing behind once run again. With `dry_run`, only
     /// reports what would go.
     pub async fn apply_retention(&self, clock: Arc<dyn Clock>, dry_run: bool) -> Result<RetentionReport> {
-        let mut table = self.table().await?;
-        let files = self.files(&table)?;
+        let mut table = self.snapshot().await?;
+        let files = table.files()?;
         let now = clock.now();
         let expired = crate::retention::expired_partitions(
             by_partition(&files).into_keys(),
@@ -570,27 +586,6 @@ impl deltalake::operations::vacuum::Clock for DeltaClock {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct FileStats {
-    #[serde(default)]
-    num_records: u64,
-    #[serde(default)]
-    min_values: serde_json::Map<String, serde_json::Value>,
-    #[serde(default)]
-    max_values: serde_json::Map<String, serde_json::Value>,
-}
-
-/// The `eventdate` partition of a live file.
-fn partition_date(view: &LogicalFileView) -> Option<NaiveDate> {
-    let value = view.partition_values_map().get(EVENT_DATE).cloned().flatten()?;
-    NaiveDate::parse_from_str(&value, "%Y-%m-%d").ok()
-}
-
-fn parse_stat_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.to_utc())
-}
-
 async fn read_file(
     objects: Arc<dyn ObjectStore>,
     file: &DataFile,
@@ -631,8 +626,19 @@ fn checkpoint_version(name: &str) -> Option<u64> {
     rest.starts_with("checkpoint.").then(|| version.parse().ok()).flatten()
 }
 
+/// A delta-rs error of `store`.
+pub(crate) fn delta_error(store: &str, e: DeltaTableError) -> Error {
+    match e {
+        DeltaTableError::ObjectStore { source } => Error::ObjectStore(source),
+        DeltaTableError::Transaction {
+            source: deltalake::kernel::transaction::TransactionError::ObjectStore { source },
+        } => Error::ObjectStore(source),
+        e => Error::Delta { store: store.to_owned(), source: Box::new(e) },
+    }
+}
+
 /// True when a commit failed because another writer took the version it was built for.
-fn is_conflict(e: &deltalake::DeltaTableError) -> bool {
+fn is_conflict(e: &DeltaTableError) -> bool {
     use deltalake::kernel::transaction::TransactionError;
     matches!(
         e,

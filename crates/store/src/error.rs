@@ -62,9 +62,9 @@ pub enum Error {
     /// Object store I/O failed.
     #[error(transparent)]
     ObjectStore(#[from] object_store::Error),
-    /// The Delta table could not be read or written.
-    #[error("delta table: {0}")]
-    Delta(#[from] deltalake::DeltaTableError),
+    /// The store's Delta table could not be read or written.
+    #[error("the Delta table of event data store '{store}': {source}")]
+    Delta { store: String, source: Box<dyn std::error::Error + Send + Sync> },
     /// A Parquet file could not be read or written.
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
@@ -79,14 +79,8 @@ pub enum Error {
 impl Error {
     /// This error with an object store failure restated for `url` (see [`crate::s3::explain`]).
     pub fn at(self, url: &url::Url) -> Self {
-        use deltalake::DeltaTableError as Delta;
-        use deltalake::kernel::transaction::TransactionError as Transaction;
         match self {
-            Error::ObjectStore(e)
-            | Error::Delta(Delta::ObjectStore { source: e })
-            | Error::Delta(Delta::Transaction { source: Transaction::ObjectStore { source: e } }) => {
-                crate::s3::explain(e, url)
-            }
+            Error::ObjectStore(e) => crate::s3::explain(e, url),
             e => e,
         }
     }

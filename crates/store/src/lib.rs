@@ -12,7 +12,8 @@
 //!
 //! [`Lake`] finds, creates, deletes and restores stores; [`EventDataStore`] reads figures and
 //! files, writes and commits new files ([`StoreWriter`]), removes expired partitions and
-//! vacuums. The Arrow schema is in [`schema`], the selectors in [`selectors`], the retention
+//! vacuums; a [`Snapshot`] is one version of a store (its live files and where they are), and
+//! every commit goes through one function. delta-rs stays inside this crate. The Arrow schema is in [`schema`], the selectors in [`selectors`], the retention
 //! arithmetic in [`retention`], the block checksums every read of a data file is checked
 //! against in [`blocks`].
 
@@ -28,6 +29,7 @@ pub mod retention;
 pub mod s3;
 pub mod schema;
 pub mod selectors;
+mod snapshot;
 pub mod time;
 pub mod trail;
 mod writer;
@@ -37,11 +39,11 @@ pub use config::{
     Category, DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS, MIN_RETENTION_DAYS, PENDING_DELETION_DAYS, Status,
     StoreConfig, validate_name, validate_retention,
 };
-pub use deltalake::DeltaTable;
 pub use eds::{
     CommitOutcome, DataFile, EventDataStore, LedgerEntry, RetentionReport, SourceId, StoreSummary,
     by_partition,
 };
 pub use error::{Error, Result};
 pub use lake::Lake;
+pub use snapshot::Snapshot;
 pub use writer::StoreWriter;

@@ -195,6 +195,9 @@ fn is_ident_char(c: char) -> bool {
 
 fn quote_tables(sql: &str, tables: &[String]) -> String {
     let mut in_from = false;
+    // Brackets open, and how many were open at the FROM: a comma inside a call or an array
+    // (`FROM UNNEST(ARRAY[1, 2])`) does not start a table.
+    let (mut depth, mut from_depth) = (0usize, 0usize);
     outside_literals(sql, |text, out| {
         let mut i = 0;
         let mut prev_word = String::new();
@@ -205,11 +208,15 @@ fn quote_tables(sql: &str, tables: &[String]) -> String {
                 let word = &text[i..end];
                 let after_table_keyword = prev_word.eq_ignore_ascii_case("from")
                     || prev_word.eq_ignore_ascii_case("join")
-                    || (prev_word == "," && in_from);
-                if after_table_keyword
-                    && needs_quotes(word)
-                    && (is_uuid(word) || tables.iter().any(|t| t == word))
-                {
+                    || (prev_word == "," && in_from && depth == from_depth);
+                // A hyphen or a leading digit is no bare table name SQL reads, so such a word is
+                // a store (id) whether it exists or not: the planner then names it unknown, with
+                // the closest store, where the parser would stop at the hyphen.
+                let store_like = tables.iter().any(|t| t == word)
+                    || (word.contains('-')
+                        && !word.contains('.')
+                        && word.starts_with(|c: char| c.is_ascii_alphanumeric()));
+                if after_table_keyword && needs_quotes(word) && store_like {
                     out.push('"');
                     out.push_str(word);
                     out.push('"');
@@ -218,6 +225,7 @@ fn quote_tables(sql: &str, tables: &[String]) -> String {
                 }
                 if word.eq_ignore_ascii_case("from") || word.eq_ignore_ascii_case("join") {
                     in_from = true;
+                    from_depth = depth;
                 } else if ["where", "group", "order", "having", "limit", "on", "select", "union"]
                     .iter()
                     .any(|k| word.eq_ignore_ascii_case(k))
@@ -228,6 +236,11 @@ fn quote_tables(sql: &str, tables: &[String]) -> String {
                 i = end;
             } else {
                 out.push(c);
+                match c {
+                    '(' | '[' => depth += 1,
+                    ')' | ']' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
                 if !c.is_whitespace() {
                     prev_word = c.to_string();
                 }
@@ -242,18 +255,6 @@ fn quote_tables(sql: &str, tables: &[String]) -> String {
 /// A bare word that SQL would not read as one identifier.
 fn needs_quotes(word: &str) -> bool {
     word.contains(['-', '.']) || word.starts_with(|c: char| c.is_ascii_digit())
-}
-
-/// A UUID, or an id shaped like one as AWS documentation writes them
-/// (`EXAMPLEf852-4e8f-8bd1-bcf6cEXAMPLE`).
-fn is_uuid(word: &str) -> bool {
-    let parts: Vec<&str> = word.split('-').collect();
-    let n = parts.len();
-    let lengths_ok = (4..=5).contains(&n)
-        && parts[0].len() >= 8
-        && parts[1..n - 1].iter().all(|p| p.len() == 4)
-        && parts[n - 1].len() >= 12;
-    lengths_ok && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 #[cfg(test)]
@@ -302,6 +303,14 @@ mod tests {
         assert_eq!(
             rw("SELECT * FROM EXAMPLEf852-4e8f-8bd1-bcf6cEXAMPLE"),
             "SELECT * FROM \"EXAMPLEf852-4e8f-8bd1-bcf6cEXAMPLE\""
+        );
+        assert_eq!(
+            rw("SELECT eventID FROM EXAMPLE-f852-4e8f-8bd1-bcf6cEXAMPLE"),
+            "SELECT eventID FROM \"EXAMPLE-f852-4e8f-8bd1-bcf6cEXAMPLE\""
+        );
+        assert_eq!(
+            rw("SELECT x FROM UNNEST(ARRAY[1, 2, 3]) AS t(x), t2"),
+            "SELECT x FROM UNNEST(ARRAY[1, 2, 3]) AS t(x), t2"
         );
         assert_eq!(
             rw("SELECT '5e2676f8-9fce-46ef-8142-3e36a94e6691' FROM t"),

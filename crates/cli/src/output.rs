@@ -1,0 +1,268 @@
+//! Output formats: results written batch by batch as a query yields them, so that only a table
+//! for the terminal (whose column widths need every row it shows) holds rows.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Result, bail};
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use clap::ValueEnum;
+
+/// How results are written.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum Format {
+    Table,
+    Csv,
+    Json,
+    Ndjson,
+    Markdown,
+    Parquet,
+}
+
+impl Format {
+    /// The format an output file's extension names, as duckdb's and datafusion-cli's `COPY`
+    /// take it.
+    pub(crate) fn of_path(path: &std::path::Path) -> Option<Format> {
+        let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match extension.as_str() {
+            "csv" => Format::Csv,
+            "json" => Format::Json,
+            "ndjson" | "jsonl" => Format::Ndjson,
+            "md" => Format::Markdown,
+            "parquet" => Format::Parquet,
+            _ => return None,
+        })
+    }
+
+    /// Formats whose bytes are not text: never written to a terminal.
+    pub(crate) fn is_binary(self) -> bool {
+        self == Format::Parquet
+    }
+}
+
+/// Writes the batches of one result in one format, as they come.
+pub(crate) struct Sink<W: Write + Send> {
+    inner: Inner<W>,
+}
+
+enum Inner<W: Write + Send> {
+    /// Rows kept for the table: all of them, or the first `max` (the rest only counted).
+    Table {
+        out: W,
+        schema: SchemaRef,
+        kept: Vec<RecordBatch>,
+        rows: usize,
+        max: Option<usize>,
+    },
+    Csv(arrow::csv::Writer<W>),
+    Json(arrow::json::ArrayWriter<W>),
+    Ndjson(arrow::json::LineDelimitedWriter<W>),
+    Markdown {
+        out: W,
+        header: bool,
+        schema: SchemaRef,
+    },
+    Parquet(parquet::arrow::ArrowWriter<W>),
+}
+
+impl<W: Write + Send> Sink<W> {
+    /// A sink for results of `schema`. `max_rows` cuts a table (only): the rows past it are
+    /// counted, not kept.
+    pub(crate) fn new(format: Format, schema: SchemaRef, out: W, max_rows: Option<usize>) -> Result<Self> {
+        let inner = match format {
+            Format::Table => Inner::Table { out, schema, kept: Vec::new(), rows: 0, max: max_rows },
+            Format::Csv => Inner::Csv(arrow::csv::WriterBuilder::new().with_header(true).build(out)),
+            Format::Json => Inner::Json(arrow::json::ArrayWriter::new(out)),
+            Format::Ndjson => Inner::Ndjson(arrow::json::LineDelimitedWriter::new(out)),
+            Format::Markdown => Inner::Markdown { out, header: false, schema },
+            Format::Parquet => Inner::Parquet(parquet::arrow::ArrowWriter::try_new(out, schema, None)?),
+        };
+        Ok(Self { inner })
+    }
+
+    /// Writes (or, for a table, keeps) one batch.
+    pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        match &mut self.inner {
+            Inner::Table { kept, rows, max, .. } => {
+                let room = max.map_or(batch.num_rows(), |m| m.saturating_sub(*rows).min(batch.num_rows()));
+                if room > 0 {
+                    kept.push(batch.slice(0, room));
+                }
+                *rows += batch.num_rows();
+            }
+            Inner::Csv(w) => w.write(&nested_as_json(batch)?)?,
+            Inner::Json(w) => w.write(batch)?,
+            Inner::Ndjson(w) => w.write(batch)?,
+            Inner::Markdown { out, header, schema } => {
+                if !*header {
+                    markdown_header(schema, out)?;
+                    *header = true;
+                }
+                markdown_rows(batch, out)?;
+            }
+            Inner::Parquet(w) => w.write(batch)?,
+        }
+        Ok(())
+    }
+
+    /// Ends the result: writes the table, closes JSON and Parquet, flushes. Every text format
+    /// ends with a line break. Returns the rows a table left out.
+    pub(crate) fn finish(self) -> Result<usize> {
+        let mut cut = 0;
+        let mut out = match self.inner {
+            Inner::Table { mut out, schema, kept, rows, .. } => {
+                let shown: usize = kept.iter().map(RecordBatch::num_rows).sum();
+                cut = rows - shown;
+                let table = if kept.is_empty() {
+                    arrow::util::pretty::pretty_format_batches_with_schema(schema, &[])?.to_string()
+                } else {
+                    arrow::util::pretty::pretty_format_batches(&kept)?.to_string()
+                };
+                writeln!(out, "{table}")?;
+                out
+            }
+            Inner::Csv(w) => w.into_inner(),
+            Inner::Json(mut w) => {
+                w.finish()?;
+                let mut out = w.into_inner();
+                // A text file ends with a line break.
+                writeln!(out)?;
+                out
+            }
+            Inner::Ndjson(mut w) => {
+                w.finish()?;
+                w.into_inner()
+            }
+            Inner::Markdown { mut out, header, schema } => {
+                if !header {
+                    markdown_header(&schema, &mut out)?;
+                }
+                out
+            }
+            Inner::Parquet(w) => w.into_inner()?,
+        };
+        out.flush()?;
+        Ok(cut)
+    }
+}
+
+/// Refuses a binary format on a terminal.
+pub(crate) fn check_terminal(format: Format, terminal: bool) -> Result<()> {
+    if format.is_binary() && terminal {
+        bail!("{format:?} output is binary: write it to a file with -o FILE, or redirect stdout");
+    }
+    Ok(())
+}
+
+/// Standard output, buffered, remembering whether its reader went away (`| head`): arrow's CSV
+/// and JSON writers keep only the text of an I/O error, so the kind is lost on the way up.
+pub(crate) struct Stdout {
+    inner: std::io::BufWriter<std::io::Stdout>,
+    closed: Arc<AtomicBool>,
+}
+
+impl Stdout {
+    pub(crate) fn new() -> Self {
+        Self { inner: std::io::BufWriter::new(std::io::stdout()), closed: Arc::default() }
+    }
+
+    /// Set once a write found the reader gone.
+    pub(crate) fn closed(&self) -> Arc<AtomicBool> {
+        self.closed.clone()
+    }
+
+    fn watch<T>(&self, result: std::io::Result<T>) -> std::io::Result<T> {
+        if result.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
+            self.closed.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let result = self.inner.write(buf);
+        self.watch(result)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let result = self.inner.flush();
+        self.watch(result)
+    }
+}
+
+/// `result` of writing to a [`Stdout`] whose flag is `closed`: an I/O error of kind
+/// `BrokenPipe` when the reader went away, whatever the writer made of it, so that `main` ends
+/// quietly.
+pub(crate) fn ended<T>(result: Result<T>, closed: &AtomicBool) -> Result<T> {
+    if closed.load(Ordering::Relaxed) {
+        return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
+    }
+    result
+}
+
+/// Runs `write` on stdout, then flushes it (see [`ended`]).
+pub(crate) fn to_stdout(write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let mut out = Stdout::new();
+    let closed = out.closed();
+    let result = write(&mut out).and_then(|()| out.flush().map_err(Into::into));
+    ended(result, &closed)
+}
+
+/// Struct, list and map columns as compact JSON text, for formats whose cells are text.
+fn nested_as_json(batch: &RecordBatch) -> Result<RecordBatch> {
+    if !batch.schema().fields().iter().any(|f| f.data_type().is_nested()) {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !field.data_type().is_nested() {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+            continue;
+        }
+        let single = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("v", field.data_type().clone(), true)])),
+            vec![column.clone()],
+        )?;
+        let mut buf = Vec::new();
+        let mut w = arrow::json::ArrayWriter::new(&mut buf);
+        w.write(&single)?;
+        w.finish()?;
+        let rows: Vec<serde_json::Map<String, serde_json::Value>> =
+            if buf.is_empty() { Vec::new() } else { serde_json::from_slice(&buf)? };
+        let text: StringArray = rows.iter().map(|r| r.get("v").map(|v| v.to_string())).collect();
+        fields.push(Field::new(field.name(), DataType::Utf8, true));
+        columns.push(Arc::new(text));
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+}
+
+fn markdown_header(schema: &SchemaRef, out: &mut impl Write) -> Result<()> {
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    writeln!(out, "| {} |", names.join(" | "))?;
+    writeln!(out, "|{}", "---|".repeat(names.len()))?;
+    Ok(())
+}
+
+fn markdown_rows(batch: &RecordBatch, out: &mut impl Write) -> Result<()> {
+    let options = FormatOptions::default();
+    let b = &nested_as_json(batch)?;
+    let formatters: Vec<ArrayFormatter<'_>> = b
+        .columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+        .collect::<Result<_, _>>()?;
+    for row in 0..b.num_rows() {
+        let cells: Vec<String> = formatters
+            .iter()
+            .map(|f| f.value(row).to_string().replace('|', "\\|").replace('\n', " "))
+            .collect();
+        writeln!(out, "| {} |", cells.join(" | "))?;
+    }
+    Ok(())
+}
