@@ -78,6 +78,41 @@ fn statements_from_stdin_and_errors() {
     );
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("n\n0\n"), "{out}");
+
+    // Every meta-command's output goes where \o sends results; statements split around
+    // comments that hold a `;`; a wrong call names the command's arguments.
+    let file = lake.dir.path().join("out.txt");
+    let (code, out, err) = run(&format!(
+        "\\o {}\n\\d\n\\set who alice\n\\set\n\\examples\n\\?\n\\format csv\nSELECT 1 AS a /* ; */, 2 AS b;\n\\o\n\\format wide\n\\trail x\n",
+        file.display()
+    ));
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(out, "", "{out}");
+    let written = std::fs::read_to_string(&file).unwrap();
+    for want in ["demo\t", "who = alice\n", "01-who-deleted-buckets", "\\examples [N]", "a,b\n1,2\n"] {
+        assert!(written.contains(want), "{want:?} in {written}");
+    }
+    assert!(err.contains("unknown format wide") && err.contains("usage: \\trail NAME URL"), "{err}");
+}
+
+/// Values out of range are refused by the argument parser, naming the range (exit 2), never
+/// clamped; the help gives the retention limits from the store's constants.
+#[test]
+fn values_out_of_range_are_refused() {
+    let lake = Lake::new("2025-01-01T00:00:00Z");
+    for (args, want) in [
+        (&["store", "create", "x", "--retention-days", "5"][..], "5 is not in 7..=3653"),
+        (&["ingest", "--threads", "0", "."], "0 is not in 1.."),
+        (&["ingest", "--commit-mib", "0", "."], "0 is not in 1.."),
+        (&["ingest", "--checkpoint-every", "0", "."], "0 is not in 1.."),
+        (&["query", "--memory-mib", "0", "SELECT 1"], "0 is not in 1.."),
+    ] {
+        let (_, err) = lake.expect(2, args);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let help = lake.ok(&["store", "create", "--help"]);
+    assert!(help.contains("(7 to 3653) [default on create: 2557]"), "{help}");
+    assert!(!lake.root().exists(), "a refused command wrote nothing");
 }
 
 #[test]

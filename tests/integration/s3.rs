@@ -592,6 +592,22 @@ fn read_only_credentials() {
     assert_eq!(reader.ok(&["query", "-q", "--format", "csv", "SELECT count(*) AS n FROM audit"]), "n\n6\n");
     reader.ok(&["retention", "apply", "--dry-run"]);
     assert_eq!(reader.events("audit"), 6);
+    assert_eq!(reader.show("audit")["summary"]["events"], 6);
+    // The statements of stdin, as the shell runs them, and a raw trail table beside the stores.
+    let mut shell = reader.command(&[]);
+    shell.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    let mut child = shell.spawn().unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        b"\\format csv\nSELECT count(*) AS n FROM audit; /* ; */ SELECT count(*) AS m FROM audit;\n",
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n6\nm\n6\n");
+    let trail = crate::harness::fixture("plaso-testdata");
+    let sql = "SELECT (SELECT count(*) FROM audit) AS a, (SELECT count(*) FROM trail) AS t";
+    assert_eq!(reader.ok(&["query", "-q", "--format", "csv", "--trail", &trail, sql]), "a,t\n6,6\n");
     let (_, err) = reader.expect(
         1,
         &["ingest", "--store", "audit", &crate::harness::fixture("stratus-red-team-detonation-logs")],

@@ -23,8 +23,9 @@ fn create_list_show_update() {
     assert!(err.contains("already exists"), "{err}");
     let (_, err) = lake.expect(1, &["store", "create", "x"]);
     assert!(err.contains("3 to 128 characters"), "{err}");
-    let (_, err) = lake.expect(1, &["store", "update", "audit-1", "--retention-days", "6"]);
-    assert!(err.contains("out of range"), "{err}");
+    // A usage error, exit 2, naming the range.
+    let (_, err) = lake.expect(2, &["store", "update", "audit-1", "--retention-days", "6"]);
+    assert!(err.contains("6 is not in 7..=3653"), "{err}");
     let (_, err) = lake.expect(1, &["store", "update", "audit-1"]);
     assert!(err.contains("nothing to update"), "{err}");
     let (_, err) = lake.expect(1, &["store", "show", "nope"]);

@@ -20,28 +20,91 @@ use tokio::runtime::Runtime;
 use trawl_query::{Lake, Piece, QueryStats};
 
 use crate::bundled::EXAMPLES;
+use crate::cmd::query::describe;
 use crate::output::{self, Format, Sink, to_stdout};
-use crate::query::describe;
 
 /// Rows of a table shown on the terminal before the rest is counted with a note.
 pub(crate) const MAX_ROWS: usize = 100;
 
+/// The help's first lines; the commands' lines come from [`META_COMMANDS`].
 const HELP: &str = "\
 Statements end with ';' and may span lines. Tab completes keywords, functions, stores and
 columns (nested ones with dots: userIdentity.sessionContext...). Ctrl-C cancels a running query
 (or clears the line), Ctrl-D or \\q quits.
+";
 
-  \\d               list the event data stores
-  \\d STORE         the columns of a store, nested fields included
-  \\format FORMAT   table, csv, json, ndjson or markdown
-  \\timing          statistics after each query on or off
-  \\o [FILE]        results to FILE (none: back to the terminal)
-  \\i FILE          run the statements of FILE
-  \\set [NAME VALUE] set a $NAME placeholder (none: list them)
-  \\trail NAME URL   a table over raw trail logs (s3://bucket/prefix/ or a directory)
-  \\examples [N]    list the bundled audit queries, or run number N
-  \\q               quit
-  \\?               this help";
+/// A meta-command of the shell. The table drives `\?`, completion and dispatch.
+struct MetaCommand {
+    name: &'static str,
+    /// Other names it answers to.
+    aliases: &'static [&'static str],
+    /// The arguments, as the help shows them.
+    args: &'static str,
+    help: &'static str,
+    /// Runs it with its arguments; false to quit.
+    run: fn(&mut Session<'_>, &[&str]) -> Result<bool>,
+}
+
+const META_COMMANDS: &[MetaCommand] = &[
+    MetaCommand {
+        name: "d",
+        aliases: &[],
+        args: "[STORE]",
+        help: "list the event data stores; with STORE, its columns, nested fields included",
+        run: |s, a| s.describe(a),
+    },
+    MetaCommand {
+        name: "format",
+        aliases: &[],
+        args: "FORMAT",
+        help: "table, csv, json, ndjson or markdown",
+        run: |s, a| s.set_format(a),
+    },
+    MetaCommand {
+        name: "timing",
+        aliases: &[],
+        args: "",
+        help: "statistics after each query on or off",
+        run: |s, a| s.toggle_timing(a),
+    },
+    MetaCommand {
+        name: "o",
+        aliases: &[],
+        args: "[FILE]",
+        help: "results to FILE (none: back to the terminal)",
+        run: |s, a| s.set_output(a),
+    },
+    MetaCommand {
+        name: "i",
+        aliases: &[],
+        args: "FILE",
+        help: "run the statements of FILE",
+        run: |s, a| s.include(a),
+    },
+    MetaCommand {
+        name: "set",
+        aliases: &[],
+        args: "[NAME VALUE]",
+        help: "set a $NAME placeholder (none: list them)",
+        run: |s, a| s.set_param(a),
+    },
+    MetaCommand {
+        name: "trail",
+        aliases: &[],
+        args: "NAME URL",
+        help: "a table over raw trail logs (s3://bucket/prefix/ or a directory)",
+        run: |s, a| s.trail(a),
+    },
+    MetaCommand {
+        name: "examples",
+        aliases: &[],
+        args: "[N]",
+        help: "list the bundled audit queries, or run number N",
+        run: |s, a| s.examples(a),
+    },
+    MetaCommand { name: "q", aliases: &["quit"], args: "", help: "quit", run: |_, _| Ok(false) },
+    MetaCommand { name: "?", aliases: &["h", "help"], args: "", help: "this help", run: |s, a| s.help(a) },
+];
 
 const KEYWORDS: &[&str] = &[
     "SELECT",
@@ -86,9 +149,6 @@ const KEYWORDS: &[&str] = &[
     "OVER",
     "PARTITION BY",
 ];
-
-const META: &[&str] =
-    &["\\d", "\\format", "\\timing", "\\o", "\\i", "\\set", "\\trail", "\\examples", "\\q", "\\?"];
 
 /// One shell: the lake, the settings its meta-commands change, and where results go.
 pub(crate) struct Session<'r> {
@@ -210,94 +270,141 @@ impl<'r> Session<'r> {
     fn meta(&mut self, command: &str) -> Result<bool> {
         let mut words = command.split_whitespace();
         let name = words.next().unwrap_or("");
-        let rest: Vec<&str> = words.collect();
-        match (name, rest.as_slice()) {
-            ("q" | "quit", _) => return Ok(false),
-            ("?" | "h" | "help", _) => say!("{HELP}"),
-            ("d", []) => {
-                let mut out = String::from("name\tid\n");
+        let args: Vec<&str> = words.collect();
+        let found = META_COMMANDS.iter().find(|m| m.name == name || m.aliases.contains(&name));
+        let Some(meta) = found else { bail!("unknown command \\{name}; \\? lists the commands") };
+        (meta.run)(self, &args)
+    }
+
+    fn help(&mut self, _: &[&str]) -> Result<bool> {
+        let mut out = String::from(HELP);
+        out.push('\n');
+        for m in META_COMMANDS {
+            let call = format!("\\{} {}", m.name, m.args);
+            out.push_str(&format!("  {call:<18} {}\n", m.help));
+        }
+        self.emit(&out)?;
+        Ok(true)
+    }
+
+    fn describe(&mut self, args: &[&str]) -> Result<bool> {
+        let mut out = String::new();
+        match args {
+            [] => {
+                out.push_str("name\tid\n");
                 for s in self.lake.stores() {
                     out.push_str(&format!("{}\t{}\n", s.name, s.id));
                 }
                 for (name, location) in self.lake.trails() {
                     out.push_str(&format!("{name}\ttrail logs at {location}\n"));
                 }
-                self.emit(&out)?;
             }
-            ("d", [store]) => {
+            [store] => {
                 let schema = self
                     .runtime
                     .block_on(self.lake.context().table_provider(*store))
                     .map_err(|_| anyhow!("{}", self.lake.unknown_store(store)))?
                     .schema();
-                let mut out = String::new();
                 for field in schema.fields() {
                     describe_field(&mut out, field.name(), field.data_type(), 0);
                 }
-                self.emit(&out)?;
             }
-            ("format", [f]) => {
-                self.format = Format::from_str(f, true)
-                    .map_err(|_| anyhow!("unknown format {f}: use table, csv, json, ndjson or markdown"))?;
-                if self.format == Format::Parquet {
-                    self.format = Format::Table;
-                    bail!("parquet output needs `trawl query --format parquet -o FILE`");
-                }
-            }
-            ("timing", []) => {
-                self.timing = !self.timing;
-                note!("timing is {}", if self.timing { "on" } else { "off" });
-            }
-            ("o", []) => self.output = None,
-            ("o", [file]) => {
+            _ => return usage("d"),
+        }
+        self.emit(&out)?;
+        Ok(true)
+    }
+
+    fn set_format(&mut self, args: &[&str]) -> Result<bool> {
+        let [f] = args else { return usage("format") };
+        let format = Format::from_str(f, true)
+            .map_err(|_| anyhow!("unknown format {f}: use table, csv, json, ndjson or markdown"))?;
+        if format == Format::Parquet {
+            bail!("parquet output needs `trawl query --format parquet -o FILE`");
+        }
+        self.format = format;
+        Ok(true)
+    }
+
+    fn toggle_timing(&mut self, args: &[&str]) -> Result<bool> {
+        let [] = args else { return usage("timing") };
+        self.timing = !self.timing;
+        note!("timing is {}", if self.timing { "on" } else { "off" });
+        Ok(true)
+    }
+
+    fn set_output(&mut self, args: &[&str]) -> Result<bool> {
+        self.output = match args {
+            [] => None,
+            [file] => {
                 let f = std::fs::File::create(file).with_context(|| format!("cannot create {file}"))?;
-                self.output = Some((PathBuf::from(file), f));
+                Some((PathBuf::from(file), f))
             }
-            ("i", [file]) => {
-                let path = std::fs::canonicalize(file).with_context(|| format!("cannot read {file}"))?;
-                if self.including.contains(&path) {
-                    bail!("\\i {file}: the file includes itself (through {})", self.include_chain());
-                }
-                if self.including.len() >= MAX_INCLUDE_DEPTH {
-                    bail!("\\i {file}: more than {MAX_INCLUDE_DEPTH} files deep ({})", self.include_chain());
-                }
-                let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {file}"))?;
-                self.including.push(path);
-                let go_on = self.input(&text);
-                self.including.pop();
-                return Ok(go_on);
-            }
-            ("set", []) => {
+            _ => return usage("o"),
+        };
+        Ok(true)
+    }
+
+    fn include(&mut self, args: &[&str]) -> Result<bool> {
+        let [file] = args else { return usage("i") };
+        let path = std::fs::canonicalize(file).with_context(|| format!("cannot read {file}"))?;
+        if self.including.contains(&path) {
+            bail!("\\i {file}: the file includes itself (through {})", self.include_chain());
+        }
+        if self.including.len() >= MAX_INCLUDE_DEPTH {
+            bail!("\\i {file}: more than {MAX_INCLUDE_DEPTH} files deep ({})", self.include_chain());
+        }
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {file}"))?;
+        self.including.push(path);
+        let go_on = self.input(&text);
+        self.including.pop();
+        Ok(go_on)
+    }
+
+    fn set_param(&mut self, args: &[&str]) -> Result<bool> {
+        match args {
+            [] => {
                 let mut params: Vec<_> = self.lake.params().iter().collect();
                 params.sort();
-                for (k, v) in params {
-                    say!("{k} = {v}");
-                }
+                let out: String = params.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+                self.emit(&out)?;
             }
-            ("set", [name, value @ ..]) if !value.is_empty() => {
+            [name, value @ ..] if !value.is_empty() => {
                 self.lake.set_param(name.trim_start_matches('$'), &value.join(" "));
             }
-            ("trail", [name, location]) => {
-                self.lake.register_trail(name, location, std::sync::Arc::new(trawl_ingest::decode_file))?;
-                note!("{name}: the raw trail logs at {location}");
-            }
-            ("examples", []) => {
+            _ => return usage("set"),
+        }
+        Ok(true)
+    }
+
+    fn trail(&mut self, args: &[&str]) -> Result<bool> {
+        let [name, location] = args else { return usage("trail") };
+        self.lake.register_trail(name, location, std::sync::Arc::new(trawl_ingest::decode_file))?;
+        note!("{name}: the raw trail logs at {location}");
+        Ok(true)
+    }
+
+    fn examples(&mut self, args: &[&str]) -> Result<bool> {
+        match args {
+            [] => {
+                let mut out = String::new();
                 for (i, (name, sql)) in EXAMPLES.iter().enumerate() {
-                    say!("{:>3}  {:<38} {}", i + 1, name, question(sql));
+                    out.push_str(&format!("{:>3}  {:<38} {}\n", i + 1, name, question(sql)));
                 }
-                say!("run one with \\examples N");
+                out.push_str("run one with \\examples N\n");
+                self.emit(&out)?;
             }
-            ("examples", [which]) => {
+            [which] => {
                 let found = match which.parse::<usize>() {
                     Ok(n) => EXAMPLES.get(n.wrapping_sub(1)),
                     Err(_) => EXAMPLES.iter().find(|(name, _)| name.starts_with(which)),
                 };
                 let (name, sql) =
                     found.ok_or_else(|| anyhow!("no example {which}; \\examples lists them"))?;
-                say!("-- {name}: {}", question(sql));
+                self.emit(&format!("-- {name}: {}\n", question(sql)))?;
                 self.run_sql(sql)?;
             }
-            _ => bail!("unknown command \\{command}; \\? lists the commands"),
+            _ => return usage("examples"),
         }
         Ok(true)
     }
@@ -391,6 +498,12 @@ impl<'r> Session<'r> {
         }
         Ok(())
     }
+}
+
+/// The error for a meta-command called with the wrong arguments.
+fn usage(name: &str) -> Result<bool> {
+    let args = META_COMMANDS.iter().find(|m| m.name == name).map_or("", |m| m.args);
+    bail!("usage: \\{name} {args}")
 }
 
 /// The `-- Question:` header of an example.
@@ -511,7 +624,7 @@ impl LakeHelper {
         let lower = word.to_lowercase();
         let upper = word.chars().all(|c| !c.is_lowercase());
         let mut found: Vec<String> =
-            META.iter().filter(|m| m.starts_with(word)).map(|m| m.to_string()).collect();
+            META_COMMANDS.iter().map(|m| format!("\\{}", m.name)).filter(|m| m.starts_with(word)).collect();
         found.extend(
             KEYWORDS
                 .iter()

@@ -12,6 +12,9 @@ pub enum Error {
     /// A source path is missing or unreadable.
     #[error("{path}: {reason}")]
     Source { path: String, reason: String },
+    /// A task of the pipeline panicked or was cancelled: a defect of trawl, not of the input.
+    #[error("the ingest's {task} task failed (a defect of trawl; please report it): {reason}")]
+    Task { task: &'static str, reason: String },
     /// The store refuses new events.
     #[error(
         "event data store '{0}' has ingestion stopped; `trawl store update {0} --ingestion on` starts it"

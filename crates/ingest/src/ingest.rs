@@ -257,8 +257,7 @@ async fn run(
                 }
             })
             .buffered(threads);
-        let worker =
-            |e: tokio::task::JoinError| Error::Source { path: "decode worker".into(), reason: e.to_string() };
+        let worker = |e: tokio::task::JoinError| Error::Task { task: "decode", reason: e.to_string() };
         'units: while let Some(decoding) = decoded.next().await {
             match decoding.map_err(worker)? {
                 Decoding::Done(d) => {
@@ -282,7 +281,7 @@ async fn run(
     drop(rx);
     let produced = producer.await;
     result?;
-    produced.map_err(|e| Error::Source { path: "ingest pipeline".into(), reason: e.to_string() })??;
+    produced.map_err(|e| Error::Task { task: "fetch", reason: e.to_string() })??;
     report.prefixes_completed = report.prefixes_found.saturating_sub(report.failed_prefixes.len());
     report.elapsed = started.elapsed();
     Ok(report)
@@ -427,9 +426,7 @@ impl Writer<'_> {
     /// Waits for the wave in flight, if any; returns the table.
     async fn settle(&mut self, progress: &dyn Progress, report: &mut IngestReport) -> Result<Snapshot> {
         if let Some(task) = self.pending.take() {
-            let joined = task
-                .await
-                .map_err(|e| Error::Source { path: "ingest writer".into(), reason: e.to_string() })?;
+            let joined = task.await.map_err(|e| Error::Task { task: "writer", reason: e.to_string() })?;
             let c = joined?;
             self.parquet = Some(c.writer);
             // After a race the cache lacks the other writer's keys: it is reloaded.
@@ -596,7 +593,7 @@ async fn commit_wave(
             Ok::<_, Error>(writer)
         })
         .await
-        .map_err(|e| Error::Source { path: "ingest writer".into(), reason: e.to_string() })??;
+        .map_err(|e| Error::Task { task: "writer", reason: e.to_string() })??;
         let events = writer.rows();
         match store.commit(&mut table, &mut writer, rows.ledger.clone()).await {
             Ok(outcome) => {

@@ -29,15 +29,38 @@ pub enum Error {
     /// No column (or nested field) by that name.
     #[error("unknown column '{name}'{}", did_you_mean(.suggestion))]
     UnknownColumn { name: String, suggestion: Option<String> },
+    /// A raw trail table's location is not one trawl can read.
+    #[error("trail location '{location}': {reason}")]
+    TrailLocation { location: String, reason: String },
+    /// A name is taken.
+    #[error("{0}")]
+    NameTaken(String),
     /// Trino syntax trawl does not support (yet).
     #[error("not supported: {0}")]
     Unsupported(String),
     /// The lake could not be opened or read.
     #[error(transparent)]
     Store(#[from] trawl_store::Error),
+    /// A data file of a store is not as it was written (changed, cut short or gone): the query
+    /// stops rather than answer from what is left.
+    #[error("{detail}")]
+    CorruptStore { store: String, file: String, detail: String },
     /// DataFusion failed to plan or run the query.
     #[error(transparent)]
-    DataFusion(#[from] datafusion::error::DataFusionError),
+    DataFusion(datafusion::error::DataFusionError),
+}
+
+impl From<datafusion::error::DataFusionError> for Error {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        match trawl_store::blocks::Corrupt::find(&e) {
+            Some(c) => Error::CorruptStore {
+                store: c.store().to_owned(),
+                file: c.file().to_owned(),
+                detail: c.to_string(),
+            },
+            None => Error::DataFusion(e),
+        }
+    }
 }
 
 fn closest_or_all(suggestion: &Option<String>, stores: &[String]) -> String {

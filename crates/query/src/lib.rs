@@ -277,7 +277,7 @@ impl Lake {
     /// `trawl_ingest::decode_file`.
     pub fn register_trail(&mut self, name: &str, location: &str, decode: Decoder) -> Result<()> {
         if self.stores.iter().any(|s| s.name.eq_ignore_ascii_case(name)) {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::NameTaken(format!(
                 "'{name}' is already an event data store; name the trail table otherwise"
             )));
         }

@@ -55,22 +55,26 @@ impl std::fmt::Debug for TrailTable {
 impl TrailTable {
     /// A table over `location`: `s3://bucket/prefix/` or a local directory.
     pub fn open(location: &str, decode: Decoder) -> Result<Self> {
-        let (store, root, base, url): (Arc<dyn ObjectStore>, Path, String, Option<url::Url>) = if location
-            .starts_with("s3://")
-        {
-            let url = url::Url::parse(location)
-                .map_err(|e| Error::Unsupported(format!("'{location}' is not a URL: {e}")))?;
-            let (store, root) = trawl_store::s3::bucket_of(&url)?;
-            (store, root, format!("s3://{}/", url.host_str().unwrap_or_default()), Some(url))
-        } else {
-            let dir = std::path::Path::new(location);
-            if !dir.is_dir() {
-                return Err(Error::Unsupported(format!("trail location '{location}' is not a directory")));
-            }
-            let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
-                .map_err(|e| Error::Store(trawl_store::Error::ObjectStore(e)))?;
-            (Arc::new(store), Path::default(), format!("{}/", location.trim_end_matches('/')), None)
-        };
+        let (store, root, base, url): (Arc<dyn ObjectStore>, Path, String, Option<url::Url>) =
+            if location.starts_with("s3://") {
+                let url = url::Url::parse(location).map_err(|e| Error::TrailLocation {
+                    location: location.to_owned(),
+                    reason: format!("not a URL: {e}"),
+                })?;
+                let (store, root) = trawl_store::s3::bucket_of(&url)?;
+                (store, root, format!("s3://{}/", url.host_str().unwrap_or_default()), Some(url))
+            } else {
+                let dir = std::path::Path::new(location);
+                if !dir.is_dir() {
+                    return Err(Error::TrailLocation {
+                        location: location.to_owned(),
+                        reason: "not a directory".into(),
+                    });
+                }
+                let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
+                    .map_err(|e| Error::Store(trawl_store::Error::ObjectStore(e)))?;
+                (Arc::new(store), Path::default(), format!("{}/", location.trim_end_matches('/')), None)
+            };
         let schema = trawl_store::schema::event_schema();
         Ok(Self { location: location.to_owned(), url, base, store, root, schema, decode })
     }

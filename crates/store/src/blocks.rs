@@ -71,35 +71,68 @@ impl FileBlocks {
         (range.start / BLOCK * BLOCK)..(range.end.div_ceil(BLOCK) * BLOCK).min(self.size)
     }
 
+    fn damaged(&self, damage: Damage) -> Corrupt {
+        Corrupt { store: self.store.clone(), file: self.file.clone(), damage }
+    }
+
     /// Checks `bytes`, the whole blocks starting at byte `start`.
     fn check(&self, start: u64, bytes: &[u8]) -> Result<(), Corrupt> {
         for (i, block) in bytes.chunks(BLOCK as usize).enumerate() {
             let index = (start / BLOCK) as usize + i;
             if self.sums.get(index) != Some(&sum(block)) {
                 let at = index as u64 * BLOCK;
-                return Err(Corrupt {
-                    store: self.store.clone(),
-                    file: self.file.clone(),
-                    range: at..at + block.len() as u64,
-                });
+                return Err(self.damaged(Damage::Mismatch(at..at + block.len() as u64)));
             }
         }
         Ok(())
     }
 }
 
-/// A block of a data file that does not match its checksum.
-#[derive(Debug)]
+/// A data file of a store that is not as it was written: a block that does not match its
+/// checksum, or the file gone or cut short.
+#[derive(Debug, Clone)]
 pub struct Corrupt {
     store: String,
     file: String,
-    range: Range<u64>,
+    damage: Damage,
+}
+
+#[derive(Debug, Clone)]
+enum Damage {
+    /// These bytes do not match their checksum.
+    Mismatch(Range<u64>),
+    /// The file is not there.
+    Missing,
+    /// The file is shorter than it was written.
+    Short,
 }
 
 /// The words that end a [`Corrupt`]'s message.
 const CORRUPT_END: &str = "(bit rot, or a change made outside trawl)";
 
 impl Corrupt {
+    /// The store the file belongs to.
+    pub fn store(&self) -> &str {
+        &self.store
+    }
+
+    /// The file, relative to the store's table.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The `Corrupt` among `error` and its sources.
+    pub fn find<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e Corrupt> {
+        let mut next = Some(error);
+        while let Some(e) = next {
+            if let Some(corrupt) = e.downcast_ref::<Corrupt>() {
+                return Some(corrupt);
+            }
+            next = e.source();
+        }
+        None
+    }
+
     /// The message of a `Corrupt` inside `text`, an error message that holds it (DataFusion and
     /// Parquet restate the errors of the layers below them as text, more than once).
     pub fn find_in(text: &str) -> Option<&str> {
@@ -111,12 +144,15 @@ impl Corrupt {
 
 impl fmt::Display for Corrupt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "data file {} of event data store '{}' is damaged: bytes {}..{} do not match the checksum \
-             written with them {CORRUPT_END}",
-            self.file, self.store, self.range.start, self.range.end
-        )
+        write!(f, "data file {} of event data store '{}' is damaged: ", self.file, self.store)?;
+        match &self.damage {
+            Damage::Mismatch(range) => {
+                write!(f, "bytes {}..{} do not match the checksum written with them", range.start, range.end)?
+            }
+            Damage::Missing => write!(f, "it is missing")?,
+            Damage::Short => write!(f, "it is shorter than it was written")?,
+        }
+        write!(f, " {CORRUPT_END}")
     }
 }
 
@@ -181,7 +217,14 @@ impl ObjectStore for VerifiedStore {
         }
         let widened = blocks.widen(&wanted);
         let options = GetOptions { range: Some(GetRange::Bounded(widened.clone())), ..options };
-        let result = self.inner.get_opts(location, options).await?;
+        let damaged = |damage| object_store::Error::Generic {
+            store: "trawl",
+            source: Box::new(blocks.damaged(damage)),
+        };
+        let result = match self.inner.get_opts(location, options).await {
+            Err(object_store::Error::NotFound { .. }) => return Err(damaged(Damage::Missing)),
+            result => result?,
+        };
         let (meta, attributes) = (result.meta.clone(), result.attributes.clone());
         let bytes = result.bytes().await?;
         blocks
@@ -190,10 +233,7 @@ impl ObjectStore for VerifiedStore {
         let from = (wanted.start - widened.start) as usize;
         let Some(part) = bytes.get(from..from + (wanted.end - wanted.start) as usize) else {
             // The object is shorter than the file was: a checked block would have failed first.
-            return Err(object_store::Error::Generic {
-                store: "trawl",
-                source: format!("{location} is shorter than the {size} bytes written").into(),
-            });
+            return Err(damaged(Damage::Short));
         };
         let part = bytes.slice_ref(part);
         Ok(GetResult {

@@ -235,10 +235,11 @@ impl EventDataStore {
     ) -> impl futures::Stream<Item = Result<RecordBatch>> + 'a {
         let checked = files.iter().filter_map(|f| Some((f.path.clone(), f.blocks.clone()?))).collect();
         let objects: Arc<dyn ObjectStore> = Arc::new(VerifiedStore::new(snapshot.objects(), checked));
+        let store = snapshot.store.clone();
         futures::stream::iter(files)
             .then(move |file| {
-                let objects = objects.clone();
-                async move { read_file(objects, file, columns).await }
+                let (objects, store) = (objects.clone(), store.clone());
+                async move { read_file(&store, objects, file, columns).await }
             })
             .try_flatten()
     }
@@ -587,6 +588,7 @@ impl deltalake::operations::vacuum::Clock for DeltaClock {
 }
 
 async fn read_file(
+    store: &str,
     objects: Arc<dyn ObjectStore>,
     file: &DataFile,
     columns: &[&str],
@@ -600,9 +602,11 @@ async fn read_file(
     let roots: Vec<usize> = columns
         .iter()
         .map(|c| {
-            arrow_schema
-                .index_of(c)
-                .map_err(|_| Error::InvalidConfig(format!("column {c} missing from data file {}", file.path)))
+            arrow_schema.index_of(c).map_err(|_| Error::DataFile {
+                store: store.to_owned(),
+                file: file.path.to_string(),
+                reason: format!("the column {c} is missing"),
+            })
         })
         .collect::<Result<_>>()?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);

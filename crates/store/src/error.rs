@@ -40,6 +40,9 @@ pub enum Error {
     /// failed.
     #[error("writing data files: {0}")]
     Write(String),
+    /// A data file of a store does not hold what the store's schema says it must.
+    #[error("data file {file} of event data store '{store}': {reason}")]
+    DataFile { store: String, file: String, reason: String },
     /// An advanced event selector is malformed.
     #[error("invalid advanced event selector: {0}")]
     InvalidSelector(String),

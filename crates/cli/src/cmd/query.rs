@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use futures::TryStreamExt;
 use trawl_query::{Batches, Lake, LakeOptions, QueryStats};
 
-use crate::QueryArgs;
+use crate::args::QueryArgs;
 use crate::output::{self, Format, Sink};
 
 pub(crate) async fn run(location: &str, args: QueryArgs) -> Result<ExitCode> {
@@ -25,8 +25,8 @@ pub(crate) async fn run(location: &str, args: QueryArgs) -> Result<ExitCode> {
     let options = LakeOptions {
         memory_limit: args.memory_mib.map(|m| m << 20),
         time_bounds: (
-            args.from.as_deref().map(crate::commands::parse_time).transpose()?,
-            args.to.as_deref().map(crate::commands::parse_time).transpose()?,
+            args.from.as_deref().map(super::parse_time).transpose()?,
+            args.to.as_deref().map(super::parse_time).transpose()?,
         ),
     };
     let mut lake = Lake::open_with(location, &options)

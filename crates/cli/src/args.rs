@@ -1,0 +1,255 @@
+//! The command line: clap's types, apart from the code of the commands. Values out of range
+//! are refused here, naming the range, never clamped later.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use clap::builder::RangedU64ValueParser;
+use trawl_store::{DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS, MIN_RETENTION_DAYS};
+
+use crate::output::Format;
+
+/// A count of at least `min`: clap names the range when a value is outside it.
+fn at_least(min: u64) -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(min..)
+}
+
+fn retention_help() -> String {
+    format!(
+        "Days of events kept, by eventTime ({MIN_RETENTION_DAYS} to {MAX_RETENTION_DAYS}) \
+         [default on create: {DEFAULT_RETENTION_DAYS}]"
+    )
+}
+
+/// CloudTrail event data stores on Delta Lake, queried with SQL.
+#[derive(Debug, Parser)]
+#[command(name = "trawl", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    /// The lake: a local directory or s3://bucket/prefix [default: $TRAWL_LAKE, else ./trawl-lake]
+    #[arg(long, global = true, env = "TRAWL_LAKE", default_value = "trawl-lake", hide_default_value = true)]
+    pub(crate) lake: String,
+    /// Without a command: the SQL shell on a terminal, else the statements read from stdin
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create, list, show, update, delete and restore event data stores
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Ingest CloudTrail files, directories and trail buckets (s3://) into a store
+    Ingest(IngestArgs),
+    /// Write a store's events back out as NDJSON (the original JSON of each event)
+    Export(ExportArgs),
+    /// Apply retention: drop day partitions older than the store's retention
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Run one SQL query (CloudTrail Lake's dialect) over the stores
+    Query(QueryArgs),
+    /// Build a demo store from bundled real CloudTrail events and open the SQL shell on it
+    /// (without a terminal: run three example audits and print them)
+    Demo,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QueryArgs {
+    /// The SQL; read from -f FILE or stdin when absent
+    pub(crate) sql: Option<String>,
+    /// Read the SQL from a file
+    #[arg(short, long, value_name = "FILE", conflicts_with = "sql")]
+    pub(crate) file: Option<PathBuf>,
+    /// Output format [default: from the extension of -o FILE (.csv, .json, .ndjson, .jsonl,
+    /// .md, .parquet), else table]
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<Format>,
+    /// Write results to a file instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Rows a table shows; the rest are counted, not kept (0: all) [default: 100 on a
+    /// terminal, else all]
+    #[arg(long, value_name = "N")]
+    pub(crate) max_rows: Option<usize>,
+    /// A placeholder value, as NAME=VALUE (fills $NAME in the SQL)
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub(crate) params: Vec<String>,
+    /// Raw trail logs as a table, as Athena reads them: URL (table `trail`) or NAME=URL; URL is
+    /// s3://bucket/[prefix/] or a local directory; eventtime bounds prune the day prefixes read
+    #[arg(long = "trail", value_name = "[NAME=]URL")]
+    pub(crate) trails: Vec<String>,
+    /// Only events at or after this time, in every store (RFC 3339 or YYYY-MM-DD)
+    #[arg(long, value_name = "TIME")]
+    pub(crate) from: Option<String>,
+    /// Only events before this time, in every store (RFC 3339 or YYYY-MM-DD)
+    #[arg(long, value_name = "TIME")]
+    pub(crate) to: Option<String>,
+    /// Memory for query execution in MiB; past it, sorts and aggregations spill to disk
+    #[arg(long, value_name = "MIB", value_parser = at_least(1))]
+    pub(crate) memory_mib: Option<usize>,
+    /// Do not print statistics on stderr
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum OnOff {
+    On,
+    Off,
+}
+
+impl OnOff {
+    pub(crate) fn is_on(self) -> bool {
+        self == OnOff::On
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StoreSettings {
+    #[arg(
+        long,
+        value_name = "DAYS",
+        help = retention_help(),
+        value_parser = clap::value_parser!(u32).range(i64::from(MIN_RETENTION_DAYS)..=i64::from(MAX_RETENTION_DAYS)),
+    )]
+    pub(crate) retention_days: Option<u32>,
+    /// Termination protection: blocks `store delete` [default on create: on]
+    #[arg(long, value_name = "ON|OFF")]
+    pub(crate) termination_protection: Option<OnOff>,
+    /// Advanced event selectors, as CloudTrail Lake's JSON array, or @FILE holding it
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub(crate) selectors: Option<String>,
+    /// Whether `ingest` may add events [default on create: on]
+    #[arg(long, value_name = "ON|OFF")]
+    pub(crate) ingestion: Option<OnOff>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StoreCommand {
+    /// Create an event data store
+    Create {
+        /// 3 to 128 characters of letters, digits, '.', '_' and '-'
+        name: String,
+        #[command(flatten)]
+        settings: StoreSettings,
+    },
+    /// List event data stores
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a store's configuration and figures
+    Show {
+        /// Name or id
+        store: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a store's settings
+    Update {
+        /// Name or id
+        store: String,
+        #[command(flatten)]
+        settings: StoreSettings,
+    },
+    /// Delete a store: it stays restorable for 7 days, then is removed
+    Delete {
+        /// Name or id
+        store: String,
+    },
+    /// Restore a store pending deletion
+    Restore {
+        /// Name or id
+        store: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IngestArgs {
+    /// Files and directories (.json, .json.gz, .jsonl, .ndjson; directories recursively), and
+    /// s3://bucket/[prefix/] locations (trail layouts: AWSLogs/[o-id/]ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/)
+    #[arg(required = true, value_name = "SOURCE")]
+    pub(crate) sources: Vec<String>,
+    /// Only events at or after this time (RFC 3339 or YYYY-MM-DD); trail layouts list only the
+    /// day prefixes from this day on
+    #[arg(long, value_name = "TIME")]
+    pub(crate) start: Option<String>,
+    /// Only events before this time (RFC 3339 or YYYY-MM-DD); trail layouts list only the day
+    /// prefixes up to the day after it
+    #[arg(long, value_name = "TIME")]
+    pub(crate) end: Option<String>,
+    /// Only this account's prefixes of trail layouts (repeatable)
+    #[arg(long = "account", value_name = "ACCOUNT")]
+    pub(crate) accounts: Vec<String>,
+    /// Only this region's prefixes of trail layouts (repeatable)
+    #[arg(long = "region", value_name = "REGION")]
+    pub(crate) regions: Vec<String>,
+    /// Objects fetched at once from S3
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = at_least(1))]
+    pub(crate) concurrency: usize,
+    /// Keep running: look for new objects every SECS seconds (live ingestion) until interrupted
+    #[arg(
+        long,
+        value_name = "SECS",
+        num_args = 0..=1,
+        default_missing_value = "60",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub(crate) follow: Option<u64>,
+    /// The store; created with default settings when missing
+    #[arg(long, default_value = "default")]
+    pub(crate) store: String,
+    /// Reject a whole file when any of its records is malformed, and exit 1
+    #[arg(long)]
+    pub(crate) strict: bool,
+    /// Decode threads [default: one per core]
+    #[arg(long, value_parser = at_least(1))]
+    pub(crate) threads: Option<usize>,
+    /// Decoded JSON per commit, in MiB (bounds memory)
+    #[arg(long, default_value_t = 32, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) commit_mib: u64,
+    /// Write a Delta checkpoint every N table versions (each commit of a run gets slower the
+    /// more commits there are since the last one)
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) checkpoint_every: u64,
+    /// The most text one file may decompress to, in MiB: a larger file (a gzip bomb) is
+    /// reported and skipped
+    #[arg(
+        long,
+        default_value_t = trawl_ingest::MAX_TEXT_BYTES >> 20,
+        value_name = "MIB",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub(crate) max_file_mib: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// The store
+    #[arg(long)]
+    pub(crate) store: String,
+    /// Only events at or after this time (RFC 3339 or YYYY-MM-DD)
+    #[arg(long, value_name = "TIME")]
+    pub(crate) start: Option<String>,
+    /// Only events before this time (RFC 3339 or YYYY-MM-DD)
+    #[arg(long, value_name = "TIME")]
+    pub(crate) end: Option<String>,
+    /// Output file ('-' for stdout)
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RetentionCommand {
+    /// Delete expired partitions and vacuum their files
+    Apply {
+        /// Only this store [default: every store]
+        #[arg(long)]
+        store: Option<String>,
+        /// Report what would be deleted, delete nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+}

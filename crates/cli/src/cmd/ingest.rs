@@ -1,0 +1,158 @@
+//! `trawl ingest`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use trawl_ingest::{IngestOptions, IngestReport, ingest};
+use trawl_store::trail::TrailFilter;
+use trawl_store::{Clock, Lake, StoreConfig};
+
+use super::parse_time;
+use crate::args::IngestArgs;
+use crate::progress::Bar;
+
+/// Ingest finished but skipped bad input.
+const EXIT_BAD_INPUT: u8 = 3;
+
+pub(super) async fn run(lake: &Lake, args: IngestArgs, clock: &dyn Clock) -> Result<ExitCode> {
+    for source in args.sources.iter().filter(|s| !trawl_ingest::is_url(s)) {
+        std::fs::metadata(source).with_context(|| format!("cannot read source {source}"))?;
+    }
+    let eds = match lake.store(&args.store).await {
+        Ok(eds) => eds,
+        Err(trawl_store::Error::StoreNotFound(_)) => {
+            match lake.create_store(StoreConfig::new(&args.store, clock.now())?).await {
+                Ok(eds) => {
+                    note!(
+                        "created event data store {} ({}) with default settings",
+                        eds.config().name,
+                        eds.config().id
+                    );
+                    eds
+                }
+                // Another ingest created it meanwhile: this one goes on into it.
+                Err(trawl_store::Error::StoreExists(_)) => lake.store(&args.store).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut options = IngestOptions::new(clock.now());
+    options.strict = args.strict;
+    options.wave_bytes = args.commit_mib << 20;
+    options.checkpoint_every = args.checkpoint_every;
+    options.max_text_bytes = args.max_file_mib << 20;
+    if let Some(t) = args.threads {
+        options.threads = t;
+    }
+    options.scope = TrailFilter {
+        start: args.start.as_deref().map(parse_time).transpose()?,
+        end: args.end.as_deref().map(parse_time).transpose()?,
+        accounts: args.accounts,
+        regions: args.regions,
+        concurrency: args.concurrency,
+        ..Default::default()
+    };
+    let Some(every) = args.follow else {
+        let report = ingest_once(&eds, &args.sources, &options, args.strict).await?;
+        return Ok(exit_code(&report, args.strict));
+    };
+    // Live ingestion: each round lists again (from the newest day prefix seen, less a day, for
+    // late deliveries) and takes only objects the ledger does not have.
+    let mut clean = true;
+    // Registered once, so an interrupt during a round is not lost: it ends the next wait.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        let report = ingest_once(&eds, &args.sources, &options, args.strict).await?;
+        clean &= report.is_clean();
+        if let Some(newest) = report.newest_prefix_day {
+            options.scope.listed_from = Some(newest - chrono::Days::new(1));
+        }
+        tokio::select! {
+            _ = &mut interrupted => break,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(every)) => {}
+        }
+        options.now = clock.now();
+    }
+    note!("stopped following");
+    Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(EXIT_BAD_INPUT) })
+}
+
+/// One ingest run with its progress bar, warnings and report.
+async fn ingest_once(
+    eds: &trawl_store::EventDataStore,
+    sources: &[String],
+    options: &IngestOptions,
+    strict: bool,
+) -> Result<IngestReport> {
+    let bar = Bar::new();
+    let report = ingest(eds, sources, options, &bar).await;
+    bar.finish();
+    let report = report.with_context(|| format!("ingest into {} failed", eds.config().name))?;
+    for problem in &report.problems {
+        note!("warning: {problem}");
+    }
+    for (file, reason) in &report.rejected_files {
+        note!("{}: {file}: {reason}", if strict { "error" } else { "warning" });
+    }
+    print_report(&eds.config().name, &report)?;
+    Ok(report)
+}
+
+fn exit_code(report: &IngestReport, strict: bool) -> ExitCode {
+    if strict && !report.rejected_files.is_empty() {
+        ExitCode::from(1)
+    } else if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_BAD_INPUT)
+    }
+}
+
+fn print_report(store: &str, r: &IngestReport) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    writeln!(out, "ingested into {store}")?;
+    if r.prefixes_found > 0 || r.lists > 0 {
+        writeln!(
+            out,
+            "  prefixes     {} found, {} completed, {} left out, {} LIST requests",
+            r.prefixes_found,
+            r.prefixes_completed,
+            r.skipped_prefixes.len(),
+            r.lists
+        )?;
+    }
+    writeln!(
+        out,
+        "  files        {} found, {} already ingested, {} read, {} digest, {} rejected",
+        r.files_found,
+        r.files_already_ingested,
+        r.files_read,
+        r.digest_files,
+        r.rejected_files.len()
+    )?;
+    writeln!(
+        out,
+        "  events       {} read, {} stored, {} duplicates",
+        r.events_read, r.events_stored, r.duplicates
+    )?;
+    writeln!(
+        out,
+        "  left out     {} by selectors, {} by retention, {} outside --start/--end, {} insights events",
+        r.filtered_by_selectors, r.filtered_by_retention, r.filtered_by_time, r.insight_events
+    )?;
+    writeln!(out, "  skipped      {} bad records ({} problems reported)", r.bad_records, r.problems.len())?;
+    writeln!(
+        out,
+        "  bytes        {:.1} MiB read, {:.1} MiB JSON, {:.1} MiB Parquet written, {} commits",
+        mib(r.bytes_read),
+        mib(r.json_bytes),
+        mib(r.bytes_written),
+        r.commits
+    )?;
+    writeln!(out, "  elapsed      {:.2}s, {:.0} events/s", r.elapsed.as_secs_f64(), r.events_per_second())?;
+    Ok(())
+}

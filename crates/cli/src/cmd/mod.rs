@@ -1,0 +1,67 @@
+//! The commands, one module each: each returns its exit code; errors bubble up to `main`.
+
+mod export;
+mod ingest;
+pub(crate) mod query;
+mod retention;
+pub(crate) mod shell;
+mod store;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use trawl_store::{Clock, FixedClock, Lake, SystemClock};
+
+use crate::args::{Command, RetentionCommand, StoreCommand};
+
+/// The clock: `TRAWL_NOW` (RFC 3339) pins it, for tests and reproducible retention runs.
+fn clock() -> Result<Arc<dyn Clock>> {
+    match std::env::var("TRAWL_NOW") {
+        Ok(s) => Ok(Arc::new(FixedClock(parse_time(&s).context("TRAWL_NOW")?))),
+        Err(_) => Ok(Arc::new(SystemClock)),
+    }
+}
+
+/// The clock deletions are judged by (retention, the end of pending deletion): `TRAWL_NOW` may
+/// hold time back, to test or to reproduce a run, but never move it past the wall clock, so
+/// nothing is deleted before it is due.
+fn deletion_clock(clock: &dyn Clock) -> Arc<dyn Clock> {
+    Arc::new(FixedClock(clock.now().min(Utc::now())))
+}
+
+pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>> {
+    trawl_store::time::parse_timestamp(s).with_context(|| {
+        format!("'{s}' is not a time (use RFC 3339, e.g. 2024-01-31T00:00:00Z, or YYYY-MM-DD)")
+    })
+}
+
+pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
+    let clock = clock()?;
+    // Stores deleted seven days ago or more go for good, but only when a command writes anyway:
+    // a command that reads never writes (nor fails on a lake it may only read, nor creates one).
+    let writes = match &command {
+        Command::Store(StoreCommand::List { .. } | StoreCommand::Show { .. }) => false,
+        Command::Store(_) | Command::Ingest(_) => true,
+        Command::Retention(RetentionCommand::Apply { dry_run, .. }) => !dry_run,
+        Command::Export(_) | Command::Query(_) | Command::Demo => false,
+    };
+    let lake = if writes { Lake::create(location) } else { Lake::open(location) }
+        .with_context(|| format!("cannot open the lake at {location}"))?;
+    if writes {
+        let purged = lake.purge_expired(deletion_clock(clock.as_ref()).as_ref()).await;
+        for name in purged.context("cannot purge deleted stores")? {
+            note!("removed event data store {name}: its seven days of pending deletion are over");
+        }
+    }
+    match command {
+        Command::Store(cmd) => store::run(&lake, cmd, clock.as_ref()).await,
+        Command::Ingest(args) => ingest::run(&lake, args, clock.as_ref()).await,
+        Command::Export(args) => export::run(&lake, args).await,
+        Command::Retention(RetentionCommand::Apply { store, dry_run }) => {
+            retention::run(&lake, store, dry_run, deletion_clock(clock.as_ref())).await
+        }
+        Command::Query(_) | Command::Demo => bail!("queries and the demo open the lake themselves"),
+    }
+}
