@@ -101,6 +101,12 @@ QUERIES = [
     Query("full-distinct-ips", "full range", """
         SELECT recipientaccountid, useridentity.type, count(DISTINCT sourceipaddress) AS ips
         FROM events GROUP BY 1, 2 ORDER BY 1, 2"""),
+    Query("full-json-path", "full range", """
+        SELECT count(*) AS n FROM events
+        WHERE json_extract_scalar(eventjson, '$.userIdentity.arn') LIKE '%admin%'""",
+          duck="""
+        SELECT count(*) AS n FROM events
+        WHERE json_extract_string(eventjson, '$.userIdentity.arn') LIKE '%admin%'"""),
     Query("join-writers-denied", "join of two stores", f"""
         SELECT w.arn, w.writes, count(e.eventid) AS denied
         FROM (SELECT useridentity.arn AS arn, count(*) AS writes FROM writes

@@ -527,24 +527,11 @@ fn describe_field(out: &mut String, name: &str, t: &DataType, depth: usize) {
     }
 }
 
+/// A type as Lake's schema reference writes it; a struct is a `row` whose fields follow.
 fn lake_type(t: &DataType) -> String {
     match t {
-        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => "varchar".into(),
-        DataType::Boolean => "boolean".into(),
-        DataType::Int64 => "bigint".into(),
-        DataType::Int32 => "integer".into(),
-        DataType::Float64 => "double".into(),
-        DataType::Timestamp(_, _) => "timestamp".into(),
-        DataType::Date32 => "date".into(),
         DataType::Struct(_) => "row".into(),
-        DataType::Map(entries, _) => match entries.data_type() {
-            DataType::Struct(kv) if kv.len() == 2 => {
-                format!("map({}, {})", lake_type(kv[0].data_type()), lake_type(kv[1].data_type()))
-            }
-            _ => "map".into(),
-        },
-        DataType::List(item) | DataType::LargeList(item) => format!("array({})", lake_type(item.data_type())),
-        other => other.to_string(),
+        t => trawl_query::trino_type(t),
     }
 }
 

@@ -35,7 +35,6 @@
 
 #![warn(missing_docs)]
 
-mod aggregates;
 mod coercion;
 mod coop;
 mod error;
@@ -65,6 +64,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 
 pub use error::{Error, Result};
+pub use functions::trino_type;
 pub use sql::split::{Piece, Split, split};
 pub use stats::QueryStats;
 pub use trail::{Decoder, TrailTable};
@@ -183,27 +183,7 @@ impl Lake {
             .with_physical_optimizer_rule(Arc::new(coop::YieldingProducers))
             .build();
         let ctx = SessionContext::new_with_state(state);
-        for f in functions::all() {
-            ctx.register_udf(f);
-        }
-        for f in aggregates::all() {
-            ctx.register_udaf(f);
-        }
-        // Trino names for DataFusion functions: arbitrary(x) is any_value(x), split(s, d) is
-        // string_to_array(s, d).
-        let state = ctx.state();
-        if let Some(any) = state.aggregate_functions().get("any_value") {
-            ctx.register_udaf(any.as_ref().clone().with_aliases(["arbitrary"]));
-        }
-        if let Some(split) = state.scalar_functions().get("string_to_array") {
-            ctx.register_udf(split.as_ref().clone().with_aliases(["split"]));
-        }
-        // Trino's lambda functions are DataFusion's higher-order array functions.
-        for (name, trino) in [("array_transform", "transform"), ("array_filter", "filter")] {
-            if let Some(f) = state.higher_order_functions().get(name) {
-                ctx.register_higher_order_function(Arc::new(f.as_ref().clone().with_aliases([trino])));
-            }
-        }
+        register_functions(&ctx);
         let mut stores = Vec::new();
         let mut columns = Vec::new();
         let mut verified: HashMap<ObjectStoreUrl, (Arc<dyn object_store::ObjectStore>, HashMap<Path, _>)> =
@@ -511,6 +491,33 @@ impl futures::Stream for Batches {
                 Ok(batch)
             })
         })
+    }
+}
+
+/// Registers the Trino functions (the pack's, and Trino's names for DataFusion's) on `ctx`.
+pub(crate) fn register_functions(ctx: &SessionContext) {
+    for f in functions::scalars() {
+        ctx.register_udf(f);
+    }
+    for f in functions::aggregate::all() {
+        ctx.register_udaf(f);
+    }
+    // Trino names for DataFusion functions: arbitrary(x) is any_value(x), split(s, d) is
+    // string_to_array(s, d), approx_percentile(x, p) is approx_percentile_cont(x, p).
+    let state = ctx.state();
+    for (name, trino) in [("any_value", "arbitrary"), ("approx_percentile_cont", "approx_percentile")] {
+        if let Some(f) = state.aggregate_functions().get(name) {
+            ctx.register_udaf(f.as_ref().clone().with_aliases([trino]));
+        }
+    }
+    if let Some(split) = state.scalar_functions().get("string_to_array") {
+        ctx.register_udf(split.as_ref().clone().with_aliases(["split"]));
+    }
+    // Trino's lambda functions are DataFusion's higher-order array functions.
+    for (name, trino) in [("array_transform", "transform"), ("array_filter", "filter")] {
+        if let Some(f) = state.higher_order_functions().get(name) {
+            ctx.register_higher_order_function(Arc::new(f.as_ref().clone().with_aliases([trino])));
+        }
     }
 }
 

@@ -250,7 +250,8 @@ mod tests {
     #[test]
     fn finds_lookups_among_conjuncts() {
         let schema = event_schema();
-        let udf = Arc::new(crate::functions::all().into_iter().find(|f| f.name() == "element_at").unwrap());
+        let udf =
+            Arc::new(crate::functions::scalars().into_iter().find(|f| f.name() == "element_at").unwrap());
         let element_at = |m: &str, k: &str| {
             Expr::ScalarFunction(ScalarFunction::new_udf(udf.clone(), vec![col(m), lit(k)]))
         };

@@ -242,6 +242,37 @@ impl VisitorMut for Exprs {
                     f.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new("count"))]);
                 }
             }
+            // if(c, a[, b]) is CASE WHEN c THEN a [ELSE b] END: only the branch taken is evaluated.
+            Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("if") => {
+                let args: Vec<Expr> = match &f.args {
+                    FunctionArguments::List(list) => list
+                        .args
+                        .iter()
+                        .filter_map(|a| match a {
+                            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let given = match &f.args {
+                    FunctionArguments::List(list) => list.args.len(),
+                    _ => 0,
+                };
+                let (2 | 3) = given else {
+                    return unsupported(format!("if takes 2 or 3 arguments, not {given}"));
+                };
+                if args.len() != given {
+                    return unsupported("if takes its arguments by position");
+                }
+                *expr = Expr::Case {
+                    case_token: AttachedToken::empty(),
+                    end_token: AttachedToken::empty(),
+                    operand: None,
+                    conditions: vec![CaseWhen { condition: args[0].clone(), result: args[1].clone() }],
+                    else_result: args.get(2).cloned().map(Box::new),
+                };
+            }
             Expr::Cast { kind: CastKind::Cast | CastKind::DoubleColon, expr: inner, data_type, .. } => {
                 if let Some(call) = json_cast(inner, data_type)? {
                     *expr = call;
