@@ -263,7 +263,9 @@ mod tests {
             ("json_array_length('[1,2,3]')", "3"),
             ("json_array_get('[1,2,3]', -1)", "3"),
             ("json_array_contains('[1,2,3]', 2)", "true"),
-            ("json_extract_scalar('{\"a\":1', '$.a')", "NULL"),
+            // As Trino's streaming extractor: damage after the value does not hide it.
+            ("json_extract_scalar('{\"a\":1', '$.a')", "1"),
+            ("json_extract_scalar('{\"b\":[1,}', '$.a')", "NULL"),
         ] {
             let sql = format!("SELECT {}", call.replace("DOC", doc));
             assert_eq!(value(&ctx, &sql).await, want, "{sql}");

@@ -2,10 +2,11 @@
 //! `json_extract` over `eventjson` read a kilobyte or two per event, and parsing each into a
 //! tree of maps (a dozen allocations per event) cost more than the rest of the query.
 //!
-//! The scanner walks the document once, byte by byte: it descends into the members and
-//! elements the path names and skips the others, checking the document's structure as it goes,
-//! so an invalid document is `None` (as Trino's NULL) wherever the damage is. A key that occurs
-//! twice in an object takes its last value, as a parser into a map would.
+//! The scanner reads the document as Trino's extractors read it with a streaming parser: it
+//! descends into the member or element the path names, skips the others without looking inside
+//! them more than it must to find their end, and stops at the first value the path reaches. So
+//! the first of two members of one name is the one found, and damage after the value found
+//! does not hide it; damage before it, or in it, gives `None` (Trino's NULL).
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -96,28 +97,25 @@ impl<'a> Found<'a> {
     }
 }
 
-/// The value at `path` in `doc`; `None` when it is not there or `doc` is not JSON.
+/// The value at `path` in `doc`; `None` when it is not there or the JSON up to it is damaged.
 pub(crate) fn find<'a>(doc: &'a str, path: &[Step]) -> Option<Found<'a>> {
-    let mut scan = Scan { bytes: doc.as_bytes(), at: 0, depth: 0 };
+    let mut scan = Scan { bytes: doc.as_bytes(), at: 0 };
     scan.ws();
-    let found = scan.value(Some(path)).ok()?;
-    scan.ws();
-    if scan.at != scan.bytes.len() {
-        return None;
+    let range = scan.seek(path).ok()??;
+    let text = &doc[range];
+    // A container is given whole (json_extract): it must be JSON all through.
+    if text.starts_with(['{', '[']) {
+        serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
     }
-    found.map(|r| Found(&doc[r]))
+    Some(Found(text))
 }
 
 /// Not JSON.
 struct Invalid;
 
-/// Nesting deeper than this is not read (serde_json's limit).
-const MAX_DEPTH: usize = 128;
-
 struct Scan<'a> {
     bytes: &'a [u8],
     at: usize,
-    depth: usize,
 }
 
 impl Scan<'_> {
@@ -139,40 +137,112 @@ impl Scan<'_> {
         Ok(())
     }
 
-    /// Reads one value. With `path`, the range of the value at that path inside it, if any;
-    /// without, only skips it.
-    fn value(&mut self, path: Option<&[Step]>) -> Result<Option<Range<usize>>, Invalid> {
-        let start = self.at;
-        let found = match self.peek().ok_or(Invalid)? {
-            b'{' | b'[' => {
-                // As deep as serde_json goes: deeper is refused, not a stack overflow.
-                self.depth += 1;
-                if self.depth > MAX_DEPTH {
-                    return Err(Invalid);
-                }
-                let found = if self.peek() == Some(b'{') { self.object(path)? } else { self.array(path)? };
-                self.depth -= 1;
-                found
-            }
-            b'"' => self.string().map(|_| None)?,
-            b't' => self.literal(b"true")?,
-            b'f' => self.literal(b"false")?,
-            b'n' => self.literal(b"null")?,
-            b'-' | b'0'..=b'9' => self.number().map(|()| None)?,
-            _ => return Err(Invalid),
+    /// The range of the value at `path` inside the value at the cursor, if it is there.
+    fn seek(&mut self, path: &[Step]) -> Result<Option<Range<usize>>, Invalid> {
+        let Some((step, rest)) = path.split_first() else {
+            let start = self.at;
+            self.skip()?;
+            return Ok(Some(start..self.at));
         };
-        match path {
-            Some([]) => Ok(Some(start..self.at)),
-            _ => Ok(found),
+        let (open, close) = match (step, self.peek()) {
+            (Step::Key(_), Some(b'{')) => (b'{', b'}'),
+            (Step::Index(_), Some(b'[')) => (b'[', b']'),
+            // A member of a non-object, an element of a non-array: nothing there.
+            _ => return Ok(None),
+        };
+        self.eat(open)?;
+        self.ws();
+        if self.peek() == Some(close) {
+            return Ok(None);
+        }
+        let mut index = 0;
+        loop {
+            self.ws();
+            let here = match step {
+                Step::Key(want) => {
+                    let (key, escaped) = self.string()?;
+                    self.ws();
+                    self.eat(b':')?;
+                    self.ws();
+                    let key = &self.bytes[key];
+                    if escaped {
+                        std::str::from_utf8(key).ok().and_then(unescape).is_some_and(|k| k == *want)
+                    } else {
+                        key == want.as_bytes()
+                    }
+                }
+                Step::Index(want) => index == *want,
+            };
+            if here {
+                return self.seek(rest);
+            }
+            self.skip()?;
+            index += 1;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(c) if c == close => return Ok(None),
+                _ => return Err(Invalid),
+            }
         }
     }
 
-    fn literal(&mut self, word: &[u8]) -> Result<Option<Range<usize>>, Invalid> {
+    /// Skips one value, looking inside it only as far as finding its end needs.
+    fn skip(&mut self) -> Result<(), Invalid> {
+        match self.peek().ok_or(Invalid)? {
+            b'"' => self.string().map(drop),
+            b'{' | b'[' => self.container(),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => Err(Invalid),
+        }
+    }
+
+    /// Skips an object or an array: brackets matched outside strings, iteratively (the kinds
+    /// of the open ones are bits of a word: as deep as serde_json reads, 128 levels).
+    fn container(&mut self) -> Result<(), Invalid> {
+        let (mut depth, mut objects) = (0u32, 0u128);
+        loop {
+            let rest = &self.bytes[self.at..];
+            let i = rest.iter().position(|&b| STRUCTURAL[usize::from(b)]).ok_or(Invalid)?;
+            self.at += i;
+            let b = self.bytes[self.at];
+            match b {
+                b'"' => {
+                    self.string()?;
+                    continue;
+                }
+                b'{' | b'[' => {
+                    if depth == 128 {
+                        return Err(Invalid);
+                    }
+                    objects = (objects << 1) | u128::from(b == b'{');
+                    depth += 1;
+                }
+                _ => {
+                    let object = objects & 1 == 1;
+                    if depth == 0 || object != (b == b'}') {
+                        return Err(Invalid);
+                    }
+                    objects >>= 1;
+                    depth -= 1;
+                }
+            }
+            self.at += 1;
+            if depth == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), Invalid> {
         if !self.bytes[self.at..].starts_with(word) {
             return Err(Invalid);
         }
         self.at += word.len();
-        Ok(None)
+        Ok(())
     }
 
     fn number(&mut self) -> Result<(), Invalid> {
@@ -189,123 +259,39 @@ impl Scan<'_> {
     }
 
     /// Skips a string; returns its contents' range (between the quotes) and whether it has
-    /// escapes.
+    /// escapes (checked when the string is unescaped).
     fn string(&mut self) -> Result<(Range<usize>, bool), Invalid> {
         self.eat(b'"')?;
         let start = self.at;
         let mut escapes = false;
         loop {
-            let rest = &self.bytes[self.at..];
-            let Some(i) = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20) else {
-                return Err(Invalid);
-            };
+            let i = memchr::memchr2(b'"', b'\\', &self.bytes[self.at..]).ok_or(Invalid)?;
             self.at += i;
-            match self.bytes[self.at] {
-                b'"' => {
-                    let range = start..self.at;
-                    self.at += 1;
-                    return Ok((range, escapes));
-                }
-                b'\\' => {
-                    escapes = true;
-                    match self.bytes.get(self.at + 1) {
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.at += 2,
-                        Some(b'u') => {
-                            let hex = self.bytes.get(self.at + 2..self.at + 6).ok_or(Invalid)?;
-                            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                                return Err(Invalid);
-                            }
-                            self.at += 6;
-                        }
-                        _ => return Err(Invalid),
-                    }
-                }
-                // A control character: JSON allows none unescaped.
-                _ => return Err(Invalid),
+            if self.bytes[self.at] == b'"' {
+                let range = start..self.at;
+                self.at += 1;
+                return Ok((range, escapes));
             }
-        }
-    }
-
-    fn object(&mut self, path: Option<&[Step]>) -> Result<Option<Range<usize>>, Invalid> {
-        self.eat(b'{')?;
-        self.ws();
-        let mut found = None;
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-            return Ok(None);
-        }
-        let want = match path {
-            Some([Step::Key(k), rest @ ..]) => Some((k.as_str(), rest)),
-            _ => None,
-        };
-        loop {
-            self.ws();
-            let (key, escaped) = self.string()?;
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
-            let inner = want.and_then(|(k, rest)| {
-                let key = &self.bytes[key];
-                let same = if escaped {
-                    std::str::from_utf8(key).ok().and_then(unescape).is_some_and(|u| u == k)
-                } else {
-                    key == k.as_bytes()
-                };
-                same.then_some(rest)
-            });
-            match inner {
-                // A later member of the same name wins.
-                Some(rest) => found = self.value(Some(rest))?,
-                None => {
-                    self.value(None)?;
-                }
-            }
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.at += 1,
-                Some(b'}') => {
-                    self.at += 1;
-                    return Ok(found);
-                }
-                _ => return Err(Invalid),
-            }
-        }
-    }
-
-    fn array(&mut self, path: Option<&[Step]>) -> Result<Option<Range<usize>>, Invalid> {
-        self.eat(b'[')?;
-        self.ws();
-        let mut found = None;
-        if self.peek() == Some(b']') {
-            self.at += 1;
-            return Ok(None);
-        }
-        let want = match path {
-            Some([Step::Index(i), rest @ ..]) => Some((*i, rest)),
-            _ => None,
-        };
-        let mut index = 0;
-        loop {
-            self.ws();
-            match want {
-                Some((i, rest)) if i == index => found = self.value(Some(rest))?,
-                _ => {
-                    self.value(None)?;
-                }
-            }
-            index += 1;
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.at += 1,
-                Some(b']') => {
-                    self.at += 1;
-                    return Ok(found);
-                }
-                _ => return Err(Invalid),
+            // A backslash and the character it escapes.
+            escapes = true;
+            self.at += 2;
+            if self.at > self.bytes.len() {
+                return Err(Invalid);
             }
         }
     }
 }
+
+/// The bytes a container skip stops at: quotes and brackets.
+const STRUCTURAL: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b'"' as usize] = true;
+    table[b'{' as usize] = true;
+    table[b'}' as usize] = true;
+    table[b'[' as usize] = true;
+    table[b']' as usize] = true;
+    table
+};
 
 /// The text of a JSON string's contents (between its quotes); `None` when an escape is bad.
 fn unescape(raw: &str) -> Option<Cow<'_, str>> {
@@ -332,6 +318,7 @@ mod tests {
             r#" { "a" : { "b c" : [ 1 , { "d" : "x" } ] } , "n" : 2 } "#,
             r#"{"userIdentity":{"arn":"arn:aws:iam::1:user/admin","sessionContext":{"x":1}},"k\"q":7}"#,
             r#"[1,[2,[3,{"a":4}]]]"#,
+            r#"{"s":"a]}{[\"","a":{"b c":[[],{"d":"}"}]}}"#,
             r#""just a string""#,
         ];
         let paths = [
@@ -369,8 +356,8 @@ mod tests {
                 let scalar = got.and_then(Found::scalar).map(|s| s.into_owned());
                 let want_scalar = match want {
                     Some(serde_json::Value::String(s)) => Some(s.clone()),
-                    Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
-                        Some(got.unwrap().0.to_owned()).filter(|_| v.is_number() || v.is_boolean())
+                    Some(serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => {
+                        got.map(|f| f.0.to_owned())
                     }
                     _ => None,
                 };
@@ -389,35 +376,40 @@ mod tests {
         assert_eq!(get("$"), Some(doc));
         assert!(parse("a.b").is_err());
         assert!(parse("$..b").is_err());
-        let deep = "[".repeat(100_000);
-        assert_eq!(find(&deep, &[]), None);
+        // Nesting is skipped without recursion, as deep as serde_json reads.
+        let deep = |n| format!("{{\"x\":{}1{},\"y\":2}}", "[".repeat(n), "]".repeat(n));
+        assert_eq!(find(&deep(128), &parse("$.y").unwrap()).map(|f| f.0), Some("2"));
+        assert_eq!(find(&deep(100_000), &parse("$.y").unwrap()), None);
     }
 
+    /// As Trino's extractors: the first member of a name, and the value found even when the
+    /// document is damaged after it.
     #[test]
-    fn compact_and_duplicates() {
+    fn first_match_as_trino() {
         let doc = r#" { "a" : [ 1 , "x y" , { "b" : null } ] } "#;
         assert_eq!(find(doc, &path(&["a"])).unwrap().compact(), r#"[1,"x y",{"b":null}]"#);
-        assert_eq!(find(r#"{"a":1,"a":2}"#, &path(&["a"])).unwrap().0, "2");
-        assert_eq!(find(r#"{"a":{"b":1},"a":{"c":2}}"#, &path(&["a", "b"])), None);
+        assert_eq!(find(r#"{"a":1,"a":2}"#, &path(&["a"])).unwrap().0, "1");
+        assert_eq!(find(r#"{"a":{"b":1},"a":{"c":2}}"#, &path(&["a", "b"])).unwrap().0, "1");
+        for doc in [r#"{"a":1"#, r#"{"a":1}}"#, r#"{"a":1,}"#, r#"{"a":1} trailing"#] {
+            assert_eq!(find(doc, &path(&["a"])).map(|f| f.0), Some("1"), "{doc}");
+        }
     }
 
     #[test]
-    fn invalid_documents_find_nothing() {
+    fn damage_before_or_in_the_value_finds_nothing() {
         for doc in [
-            r#"{"a":1"#,
-            r#"{"a":1}}"#,
-            r#"{"a":1,}"#,
             r#"{"a":tru}"#,
             r#"{"a":"x"#,
-            "{\"a\":\"line\nbreak\"}",
-            r#"{"a":1} trailing"#,
-            r#"{"a":"\q"}"#,
-            r#"{"b":[1,2,}"#,
             r#"{"a":-}"#,
+            r#"{"b":[1,2,},"a":1}"#,
+            r#"{"b" 1,"a":1}"#,
+            r#"{"b":"x,"a":1}"#,
+            r#"{"a":[1,}"#,
             "",
         ] {
-            assert_eq!(find(doc, &path(&["a"])), None, "{doc}");
-            assert!(serde_json::from_str::<serde_json::Value>(doc).is_err(), "{doc}");
+            let found = find(doc, &path(&["a"]));
+            assert_eq!(found.map(|f| f.0), None, "{doc}");
         }
+        assert_eq!(find(r#"{"a":"\q"}"#, &path(&["a"])).and_then(Found::scalar), None);
     }
 }
