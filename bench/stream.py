@@ -8,7 +8,6 @@ suite.py), `trawl ingest` builds the store (kept in WORK/stream-lake-N), then ea
 runs once and its peak RSS is read from wait4:
   - table:   `SELECT * FROM events --max-rows 100`, the first 100 rows as a table, the rest counted
   - parquet: `SELECT * FROM events -o out.parquet`, every row, batch by batch
-  - csv:     `SELECT * FROM events --format csv > /dev/null`
 If results stream, the peaks stay flat as the store grows; a result held whole grows with it.
 Prints a Markdown table (BENCHMARKS.md) and writes WORK/stream.json. Needs a release build.
 """
@@ -27,7 +26,6 @@ from suite import ROOT, machine, run_measured  # noqa: E402
 OUTPUTS = {
     "table (100 rows)": ["SELECT * FROM events", "--max-rows", "100"],
     "Parquet file": ["SELECT * FROM events", "-o", "{out}"],
-    "CSV to /dev/null": ["SELECT * FROM events", "--format", "csv"],
 }
 
 

@@ -43,6 +43,9 @@ impl Format {
     }
 }
 
+/// The encoded size at which a Parquet output closes its row group.
+const PARQUET_ROW_GROUP_BYTES: usize = 64 << 20;
+
 /// Writes the batches of one result in one format, as they come.
 pub(crate) struct Sink<W: Write + Send> {
     inner: Inner<W>,
@@ -78,7 +81,13 @@ impl<W: Write + Send> Sink<W> {
             Format::Json => Inner::Json(arrow::json::ArrayWriter::new(out)),
             Format::Ndjson => Inner::Ndjson(arrow::json::LineDelimitedWriter::new(out)),
             Format::Markdown => Inner::Markdown { out, header: false, schema },
-            Format::Parquet => Inner::Parquet(parquet::arrow::ArrowWriter::try_new(out, schema, None)?),
+            Format::Parquet => {
+                use parquet::basic::{Compression, ZstdLevel};
+                let properties = parquet::file::properties::WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+                    .build();
+                Inner::Parquet(parquet::arrow::ArrowWriter::try_new(out, schema, Some(properties))?)
+            }
         };
         Ok(Self { inner })
     }
@@ -103,7 +112,14 @@ impl<W: Write + Send> Sink<W> {
                 }
                 markdown_rows(batch, out)?;
             }
-            Inner::Parquet(w) => w.write(batch)?,
+            Inner::Parquet(w) => {
+                w.write(batch)?;
+                // A row group is held until it is written: its default, a million rows of
+                // events, is gigabytes. One is closed at this size instead.
+                if w.in_progress_size() >= PARQUET_ROW_GROUP_BYTES {
+                    w.flush()?;
+                }
+            }
         }
         Ok(())
     }

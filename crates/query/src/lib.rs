@@ -6,6 +6,11 @@
 //! DataFusion folds unquoted identifiers), string literals compared with timestamps. Only
 //! `SELECT` runs: anything that writes, changes settings or reads outside the lake is refused.
 //!
+//! A `Lake` is shared by many tasks (`Arc<Lake>`): [`Lake::start`] plans a statement on a state
+//! of its own, so statements running at once keep their own [`QueryStats`];
+//! [`Running::stream`] yields the batches as they are computed, and [`Running::collect`] gathers
+//! them. [`split`] cuts a text into statements.
+//!
 //! ```
 //! # #[tokio::main(flavor = "multi_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -85,30 +85,20 @@ fn extract(a: &[ArrayRef], pick: fn(Found<'_>) -> Option<String>) -> Result<Arra
     let mut b = StringBuilder::with_capacity(a[0].len(), 0);
     // The path is almost always a constant: parse it once per distinct value.
     let mut parsed: Option<(&str, Vec<Step>)> = None;
-    let mut failed = None;
-    with_strings(&a[0], &mut |i, doc| {
+    super::try_strings(&a[0], |i, doc| {
         let (Some(doc), false) = (doc, paths.is_null(i)) else {
             b.append_null();
-            return;
+            return Ok(());
         };
         let text = paths.value(i);
         if parsed.as_ref().is_none_or(|(p, _)| *p != text) {
-            match jsonpath::parse(text) {
-                Ok(steps) => parsed = Some((text, steps)),
-                Err(e) => {
-                    failed.get_or_insert(e);
-                    b.append_null();
-                    return;
-                }
-            }
+            parsed = Some((text, jsonpath::parse(text)?));
         }
         let path = parsed.as_ref().map_or(&[][..], |(_, steps)| steps.as_slice());
         b.append_option(jsonpath::find(doc, path).and_then(pick));
+        Ok(())
     })?;
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(Arc::new(b.finish())),
-    }
+    Ok(Arc::new(b.finish()))
 }
 
 /// `json_size(json, path)`: members of the object or elements of the array at `path`, 0 for a

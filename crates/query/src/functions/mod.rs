@@ -290,21 +290,28 @@ pub(crate) fn ints(a: &ArrayRef) -> Result<ArrayRef> {
     Ok(cast(a, &DataType::Int64)?)
 }
 
-/// A string builder's column of `f` over each row of a string column; NULL stays NULL.
-pub(crate) fn map_text(a: &ArrayRef, mut f: impl FnMut(&str) -> Result<Option<String>>) -> Result<ArrayRef> {
-    let mut b = arrow::array::StringBuilder::with_capacity(a.len(), 0);
+/// As [`with_strings`], with an `each` that may fail: the first error ends the walk.
+pub(crate) fn try_strings(
+    a: &ArrayRef,
+    mut each: impl FnMut(usize, Option<&str>) -> Result<()>,
+) -> Result<()> {
     let mut failed = None;
-    with_strings(a, &mut |_, v| match v.map(&mut f).transpose() {
-        Ok(v) => b.append_option(v.flatten()),
-        Err(e) => {
-            failed.get_or_insert(e);
-            b.append_null();
+    with_strings(a, &mut |i, v| {
+        if failed.is_none() {
+            failed = each(i, v).err();
         }
     })?;
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(Arc::new(b.finish())),
-    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// A string column of `f` over each row of a string column; NULL stays NULL.
+pub(crate) fn map_text(a: &ArrayRef, mut f: impl FnMut(&str) -> Result<Option<String>>) -> Result<ArrayRef> {
+    let mut b = arrow::array::StringBuilder::with_capacity(a.len(), 0);
+    try_strings(a, |_, v| {
+        b.append_option(v.map(&mut f).transpose()?.flatten());
+        Ok(())
+    })?;
+    Ok(Arc::new(b.finish()))
 }
 
 /// The constant text of a scalar argument (a unit, a format, a zone) at `row`.

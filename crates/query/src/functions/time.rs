@@ -18,7 +18,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::{Arg, Fun, float, int, text, text_at, timestamp, with_strings};
+use super::{Arg, Fun, float, int, text, text_at, timestamp};
 
 const TIME: &[(&str, Arg)] = &[("timestamp", Arg::Time)];
 
@@ -169,18 +169,11 @@ fn format_times(a: &ArrayRef, mut f: impl FnMut(DateTime<Tz>) -> Result<String>)
 
 fn parse_times(a: &ArrayRef, mut f: impl FnMut(&str) -> Result<DateTime<Utc>>) -> Result<ArrayRef> {
     let mut b = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-    let mut failed = None;
-    with_strings(a, &mut |_, v| match v.map(|v| f(v.trim())).transpose() {
-        Ok(t) => b.append_option(t.map(|t| t.timestamp_micros())),
-        Err(e) => {
-            failed.get_or_insert(e);
-            b.append_null();
-        }
+    super::try_strings(a, |_, v| {
+        b.append_option(v.map(|v| f(v.trim())).transpose()?.map(|t| t.timestamp_micros()));
+        Ok(())
     })?;
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(Arc::new(b.finish())),
-    }
+    Ok(Arc::new(b.finish()))
 }
 
 fn dates_of_text(a: &ArrayRef, mut f: impl FnMut(&str) -> Result<NaiveDate>) -> Result<ArrayRef> {
