@@ -410,3 +410,27 @@ fn results_stream_into_every_format() {
     assert_eq!(rows("all.parquet"), format!("{n} {columns}"));
     assert_eq!(rows("none.parquet"), "0 1");
 }
+
+/// Parquet is bytes, not text: `trawl query --format parquet` refuses a terminal (stdout a
+/// pseudo-terminal here), and writes to a pipe.
+#[test]
+fn binary_formats_refuse_a_terminal() {
+    let (lake, _) = stratus_lake();
+    let code = "import pty, subprocess, sys\n\
+                master, tty = pty.openpty()\n\
+                p = subprocess.run(sys.argv[1:], stdout=tty, stderr=subprocess.PIPE)\n\
+                print(p.returncode)\n\
+                print(p.stderr.decode())";
+    let mut python = std::process::Command::new(crate::support::python());
+    python.args(["-c", code, env!("CARGO_BIN_EXE_trawl"), "query", "SELECT 1 AS x", "--format", "parquet"]);
+    for (k, v) in lake.command(&[]).get_envs() {
+        if let Some(v) = v {
+            python.env(k, v);
+        }
+    }
+    let out = python.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("1\n") && text.contains("Parquet output is binary"), "{text}");
+    let (parquet, _) = lake.expect(0, &["query", "SELECT 1 AS x", "--format", "parquet"]);
+    assert!(parquet.starts_with("PAR1"));
+}
