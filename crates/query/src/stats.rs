@@ -40,6 +40,8 @@ fn collect(plan: &Arc<dyn ExecutionPlan>, stats: &mut QueryStats) {
         for m in metrics.iter() {
             match (m.value(), m.value().name()) {
                 (MetricValue::OutputRows(c), _) => stats.events_scanned += c.value() as u64,
+                // Rows a filter pushed into the scan read and dropped were scanned too.
+                (v, "pushdown_rows_pruned") => stats.events_scanned += v.as_usize() as u64,
                 (v, "bytes_scanned") => stats.bytes_scanned += v.as_usize() as u64,
                 (MetricValue::PruningMetrics { pruning_metrics, .. }, "files_ranges_pruned_statistics") => {
                     stats.files_pruned += pruning_metrics.pruned() as u64;
