@@ -274,6 +274,19 @@ fn bit_rot_is_an_error_naming_the_file() {
         "{err}"
     );
     std::fs::remove_file(file).unwrap();
+    // A result file is written whole or not at all: the one there stays as it was.
+    let out = lake.dir.path().join("out.csv");
+    std::fs::write(&out, "before\n").unwrap();
+    let (_, err) = lake.expect(1, &["query", "-q", sql, "-o", out.to_str().unwrap()]);
+    assert!(err.contains("is damaged: it is missing") && !err.contains("cannot write"), "{err}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "before\n");
+    assert_eq!(
+        std::fs::read_dir(lake.dir.path())
+            .unwrap()
+            .filter(|e| { e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".partial") })
+            .count(),
+        0
+    );
     for args in [&["query", "-q", "--format", "csv", sql][..], &["export", "--store", "stratus", "-o", "-"]] {
         // (An export streams: the days before the missing file's are out already, and exit 1.)
         let (_, err) = lake.expect(1, args);

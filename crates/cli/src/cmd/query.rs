@@ -53,10 +53,22 @@ pub(crate) async fn run(location: &str, args: QueryArgs) -> Result<ExitCode> {
     let schema = batches.schema();
     let cut = match &args.output {
         Some(path) => {
-            let file =
-                std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            // Written beside it and renamed when whole: a query that fails halfway leaves no
+            // half a result under the name asked for (nor destroys a file there).
+            let name = path.file_name().map_or_else(|| "result".into(), |n| n.to_string_lossy());
+            let partial = path.with_file_name(format!(".{name}.partial"));
+            let file = std::fs::File::create(&partial)
+                .with_context(|| format!("cannot create {}", partial.display()))?;
             let sink = Sink::new(format, schema, std::io::BufWriter::new(file), None)?;
-            drain(batches, sink).await.with_context(|| format!("cannot write {}", path.display()))?
+            let written = drain(batches, sink, &path.display().to_string()).await.and_then(|cut| {
+                std::fs::rename(&partial, path)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                Ok(cut)
+            });
+            if written.is_err() {
+                let _ = std::fs::remove_file(&partial);
+            }
+            written?
         }
         None => {
             let terminal = std::io::stdout().is_terminal();
@@ -70,7 +82,7 @@ pub(crate) async fn run(location: &str, args: QueryArgs) -> Result<ExitCode> {
             let out = output::Stdout::new();
             let closed = out.closed();
             let sink = Sink::new(format, schema, out, max_rows)?;
-            output::ended(drain(batches, sink).await, &closed)?
+            output::ended(drain(batches, sink, "stdout").await, &closed)?
         }
     };
     if cut > 0 {
@@ -85,12 +97,17 @@ pub(crate) async fn run(location: &str, args: QueryArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes the batches into `sink` as they come; returns the rows a table left out.
-pub(crate) async fn drain<W: Write + Send>(mut batches: Batches, mut sink: Sink<W>) -> Result<usize> {
+/// Writes the batches into `sink` (named `target` in errors) as they come; returns the rows a
+/// table left out. An error of the query is its own, not the output's.
+pub(crate) async fn drain<W: Write + Send>(
+    mut batches: Batches,
+    mut sink: Sink<W>,
+    target: &str,
+) -> Result<usize> {
     while let Some(batch) = batches.try_next().await? {
-        sink.write(&batch)?;
+        sink.write(&batch).with_context(|| format!("cannot write {target}"))?;
     }
-    sink.finish()
+    sink.finish().with_context(|| format!("cannot write {target}"))
 }
 
 /// Lake's statistics in one line.
