@@ -78,16 +78,15 @@ pub(super) fn all() -> Vec<Fun> {
     ]
 }
 
-/// `json_extract_scalar` and `json_extract`: the value at each row's path, as `pick` gives it.
-fn extract(a: &[ArrayRef], pick: fn(Found<'_>) -> Option<String>) -> Result<ArrayRef> {
-    let paths = super::strings(&a[1])?;
-    let paths = arrow::array::AsArray::as_string::<i32>(&paths);
-    let mut b = StringBuilder::with_capacity(a[0].len(), 0);
+/// Calls `each` with what each row's path (`a[1]`) finds in its document (`a[0]`): `None` for
+/// a NULL document or path, or nothing there.
+fn each_found(a: &[ArrayRef], mut each: impl FnMut(Option<Found<'_>>)) -> Result<()> {
+    let paths = super::utf8(&a[1])?;
     // The path is almost always a constant: parse it once per distinct value.
     let mut parsed: Option<(&str, Vec<Step>)> = None;
     super::try_strings(&a[0], |i, doc| {
         let (Some(doc), false) = (doc, paths.is_null(i)) else {
-            b.append_null();
+            each(None);
             return Ok(());
         };
         let text = paths.value(i);
@@ -95,24 +94,30 @@ fn extract(a: &[ArrayRef], pick: fn(Found<'_>) -> Option<String>) -> Result<Arra
             parsed = Some((text, jsonpath::parse(text)?));
         }
         let path = parsed.as_ref().map_or(&[][..], |(_, steps)| steps.as_slice());
-        b.append_option(jsonpath::find(doc, path).and_then(pick));
+        each(jsonpath::find(doc, path));
         Ok(())
-    })?;
+    })
+}
+
+/// `json_extract_scalar` and `json_extract`: the value at each row's path, as `pick` gives it.
+fn extract(a: &[ArrayRef], pick: fn(Found<'_>) -> Option<String>) -> Result<ArrayRef> {
+    let mut b = StringBuilder::with_capacity(a[0].len(), 0);
+    each_found(a, |found| b.append_option(found.and_then(pick)))?;
     Ok(Arc::new(b.finish()))
 }
 
 /// `json_size(json, path)`: members of the object or elements of the array at `path`, 0 for a
 /// scalar, NULL when there is nothing there.
 fn json_size(a: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
-    let sizes = extract(a, |found| {
-        let size = match serde_json::from_str::<Value>(found.0).ok()? {
-            Value::Array(items) => items.len(),
-            Value::Object(members) => members.len(),
-            _ => 0,
-        };
-        Some(size.to_string())
+    let mut b = Int64Builder::with_capacity(a[0].len());
+    each_found(a, |found| {
+        b.append_option(found.and_then(|f| match serde_json::from_str::<Value>(f.0).ok()? {
+            Value::Array(items) => Some(items.len() as i64),
+            Value::Object(members) => Some(members.len() as i64),
+            _ => Some(0),
+        }))
     })?;
-    Ok(cast(&sizes, &DataType::Int64)?)
+    Ok(Arc::new(b.finish()))
 }
 
 fn json_array_get(a: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
@@ -219,7 +224,7 @@ fn json_values(a: &ArrayRef) -> Result<Vec<Option<Value>>> {
                 .map(|v| v.and_then(serde_json::Number::from_f64).map(Value::Number))
                 .collect()
         }
-        _ => super::text_values(a)?.into_iter().map(|v| v.map(Value::String)).collect(),
+        _ => super::utf8(a)?.iter().map(|v| v.map(|s| Value::String(s.to_owned()))).collect(),
     })
 }
 

@@ -275,11 +275,9 @@ pub(crate) fn with_strings(a: &ArrayRef, each: &mut dyn FnMut(usize, Option<&str
     Ok(())
 }
 
-/// The values of a string column (any string type), row by row.
-pub(crate) fn text_values(a: &ArrayRef) -> Result<Vec<Option<String>>> {
-    let mut out = Vec::with_capacity(a.len());
-    with_strings(a, &mut |_, v| out.push(v.map(str::to_owned)))?;
-    Ok(out)
+/// A string column as Utf8, cast once (no copy when it is Utf8 already), to read row by row.
+pub(crate) fn utf8(a: &ArrayRef) -> Result<arrow::array::StringArray> {
+    Ok(strings(a)?.as_string::<i32>().clone())
 }
 
 pub(crate) fn strings(a: &ArrayRef) -> Result<ArrayRef> {
@@ -312,15 +310,6 @@ pub(crate) fn map_text(a: &ArrayRef, mut f: impl FnMut(&str) -> Result<Option<St
         Ok(())
     })?;
     Ok(Arc::new(b.finish()))
-}
-
-/// The constant text of a scalar argument (a unit, a format, a zone) at `row`.
-pub(crate) fn text_at(a: &ArrayRef, row: usize) -> Result<Option<String>> {
-    Ok(match ScalarValue::try_from_array(a, row)? {
-        ScalarValue::Utf8(v) | ScalarValue::LargeUtf8(v) | ScalarValue::Utf8View(v) => v,
-        ScalarValue::Null => None,
-        other => Some(other.to_string()),
-    })
 }
 
 #[cfg(test)]

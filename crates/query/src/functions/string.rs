@@ -10,7 +10,7 @@ use arrow::datatypes::DataType;
 use datafusion::common::{Result, exec_err};
 use regex::Regex;
 
-use super::{Arg, Fun, int, text, text_list, text_values};
+use super::{Arg, Fun, int, text, text_list, utf8};
 
 const STRING_PATTERN_GROUP: &[(&str, Arg)] =
     &[("string", Arg::Text), ("pattern", Arg::Text), ("group", Arg::Int)];
@@ -122,16 +122,12 @@ pub(super) fn all() -> Vec<Fun> {
 
 /// Trino's `replace(string, search[, replace])`: every occurrence; without `replace`, removed.
 fn replace(a: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
-    let text = text_values(&a[0])?;
-    let from = text_values(&a[1])?;
-    let to = match a.get(2) {
-        Some(t) => text_values(t)?,
-        None => vec![Some(String::new()); text.len()],
-    };
+    let (text, from) = (utf8(&a[0])?, utf8(&a[1])?);
+    let to = a.get(2).map(utf8).transpose()?;
     let mut b = StringBuilder::new();
-    for ((t, f), r) in text.iter().zip(&from).zip(&to) {
-        b.append_option(match (t, f, r) {
-            (Some(t), Some(f), Some(r)) => Some(t.replace(f.as_str(), r)),
+    for (row, (t, f)) in text.iter().zip(from.iter()).enumerate() {
+        b.append_option(match (t, f, replacement(to.as_ref(), row)) {
+            (Some(t), Some(f), Some(r)) => Some(t.replace(f, r)),
             _ => None,
         });
     }
@@ -141,14 +137,11 @@ fn replace(a: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
 /// `regexp_replace(string, pattern[, replacement])`: every match replaced; `$1` and `${name}`
 /// name groups, `\$` is a dollar sign.
 fn regexp_replace(a: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
-    let replacements = match a.get(2) {
-        Some(r) => text_values(r)?,
-        None => vec![Some(String::new()); a[0].len()],
-    };
+    let replacements = a.get(2).map(utf8).transpose()?;
     let mut b = StringBuilder::new();
     let mut row = 0;
     each_match(a, |re, s| {
-        let r = replacements[row].as_deref();
+        let r = replacement(replacements.as_ref(), row);
         row += 1;
         b.append_option(match (s, r) {
             (Some(s), Some(r)) => Some(re.replace_all(s, r.replace("\\$", "$$").as_str()).into_owned()),
@@ -157,6 +150,14 @@ fn regexp_replace(a: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
         Ok(())
     })?;
     Ok(Arc::new(b.finish()))
+}
+
+/// The replacement of `row`: the empty string when the function was given none.
+fn replacement(given: Option<&arrow::array::StringArray>, row: usize) -> Option<&str> {
+    match given {
+        Some(r) => r.is_valid(row).then(|| r.value(row)),
+        None => Some(""),
+    }
 }
 
 /// The group argument (third) of `regexp_extract(_all)`: 0, the whole match, when absent.
@@ -181,23 +182,22 @@ fn capture(c: &regex::Captures<'_>, group: usize, re: &Regex) -> Result<Option<S
 /// Calls `each` with every row's compiled pattern and string (NULL pattern: the row is NULL,
 /// as `each` is given `None`). A pattern is compiled once per distinct value.
 fn each_match(a: &[ArrayRef], mut each: impl FnMut(&Regex, Option<&str>) -> Result<()>) -> Result<()> {
-    let strings = text_values(&a[0])?;
-    let patterns = text_values(&a[1])?;
-    let mut compiled: Option<(String, Regex)> = None;
+    let (strings, patterns) = (utf8(&a[0])?, utf8(&a[1])?);
+    let mut compiled: Option<(&str, Regex)> = None;
     let never = Regex::new("$^").map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
-    for (s, p) in strings.iter().zip(&patterns) {
+    for (s, p) in strings.iter().zip(patterns.iter()) {
         let Some(p) = p else {
             each(&never, None)?;
             continue;
         };
-        if compiled.as_ref().is_none_or(|(text, _)| text != p) {
+        if compiled.as_ref().is_none_or(|(text, _)| *text != p) {
             match Regex::new(p) {
-                Ok(re) => compiled = Some((p.clone(), re)),
+                Ok(re) => compiled = Some((p, re)),
                 Err(e) => return exec_err!("invalid regular expression '{p}': {e}"),
             }
         }
         let re = compiled.as_ref().map_or(&never, |(_, re)| re);
-        each(re, s.as_deref())?;
+        each(re, s)?;
     }
     Ok(())
 }

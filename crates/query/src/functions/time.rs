@@ -18,7 +18,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::{Arg, Fun, float, int, text, text_at, timestamp};
+use super::{Arg, Fun, float, int, text, timestamp};
 
 const TIME: &[(&str, Arg)] = &[("timestamp", Arg::Time)];
 
@@ -214,15 +214,15 @@ fn with_format(
     translate: fn(&str) -> Result<String>,
     f: impl FnOnce(&str) -> Result<ArrayRef>,
 ) -> Result<ArrayRef> {
-    let first = (0..format.len()).find(|&i| format.is_valid(i));
-    let Some(first) = first else { return Ok(arrow::array::new_null_array(&DataType::Utf8, format.len())) };
-    let text = text_at(format, first)?.unwrap_or_default();
-    if (0..format.len())
-        .any(|i| format.is_valid(i) && text_at(format, i).ok().flatten().as_deref() != Some(&text))
-    {
+    let formats = super::utf8(format)?;
+    let mut given = formats.iter().flatten();
+    let Some(text) = given.next() else {
+        return Ok(arrow::array::new_null_array(&DataType::Utf8, format.len()));
+    };
+    if given.any(|other| other != text) {
         return exec_err!("the format must be the same for every row");
     }
-    f(&translate(&text)?)
+    f(&translate(text)?)
 }
 
 fn parse_with(v: &str, format: &str, function: &str) -> Result<DateTime<Utc>> {
@@ -352,87 +352,120 @@ fn push_literal(out: &mut String, c: char) {
     }
 }
 
+/// Trino's units of `date_add` and `date_diff`.
+#[derive(Debug, Clone, Copy)]
+enum Unit {
+    /// A fixed length, in microseconds.
+    Fixed(i64),
+    /// Calendar months.
+    Months(i64),
+}
+
+impl Unit {
+    fn parse(text: &str, function: &str) -> Result<Unit> {
+        Ok(match text.to_ascii_lowercase().as_str() {
+            "millisecond" => Unit::Fixed(1_000),
+            "second" => Unit::Fixed(1_000_000),
+            "minute" => Unit::Fixed(60_000_000),
+            "hour" => Unit::Fixed(3_600_000_000),
+            "day" => Unit::Fixed(86_400_000_000),
+            "week" => Unit::Fixed(7 * 86_400_000_000),
+            "month" => Unit::Months(1),
+            "quarter" => Unit::Months(3),
+            "year" => Unit::Months(12),
+            other => return exec_err!("{function}: unknown unit '{other}'"),
+        })
+    }
+}
+
+/// Calls `each` with each row's unit (`a[0]`; `None` when NULL), parsed once per distinct text.
+fn each_unit(
+    a: &ArrayRef,
+    function: &str,
+    mut each: impl FnMut(usize, Option<Unit>) -> Result<()>,
+) -> Result<()> {
+    let units = super::utf8(a)?;
+    let mut parsed: Option<(&str, Unit)> = None;
+    for (row, text) in units.iter().enumerate() {
+        let unit = match text {
+            Some(text) => match parsed {
+                Some((t, unit)) if t == text => Some(unit),
+                _ => {
+                    let unit = Unit::parse(text, function)?;
+                    parsed = Some((text, unit));
+                    Some(unit)
+                }
+            },
+            None => None,
+        };
+        each(row, unit)?;
+    }
+    Ok(())
+}
+
+/// The times of a column in their zone, row by row.
+fn times_of(a: &ArrayRef) -> Result<Vec<Option<DateTime<Tz>>>> {
+    let mut times = Vec::with_capacity(a.len());
+    each_time(a, |t| {
+        times.push(t);
+        Ok(())
+    })?;
+    Ok(times)
+}
+
 /// `date_add(unit, n, ts)`, Trino's units, in the timestamp's zone (a day is a calendar day).
 fn date_add(a: &[ArrayRef], ret: &DataType) -> Result<ArrayRef> {
     let n = super::ints(&a[1])?;
     let n = n.as_primitive::<arrow::datatypes::Int64Type>();
+    let times = times_of(&a[2])?;
     // The values are UTC instants whatever the zone: the type only carries it.
     let mut b = TimestampMicrosecondBuilder::new().with_data_type(ret.clone());
-    let mut row = 0;
-    each_time(&a[2], |t| {
-        let unit = text_at(&a[0], row)?;
+    each_unit(&a[0], "date_add", |row, unit| {
         let value = n.is_valid(row).then(|| n.value(row));
-        row += 1;
-        let (Some(t), Some(unit), Some(value)) = (t, unit, value) else {
+        let (Some(t), Some(unit), Some(value)) = (times[row], unit, value) else {
             b.append_null();
             return Ok(());
         };
-        b.append_option(add(&unit, value, t)?.map(|t| t.timestamp_micros()));
+        b.append_option(add(unit, value, t).map(|t| t.timestamp_micros()));
         Ok(())
     })?;
     Ok(Arc::new(b.finish()))
 }
 
-fn add(unit: &str, n: i64, t: DateTime<Tz>) -> Result<Option<DateTime<Tz>>> {
-    use chrono::{Duration, Months};
-    let months = |m: i64| -> Option<DateTime<Tz>> {
-        let m32 = u32::try_from(m.unsigned_abs()).ok()?;
-        if m >= 0 { t.checked_add_months(Months::new(m32)) } else { t.checked_sub_months(Months::new(m32)) }
-    };
-    Ok(match unit.to_ascii_lowercase().as_str() {
-        "millisecond" => t.checked_add_signed(Duration::milliseconds(n)),
-        "second" => t.checked_add_signed(Duration::seconds(n)),
-        "minute" => t.checked_add_signed(Duration::minutes(n)),
-        "hour" => t.checked_add_signed(Duration::hours(n)),
-        "day" => t.checked_add_signed(Duration::days(n)),
-        "week" => t.checked_add_signed(Duration::weeks(n)),
-        "month" => months(n),
-        "quarter" => months(n.saturating_mul(3)),
-        "year" => months(n.saturating_mul(12)),
-        other => return exec_err!("date_add: unknown unit '{other}'"),
-    })
+/// `t` plus `n` units; `None` past the range of timestamps.
+fn add(unit: Unit, n: i64, t: DateTime<Tz>) -> Option<DateTime<Tz>> {
+    match unit {
+        Unit::Fixed(micros) => t.checked_add_signed(chrono::TimeDelta::microseconds(n.checked_mul(micros)?)),
+        Unit::Months(k) => {
+            let m = n.checked_mul(k)?;
+            let months = chrono::Months::new(u32::try_from(m.unsigned_abs()).ok()?);
+            if m >= 0 { t.checked_add_months(months) } else { t.checked_sub_months(months) }
+        }
+    }
 }
 
 /// `date_diff(unit, ts1, ts2)`: whole units from `ts1` to `ts2`, as Trino counts them.
 fn date_diff(a: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
-    let mut firsts = Vec::with_capacity(a[1].len());
-    each_time(&a[1], |t| {
-        firsts.push(t);
-        Ok(())
-    })?;
+    let (firsts, lasts) = (times_of(&a[1])?, times_of(&a[2])?);
     let mut b = Int64Builder::new();
-    let mut row = 0;
-    each_time(&a[2], |y| {
-        let unit = text_at(&a[0], row)?;
-        let x = firsts[row];
-        row += 1;
-        let (Some(x), Some(y), Some(unit)) = (x, y, unit) else {
+    each_unit(&a[0], "date_diff", |row, unit| {
+        let (Some(x), Some(y), Some(unit)) = (firsts[row], lasts[row], unit) else {
             b.append_null();
             return Ok(());
         };
-        let micros = y.timestamp_micros() - x.timestamp_micros();
-        let months = || {
-            let mut m = i64::from(y.year() - x.year()) * 12 + i64::from(y.month()) - i64::from(x.month());
-            // A month is counted once the day and time of day are reached, as Trino does.
-            let (xr, yr) = ((x.day(), x.time()), (y.day(), y.time()));
-            if m > 0 && yr < xr {
-                m -= 1;
-            } else if m < 0 && yr > xr {
-                m += 1;
+        b.append_value(match unit {
+            Unit::Fixed(micros) => (y.timestamp_micros() - x.timestamp_micros()) / micros,
+            Unit::Months(k) => {
+                let mut m = i64::from(y.year() - x.year()) * 12 + i64::from(y.month()) - i64::from(x.month());
+                // A month is counted once the day and time of day are reached, as Trino does.
+                let (xr, yr) = ((x.day(), x.time()), (y.day(), y.time()));
+                if m > 0 && yr < xr {
+                    m -= 1;
+                } else if m < 0 && yr > xr {
+                    m += 1;
+                }
+                m / k
             }
-            m
-        };
-        b.append_value(match unit.to_ascii_lowercase().as_str() {
-            "millisecond" => micros / 1_000,
-            "second" => micros / 1_000_000,
-            "minute" => micros / 60_000_000,
-            "hour" => micros / 3_600_000_000,
-            "day" => micros / 86_400_000_000,
-            "week" => micros / (7 * 86_400_000_000),
-            "month" => months(),
-            "quarter" => months() / 3,
-            "year" => months() / 12,
-            other => return exec_err!("date_diff: unknown unit '{other}'"),
         });
         Ok(())
     })?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::array::Int64Builder;
 use url::Url;
 
-use super::{Arg, Fun, int, map_text, text, text_values};
+use super::{Arg, Fun, int, map_text, text, utf8};
 
 const URL: &[(&str, Arg)] = &[("url", Arg::Text)];
 
@@ -29,17 +29,17 @@ pub(super) fn all() -> Vec<Fun> {
         part!("url_extract_fragment", |(u, _)| u.fragment().map(str::to_owned)),
         Fun::new("url_extract_port", URL, int, |a, _| {
             let mut b = Int64Builder::new();
-            for u in text_values(&a[0])? {
-                let port = u.as_deref().and_then(parse).filter(|(_, relative)| !relative);
+            for u in utf8(&a[0])?.iter() {
+                let port = u.and_then(parse).filter(|(_, relative)| !relative);
                 b.append_option(port.and_then(|(u, _)| u.port()).map(i64::from));
             }
             Ok(Arc::new(b.finish()))
         }),
         Fun::new("url_extract_parameter", &[("url", Arg::Text), ("name", Arg::Text)], text, |a, _| {
-            let names = text_values(&a[1])?;
+            let names = utf8(&a[1])?;
             let mut b = arrow::array::StringBuilder::new();
-            for (u, name) in text_values(&a[0])?.iter().zip(&names) {
-                let (Some((u, _)), Some(name)) = (u.as_deref().and_then(parse), name) else {
+            for (u, name) in utf8(&a[0])?.iter().zip(names.iter()) {
+                let (Some((u, _)), Some(name)) = (u.and_then(parse), name) else {
                     b.append_null();
                     continue;
                 };
