@@ -501,6 +501,7 @@ impl futures::Stream for Batches {
 
 /// Registers the Trino functions (the pack's, and Trino's names for DataFusion's) on `ctx`.
 pub(crate) fn register_functions(ctx: &SessionContext) {
+    ctx.add_analyzer_rule(Arc::new(functions::TryRule));
     for f in functions::scalars() {
         ctx.register_udf(f);
     }

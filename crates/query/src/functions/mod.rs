@@ -1,6 +1,7 @@
 //! Trino functions that CloudTrail Lake queries use and DataFusion lacks or names differently,
 //! with Trino's semantics, grouped by family: [`json`], [`time`], [`array`] (arrays and maps),
-//! [`string`] (strings and regular expressions), [`url`], [`conversion`] and [`aggregate`].
+//! [`string`] (strings and regular expressions), [`url`], [`conditional`] (`try`), [`conversion`]
+//! and [`aggregate`].
 //!
 //! Each function is a [`Fun`]: its name, the arguments it takes, its return type and its
 //! evaluation. The arguments are checked when the query is planned, so a type error names the
@@ -9,6 +10,7 @@
 
 pub(crate) mod aggregate;
 mod array;
+mod conditional;
 mod conversion;
 #[cfg(test)]
 mod coverage;
@@ -19,6 +21,8 @@ mod time;
 mod url;
 
 use std::sync::Arc;
+
+pub(crate) use conditional::TryRule;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::compute::cast;
@@ -34,7 +38,10 @@ pub(crate) fn scalars() -> Vec<ScalarUDF> {
         .into_iter()
         .flatten()
         .map(ScalarUDF::new_from_impl)
-        .chain([ScalarUDF::new_from_impl(time::AtTimezone::new())])
+        .chain([
+            ScalarUDF::new_from_impl(time::AtTimezone::new()),
+            ScalarUDF::new_from_impl(conditional::Try::new()),
+        ])
         .collect()
 }
 
