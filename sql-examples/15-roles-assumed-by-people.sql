@@ -1,4 +1,7 @@
 -- Question: Which roles did users and other roles (not AWS services) assume, and how often?
+-- severity: info
+-- schedule: daily at 06:00
+-- window: lookback 24h
 SELECT userIdentity.arn AS who, element_at(requestParameters, 'roleArn') AS role, count(*) AS times,
        count(errorCode) AS failed
 FROM $EDS_ID

@@ -1,5 +1,9 @@
 -- Question: Which accounts tried to leave the organization or were created or removed in it?
-SELECT eventTime, eventName, recipientAccountId, userIdentity.arn, errorCode
+-- severity: high
+-- mitre: T1666
+-- schedule: every 15m
+-- window: new-events
+SELECT eventTime, eventName, recipientAccountId, userIdentity.arn, errorCode, eventID
 FROM $EDS_ID
 WHERE eventName IN ('LeaveOrganization', 'RemoveAccountFromOrganization', 'CreateAccount', 'CloseAccount',
                     'DeleteOrganization')

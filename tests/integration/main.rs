@@ -1,5 +1,6 @@
 //! Integration tests of the `trawl` binary, on real CloudTrail files (`tests/fixtures`).
 
+mod audit;
 mod compat;
 mod crash;
 mod examples;

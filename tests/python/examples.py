@@ -160,6 +160,11 @@ def distinct(es, f):
     return len({f(e) for e in es} - {None})
 
 
+def ev(e, **columns):
+    """A row of an event-level example: its columns, then the event's id (which findings name)."""
+    return dict(columns, eventid=s(e, "eventID"))
+
+
 def by_time(evs):
     return sorted(evs, key=lambda e: e["_time"])
 
@@ -181,7 +186,7 @@ ACCESS_DENIED = ("AccessDenied", "AccessDeniedException", "Client.UnauthorizedOp
 @answer("01-who-deleted-buckets")
 def _(evs):
     return [
-        dict(eventtime=ts(e["_time"]), arn=s(e, "userIdentity.arn"), sourceipaddress=s(e, "sourceIPAddress"),
+        ev(e, eventtime=ts(e["_time"]), arn=s(e, "userIdentity.arn"), sourceipaddress=s(e, "sourceIPAddress"),
              mfa=s(e, "userIdentity.sessionContext.attributes.mfaAuthenticated"),
              bucket=m(e, "requestParameters", "bucketName"), errorcode=s(e, "errorCode"))
         for e in where(evs, eventSource="s3.amazonaws.com", eventName="DeleteBucket")
@@ -191,7 +196,7 @@ def _(evs):
 @answer("02-root-account-activity")
 def _(evs):
     return [
-        dict(eventtime=ts(e["_time"]), eventsource=s(e, "eventSource"), eventname=s(e, "eventName"),
+        ev(e, eventtime=ts(e["_time"]), eventsource=s(e, "eventSource"), eventname=s(e, "eventName"),
              sourceipaddress=s(e, "sourceIPAddress"), useragent=s(e, "userAgent"), errorcode=s(e, "errorCode"))
         for e in where(evs, userIdentity__type="Root")
     ]
@@ -200,7 +205,7 @@ def _(evs):
 @answer("03-console-logins-without-mfa")
 def _(evs):
     return [
-        dict(eventtime=ts(e["_time"]), arn=s(e, "userIdentity.arn"), sourceipaddress=s(e, "sourceIPAddress"),
+        ev(e, eventtime=ts(e["_time"]), arn=s(e, "userIdentity.arn"), sourceipaddress=s(e, "sourceIPAddress"),
              result=m(e, "responseElements", "ConsoleLogin"))
         for e in where(evs, eventName="ConsoleLogin")
         if m(e, "additionalEventData", "MFAUsed") == "No"
@@ -210,7 +215,7 @@ def _(evs):
 @answer("04-console-login-failures")
 def _(evs):
     return [
-        dict(eventtime=ts(e["_time"]), arn=s(e, "userIdentity.arn"), username=s(e, "userIdentity.userName"),
+        ev(e, eventtime=ts(e["_time"]), arn=s(e, "userIdentity.arn"), username=s(e, "userIdentity.userName"),
              sourceipaddress=s(e, "sourceIPAddress"), errormessage=s(e, "errorMessage"))
         for e in where(evs, eventName="ConsoleLogin")
         if m(e, "responseElements", "ConsoleLogin") == "Failure"
@@ -230,7 +235,7 @@ def _(evs):
              "DetachUserPolicy", "DetachRolePolicy", "UpdateAssumeRolePolicy"]
     rp = lambda e, k: m(e, "requestParameters", k)
     return [
-        dict(eventtime=ts(e["_time"]), eventname=s(e, "eventName"), actor=s(e, "userIdentity.arn"),
+        ev(e, eventtime=ts(e["_time"]), eventname=s(e, "eventName"), actor=s(e, "userIdentity.arn"),
              target=coalesce(rp(e, "userName"), rp(e, "roleName"), rp(e, "groupName")),
              policy=coalesce(rp(e, "policyArn"), rp(e, "policyName")), errorcode=s(e, "errorCode"))
         for e in where(evs, eventSource="iam.amazonaws.com", eventName=names)
@@ -242,7 +247,7 @@ def _(evs):
     names = ["CreateUser", "DeleteUser", "CreateLoginProfile", "UpdateLoginProfile", "DeleteLoginProfile",
              "AddUserToGroup", "RemoveUserFromGroup", "ChangePassword", "UpdateUser"]
     return [
-        dict(eventtime=ts(e["_time"]), eventname=s(e, "eventName"), actor=s(e, "userIdentity.arn"),
+        ev(e, eventtime=ts(e["_time"]), eventname=s(e, "eventName"), actor=s(e, "userIdentity.arn"),
              target=m(e, "requestParameters", "userName"), errorcode=s(e, "errorCode"))
         for e in where(evs, eventSource="iam.amazonaws.com", eventName=names)
     ]
@@ -255,7 +260,7 @@ def _(evs):
                    eventName=["AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress"]):
         perms = m(e, "requestParameters", "ipPermissions") or ""
         if '"0.0.0.0/0"' in perms or '"::/0"' in perms:
-            out.append(dict(eventtime=ts(e["_time"]), eventname=s(e, "eventName"),
+            out.append(ev(e, eventtime=ts(e["_time"]), eventname=s(e, "eventName"),
                             groupid=m(e, "requestParameters", "groupId"), arn=s(e, "userIdentity.arn"),
                             awsregion=s(e, "awsRegion")))
     return out
@@ -266,7 +271,7 @@ def _(evs):
     names = ["StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors", "PutInsightSelectors",
              "DeleteEventDataStore", "StopEventDataStoreIngestion"]
     return [
-        dict(eventtime=ts(e["_time"]), eventname=s(e, "eventName"), arn=s(e, "userIdentity.arn"),
+        ev(e, eventtime=ts(e["_time"]), eventname=s(e, "eventName"), arn=s(e, "userIdentity.arn"),
              sourceipaddress=s(e, "sourceIPAddress"),
              trail=coalesce(m(e, "requestParameters", "name"), m(e, "requestParameters", "trailName")),
              errorcode=s(e, "errorCode"))
@@ -277,7 +282,7 @@ def _(evs):
 @answer("10-kms-key-threats")
 def _(evs):
     return [
-        dict(eventtime=ts(e["_time"]), eventname=s(e, "eventName"), keyid=m(e, "requestParameters", "keyId"),
+        ev(e, eventtime=ts(e["_time"]), eventname=s(e, "eventName"), keyid=m(e, "requestParameters", "keyId"),
              arn=s(e, "userIdentity.arn"), errorcode=s(e, "errorCode"))
         for e in where(evs, eventSource="kms.amazonaws.com",
                        eventName=["DisableKey", "ScheduleKeyDeletion", "PutKeyPolicy", "DisableKeyRotation"])
@@ -289,7 +294,7 @@ def _(evs):
     names = ["PutBucketPolicy", "DeleteBucketPolicy", "PutBucketAcl", "PutBucketPublicAccessBlock",
              "DeleteBucketPublicAccessBlock", "PutObjectAcl"]
     return [
-        dict(eventtime=ts(e["_time"]), eventname=s(e, "eventName"), bucket=m(e, "requestParameters", "bucketName"),
+        ev(e, eventtime=ts(e["_time"]), eventname=s(e, "eventName"), bucket=m(e, "requestParameters", "bucketName"),
              arn=s(e, "userIdentity.arn"), errorcode=s(e, "errorCode"))
         for e in where(evs, eventSource="s3.amazonaws.com", eventName=names)
     ]
@@ -301,7 +306,7 @@ def _(evs):
     for e in where(evs, eventName="PutBucketPolicy"):
         policy = m(e, "requestParameters", "bucketPolicy")
         if "*" in (json_scalar(policy, "Statement", 0, "Principal"), json_scalar(policy, "Statement", 0, "Principal", "AWS")):
-            out.append(dict(eventtime=ts(e["_time"]), bucket=m(e, "requestParameters", "bucketName"),
+            out.append(ev(e, eventtime=ts(e["_time"]), bucket=m(e, "requestParameters", "bucketName"),
                             arn=s(e, "userIdentity.arn"), effect=json_scalar(policy, "Statement", 0, "Effect")))
     return out
 
@@ -309,7 +314,7 @@ def _(evs):
 @answer("13-new-access-keys")
 def _(evs):
     return [
-        dict(eventtime=ts(e["_time"]), actor=s(e, "userIdentity.arn"),
+        ev(e, eventtime=ts(e["_time"]), actor=s(e, "userIdentity.arn"),
              username=json_scalar(m(e, "responseElements", "accessKey"), "userName"),
              accesskeyid=json_scalar(m(e, "responseElements", "accessKey"), "accessKeyId"))
         for e in where(evs, eventSource="iam.amazonaws.com", eventName="CreateAccessKey")
@@ -361,7 +366,7 @@ def _(evs):
 @answer("20-ssm-sessions-and-commands")
 def _(evs):
     return [
-        dict(eventtime=ts(e["_time"]), eventname=s(e, "eventName"), arn=s(e, "userIdentity.arn"),
+        ev(e, eventtime=ts(e["_time"]), eventname=s(e, "eventName"), arn=s(e, "userIdentity.arn"),
              target=coalesce(m(e, "requestParameters", "target"), m(e, "requestParameters", "instanceIds")))
         for e in where(evs, eventSource="ssm.amazonaws.com", eventName=["StartSession", "SendCommand"])
     ]
@@ -380,7 +385,7 @@ def _(evs):
     names = ["ModifySnapshotAttribute", "ModifyDBSnapshotAttribute", "ModifyDBClusterSnapshotAttribute", "ModifyImageAttribute"]
     rp = lambda e, k: m(e, "requestParameters", k)
     return [
-        dict(eventtime=ts(e["_time"]), eventname=s(e, "eventName"),
+        ev(e, eventtime=ts(e["_time"]), eventname=s(e, "eventName"),
              resource=coalesce(rp(e, "snapshotId"), rp(e, "dBSnapshotIdentifier"), rp(e, "imageId")),
              arn=s(e, "userIdentity.arn"), errorcode=s(e, "errorCode"))
         for e in where(evs, eventName=names)
@@ -390,7 +395,7 @@ def _(evs):
 @answer("23-instances-launched")
 def _(evs):
     return [
-        dict(eventtime=ts(e["_time"]), arn=s(e, "userIdentity.arn"), awsregion=s(e, "awsRegion"),
+        ev(e, eventtime=ts(e["_time"]), arn=s(e, "userIdentity.arn"), awsregion=s(e, "awsRegion"),
              instancetype=m(e, "requestParameters", "instanceType"), errorcode=s(e, "errorCode"))
         for e in where(evs, eventSource="ec2.amazonaws.com", eventName="RunInstances")
     ]
@@ -398,7 +403,7 @@ def _(evs):
 
 def events_named(evs, names):
     return [
-        dict(eventtime=ts(e["_time"]), eventsource=s(e, "eventSource"), eventname=s(e, "eventName"),
+        ev(e, eventtime=ts(e["_time"]), eventsource=s(e, "eventSource"), eventname=s(e, "eventName"),
              arn=s(e, "userIdentity.arn"), errorcode=s(e, "errorCode"))
         for e in where(evs, eventName=names)
     ]
@@ -421,7 +426,7 @@ def _(evs):
 def _(evs):
     names = ["LeaveOrganization", "RemoveAccountFromOrganization", "CreateAccount", "CloseAccount", "DeleteOrganization"]
     return [
-        dict(eventtime=ts(e["_time"]), eventname=s(e, "eventName"), recipientaccountid=s(e, "recipientAccountId"),
+        ev(e, eventtime=ts(e["_time"]), eventname=s(e, "eventName"), recipientaccountid=s(e, "recipientAccountId"),
              arn=s(e, "userIdentity.arn"), errorcode=s(e, "errorCode"))
         for e in where(evs, eventName=names)
     ]
@@ -457,7 +462,7 @@ def _(evs):
 def _(evs):
     names = ["GetObject", "PutObject", "CopyObject", "DeleteObject", "DeleteObjects"]
     return [
-        dict(eventtime=ts(e["_time"]), eventname=s(e, "eventName"), bucket=m(e, "requestParameters", "bucketName"),
+        ev(e, eventtime=ts(e["_time"]), eventname=s(e, "eventName"), bucket=m(e, "requestParameters", "bucketName"),
              objectkey=m(e, "requestParameters", "key"), arn=s(e, "userIdentity.arn"), errorcode=s(e, "errorCode"))
         for e in where(evs, eventSource="s3.amazonaws.com", eventName=names)
     ]

@@ -48,6 +48,9 @@ pub(crate) enum Command {
     Retention(RetentionCommand),
     /// Run one SQL query (CloudTrail Lake's dialect) over the stores
     Query(QueryArgs),
+    /// Scheduled audits: run the packs' audits that are due, list them, show their SQL and runs
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Build a demo store from bundled real CloudTrail events and open the SQL shell on it
     /// (without a terminal: run three example audits and print them)
     Demo,
@@ -239,6 +242,63 @@ pub(crate) struct ExportArgs {
     /// Output file ('-' for stdout)
     #[arg(short, long, value_name = "FILE")]
     pub(crate) output: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Run the audits that are due, each over the events committed since its last run (or its
+    /// lookback period); findings to stdout. Exit 0: nothing found, 1: findings, 2: an audit
+    /// failed
+    Run {
+        /// An audit pack: `builtin`, a TOML file or a directory of .sql audits (repeatable)
+        /// [default: builtin]
+        #[arg(long = "pack", value_name = "PACK")]
+        packs: Vec<String>,
+        /// Only this store (repeatable) [default: every enabled store]
+        #[arg(long = "store", value_name = "NAME")]
+        stores: Vec<String>,
+        /// Run every audit now, whatever its schedule, each over its own window
+        #[arg(long)]
+        once: bool,
+        /// A first run reads only events from this time on (RFC 3339 or YYYY-MM-DD) [default:
+        /// everything stored]
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// How findings are printed
+        #[arg(long, value_enum, default_value = "text")]
+        format: AuditFormat,
+    },
+    /// List the audits of the packs
+    List {
+        /// An audit pack (repeatable) [default: builtin]
+        #[arg(long = "pack", value_name = "PACK")]
+        packs: Vec<String>,
+    },
+    /// Print the SQL an audit runs
+    Sql {
+        /// The audit's id (or PACK/ID)
+        audit: String,
+        /// An audit pack (repeatable) [default: builtin]
+        #[arg(long = "pack", value_name = "PACK")]
+        packs: Vec<String>,
+    },
+    /// Show the recorded runs, newest first
+    History {
+        /// Only this audit's runs
+        audit: Option<String>,
+        /// Runs shown
+        #[arg(long, default_value_t = 20, value_parser = at_least(1))]
+        limit: usize,
+    },
+}
+
+/// How `audit run` prints findings.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum AuditFormat {
+    /// One line per finding: severity, pack/audit, store, eventTime, the row
+    Text,
+    /// One JSON object per finding
+    Ndjson,
 }
 
 #[derive(Debug, Subcommand)]

@@ -77,7 +77,7 @@ fn did_you_mean(suggestion: &Option<String>) -> String {
 
 /// The candidate closest to `word` by edit distance (ignoring case), if it is close enough to be
 /// a likely typo: at most a third of the word's length, and at least 1, edits away.
-pub(crate) fn closest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<String> {
+pub fn closest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<String> {
     let word = word.to_lowercase();
     let limit = (word.chars().count() / 3).max(1);
     candidates

@@ -46,6 +46,7 @@ mod error;
 mod functions;
 mod lookup;
 mod pruning;
+mod records;
 pub mod sql;
 mod stats;
 mod trail;
@@ -68,7 +69,7 @@ use datafusion::sql::sqlparser::ast::Statement;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, closest};
 pub use functions::trino_type;
 pub use sql::split::{Piece, Split, split};
 pub use stats::QueryStats;
@@ -118,6 +119,22 @@ pub struct Lake {
     /// Raw trail tables: (name, location).
     trails: Vec<(String, String)>,
     time_bounds: TimeBounds,
+    /// Where each store's files are, and its live files, by store name: what a [`Window`] reads.
+    files: HashMap<String, (ObjectStoreUrl, Path, Vec<trawl_store::DataFile>)>,
+}
+
+/// What a statement started with [`Lake::start_in`] reads as `$EDS_ID`: some files of a store
+/// (the new events of an audit's window), or its events in a time range.
+#[derive(Debug, Clone, Default)]
+pub struct Window {
+    /// The store's name.
+    pub store: String,
+    /// The files to read; `None`: every live file.
+    pub files: Option<Vec<trawl_store::DataFile>>,
+    /// Only events with `from <= eventTime`.
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only events with `eventTime < to`.
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The session's settings, on `base`, for a memory limit of `memory_limit` bytes if any.
@@ -191,6 +208,7 @@ impl Lake {
         register_functions(&ctx);
         let mut stores = Vec::new();
         let mut columns = Vec::new();
+        let mut store_files = HashMap::new();
         let mut verified: HashMap<ObjectStoreUrl, (Arc<dyn object_store::ObjectStore>, HashMap<Path, _>)> =
             HashMap::new();
         // A store that cannot be read is left out, and named when a query asks for it: one
@@ -227,6 +245,7 @@ impl Lake {
                     checked.insert(root.parts().chain(file.path.parts()).collect(), blocks.clone());
                 }
             }
+            store_files.insert(config.name.clone(), (store_url.clone(), root.clone(), files.clone()));
             let provider = pruning::StoreProvider::new(store_url, root, files);
             let provider = bounded(&config.name, Arc::new(provider), options.time_bounds)?;
             if columns.is_empty() {
@@ -237,6 +256,9 @@ impl Lake {
             ctx.register_table(config.name.as_str(), provider.clone())?;
             ctx.register_table(config.id.to_string().as_str(), provider)?;
             stores.push(StoreTable { name: config.name.clone(), id: config.id.to_string() });
+        }
+        if let Some(lake) = &lake {
+            records::register(&ctx, lake)?;
         }
         for (url, (inner, files)) in verified {
             ctx.register_object_store(
@@ -253,6 +275,7 @@ impl Lake {
             params: HashMap::new(),
             trails: Vec::new(),
             time_bounds: options.time_bounds,
+            files: store_files,
         })
     }
 
@@ -363,6 +386,11 @@ impl Lake {
 
     /// Plans one read-only statement in Lake's dialect.
     pub async fn sql(&self, text: &str) -> Result<DataFrame> {
+        self.sql_with(text, &self.params).await
+    }
+
+    /// [`Lake::sql`] with these `$NAME` values.
+    async fn sql_with(&self, text: &str, params: &HashMap<String, String>) -> Result<DataFrame> {
         let tables: Vec<String> = self
             .stores
             .iter()
@@ -377,7 +405,7 @@ impl Lake {
             }
             _ => return Err(Error::StatementCount(pieces.len())),
         };
-        let sql = sql::text::rewrite(text, &self.params, &tables)?;
+        let sql = sql::text::rewrite(text, params, &tables)?;
         // Each statement plans on a state of its own, whose scans count what they skip.
         let mut state = self.ctx.state();
         state.config_mut().set_extension(Arc::new(pruning::ScanTally::default()));
@@ -411,8 +439,31 @@ impl Lake {
     /// Statements started at once on one `Lake` (shared as `Arc<Lake>`) each keep their own
     /// statistics.
     pub async fn start(&self, sql: &str) -> Result<Running> {
+        self.start_with(sql, &self.params).await
+    }
+
+    /// [`Lake::start`], reading `window` as `$EDS_ID`: an audit run's view of its store.
+    pub async fn start_in(&self, sql: &str, window: &Window) -> Result<Running> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let (url, root, live) =
+            self.files.get(&window.store).ok_or_else(|| self.unknown_store(&window.store))?;
+        let files = window.files.clone().unwrap_or_else(|| live.clone());
+        // A name of its own, registered while the statement is planned: windows planned at once
+        // never see each other.
+        let name = format!("trawl_window_{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        let provider = pruning::StoreProvider::new(url.clone(), root.clone(), files);
+        self.ctx
+            .register_table(name.as_str(), bounded(&name, Arc::new(provider), (window.from, window.to))?)?;
+        let mut params = self.params.clone();
+        params.insert("EDS_ID".to_owned(), name.clone());
+        let running = self.start_with(sql, &params).await;
+        self.ctx.deregister_table(name.as_str())?;
+        running
+    }
+
+    async fn start_with(&self, sql: &str, params: &HashMap<String, String>) -> Result<Running> {
         let started = Instant::now();
-        let (state, plan) = self.sql(sql).await?.into_parts();
+        let (state, plan) = self.sql_with(sql, params).await?.into_parts();
         let tally = state.config().get_extension::<pruning::ScanTally>().unwrap_or_default();
         let plan = state.create_physical_plan(&plan).await?;
         Ok(Running { plan, task: state.task_ctx(), tally, matched: Arc::default(), started })

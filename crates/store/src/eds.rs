@@ -8,7 +8,7 @@ use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, FinalizedCommit};
-use deltalake::kernel::{Action, Remove, StructType};
+use deltalake::kernel::{Action, Add, Remove, StructType};
 use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore};
@@ -299,12 +299,8 @@ impl EventDataStore {
         Ok(CommitOutcome { version, files, bytes })
     }
 
-    /// The one way anything is committed to a store: ingest waves, retention's removals (and
-    /// next, compaction and audit records), so that what every commit carries is decided here.
-    /// The commit lands only on the version `snapshot` is at, and `snapshot` moves to it: when
-    /// another writer has committed since, nothing is committed and [`Error::Conflict`] says so.
-    /// Delta's own conflict check would let two blind appends both land, and an ingest
-    /// deduplicated against the older version would store the other writer's events again.
+    /// Commits `actions` to this store through [`commit`]: the one way anything is committed to
+    /// a store (ingest waves, retention's removals, and next, compaction).
     async fn commit_actions<const N: usize>(
         &self,
         snapshot: &mut Snapshot,
@@ -312,33 +308,7 @@ impl EventDataStore {
         operation: DeltaOperation,
         metadata: [(&str, serde_json::Value); N],
     ) -> Result<u64> {
-        // Names this commit, so that a conditional put retried after it landed (which reads as
-        // a conflict) is recognised as ours.
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let mut app_metadata: HashMap<String, serde_json::Value> =
-            metadata.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        app_metadata.insert("trawl.commit".to_owned(), serde_json::json!(id));
-        let table = &mut snapshot.table;
-        let state = table.snapshot().map_err(|e| self.delta(e))?;
-        let finalized = CommitBuilder::default()
-            .with_actions(actions)
-            .with_app_metadata(app_metadata)
-            .with_max_retries(0)
-            .build(Some(state), table.log_store(), operation)
-            .await;
-        match finalized {
-            Ok(finalized) => Ok(adopt(table, finalized)),
-            Err(e) if is_conflict(&e) => {
-                let base = table.version().unwrap_or(0);
-                let next = table.log_store().read_commit_entry(base + 1).await.map_err(|e| self.delta(e))?;
-                if !next.is_some_and(|entry| String::from_utf8_lossy(&entry).contains(&id)) {
-                    return Err(Error::Conflict { version: base });
-                }
-                table.update_incremental(Some(base + 1)).await.map_err(|e| self.delta(e))?;
-                Ok(base + 1)
-            }
-            Err(e) => Err(self.delta(e)),
-        }
+        commit(&mut snapshot.table, actions, operation, metadata, &|e| self.delta(e)).await
     }
 
     /// Writes a Delta checkpoint of `table`'s version, so that opening the table (which every
@@ -401,26 +371,54 @@ impl EventDataStore {
         Ok(())
     }
 
+    /// The `add` actions of the commit of `version`; `None` when the log no longer has it.
+    async fn commit_adds(&self, snapshot: &Snapshot, version: u64) -> Result<Option<Vec<Add>>> {
+        #[derive(Deserialize)]
+        struct Line {
+            add: Option<Add>,
+        }
+        let log = snapshot.table.log_store();
+        let Some(entry) = log.read_commit_entry(version).await.map_err(|e| self.delta(e))? else {
+            return Ok(None);
+        };
+        let mut adds = Vec::new();
+        for line in entry.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let line: Line = serde_json::from_slice(line).map_err(|source| Error::CorruptMetadata {
+                path: format!("{}/_delta_log version {version}", self.config.name),
+                source,
+            })?;
+            adds.extend(line.add);
+        }
+        Ok(Some(adds))
+    }
+
     /// The live files of `table` that the commits after version `base` added (another
     /// writer's, when a commit of ours lost the race for `base + 1`).
     pub async fn added_since(&self, snapshot: &Snapshot, base: u64) -> Result<Vec<DataFile>> {
         let mut added = HashSet::new();
-        let log = snapshot.table.log_store();
         for version in base + 1..=snapshot.version().unwrap_or(0) {
-            let Some(entry) = log.read_commit_entry(version).await.map_err(|e| self.delta(e))? else {
-                continue;
-            };
-            for line in entry.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                let action: serde_json::Value = serde_json::from_slice(line).map_err(|source| {
-                    Error::CorruptMetadata { path: format!("_delta_log version {version}"), source }
-                })?;
-                if let Some(path) = action.pointer("/add/path").and_then(|p| p.as_str()) {
-                    // As delta-rs makes the paths of live files (`object_store_path`).
-                    added.insert(Path::parse(path).unwrap_or_else(|_| Path::from(path)));
-                }
+            for add in self.commit_adds(snapshot, version).await?.unwrap_or_default() {
+                added.insert(add_path(&add.path));
             }
         }
         Ok(snapshot.files()?.into_iter().filter(|f| added.contains(&f.path)).collect())
+    }
+
+    /// The data files that the commits after version `after` (up to `snapshot`'s) added as new
+    /// events, whether still live or not: the window of an audit that reads each event once.
+    /// Files a rewrite added (`dataChange` false: compaction) hold events already counted and
+    /// are left out. [`Error::LogGap`] when the log no longer holds a commit of the range.
+    pub async fn added_between(&self, snapshot: &Snapshot, after: u64) -> Result<Vec<DataFile>> {
+        let mut files = Vec::new();
+        for version in after + 1..=snapshot.version().unwrap_or(0) {
+            let Some(adds) = self.commit_adds(snapshot, version).await? else {
+                return Err(Error::LogGap { store: self.config.name.clone(), version });
+            };
+            for add in adds.iter().filter(|a| a.data_change) {
+                files.push(crate::snapshot::data_file(&self.config.name, add_path(&add.path), add)?);
+            }
+        }
+        Ok(files)
     }
 
     /// Every source object whose events are all committed, as of `table`'s version. An entry
@@ -630,6 +628,12 @@ fn checkpoint_version(name: &str) -> Option<u64> {
     rest.starts_with("checkpoint.").then(|| version.parse().ok()).flatten()
 }
 
+/// An `add` action's path as an object store path, as delta-rs makes the paths of live files
+/// (`object_store_path`).
+fn add_path(path: &str) -> Path {
+    Path::parse(path).unwrap_or_else(|_| Path::from(path))
+}
+
 /// A delta-rs error of `store`.
 pub(crate) fn delta_error(store: &str, e: DeltaTableError) -> Error {
     match e {
@@ -638,6 +642,47 @@ pub(crate) fn delta_error(store: &str, e: DeltaTableError) -> Error {
             source: deltalake::kernel::transaction::TransactionError::ObjectStore { source },
         } => Error::ObjectStore(source),
         e => Error::Delta { store: store.to_owned(), source: Box::new(e) },
+    }
+}
+
+/// The one way trawl commits to a Delta table (a store's, or a record table of the lake's), so
+/// that what every commit carries is decided here. The commit lands only on the version `table`
+/// is at, and `table` moves to it: when another writer has committed since, nothing is
+/// committed and [`Error::Conflict`] says so. Delta's own conflict check would let two blind
+/// appends both land, and an ingest deduplicated against the older version would store the
+/// other writer's events again. `delta` says which table a delta-rs error is of.
+pub(crate) async fn commit<const N: usize>(
+    table: &mut DeltaTable,
+    actions: Vec<Action>,
+    operation: DeltaOperation,
+    metadata: [(&str, serde_json::Value); N],
+    delta: &(dyn Fn(DeltaTableError) -> Error + Sync),
+) -> Result<u64> {
+    // Names this commit, so that a conditional put retried after it landed (which reads as
+    // a conflict) is recognised as ours.
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut app_metadata: HashMap<String, serde_json::Value> =
+        metadata.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    app_metadata.insert("trawl.commit".to_owned(), serde_json::json!(id));
+    let state = table.snapshot().map_err(delta)?;
+    let finalized = CommitBuilder::default()
+        .with_actions(actions)
+        .with_app_metadata(app_metadata)
+        .with_max_retries(0)
+        .build(Some(state), table.log_store(), operation)
+        .await;
+    match finalized {
+        Ok(finalized) => Ok(adopt(table, finalized)),
+        Err(e) if is_conflict(&e) => {
+            let base = table.version().unwrap_or(0);
+            let next = table.log_store().read_commit_entry(base + 1).await.map_err(delta)?;
+            if !next.is_some_and(|entry| String::from_utf8_lossy(&entry).contains(&id)) {
+                return Err(Error::Conflict { version: base });
+            }
+            table.update_incremental(Some(base + 1)).await.map_err(delta)?;
+            Ok(base + 1)
+        }
+        Err(e) => Err(delta(e)),
     }
 }
 

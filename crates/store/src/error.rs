@@ -62,12 +62,19 @@ pub enum Error {
     /// nothing was committed, and the commit must be checked again against the new version.
     #[error("another writer committed to the store after version {version}")]
     Conflict { version: u64 },
+    /// A commit the caller needs is no longer in the store's Delta log (log files older than the
+    /// log retention are cleaned up).
+    #[error("event data store '{store}': version {version} is no longer in its Delta log")]
+    LogGap { store: String, version: u64 },
     /// Object store I/O failed.
     #[error(transparent)]
     ObjectStore(#[from] object_store::Error),
     /// The store's Delta table could not be read or written.
     #[error("the Delta table of event data store '{store}': {source}")]
     Delta { store: String, source: Box<dyn std::error::Error + Send + Sync> },
+    /// The lake's audit log (`_trawl/audits/`) could not be read or written.
+    #[error("the audit log at {location}: {source}")]
+    AuditLog { location: String, source: Box<dyn std::error::Error + Send + Sync> },
     /// A Parquet file could not be read or written.
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),

@@ -25,6 +25,7 @@ mod config;
 mod eds;
 mod error;
 mod lake;
+pub mod records;
 pub mod retention;
 pub mod s3;
 pub mod schema;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::DeltaTable;
-use deltalake::kernel::LogicalFileView;
+use deltalake::kernel::{Add, LogicalFileView};
 use object_store::ObjectStore;
 use serde::Deserialize;
 use url::Url;
@@ -52,36 +52,16 @@ impl Snapshot {
 
     /// The live data files, in partition order, with their statistics and block checksums.
     pub fn files(&self) -> Result<Vec<DataFile>> {
-        let mut files = Vec::new();
-        for view in self.views()? {
-            let date = partition_date(&view).ok_or_else(|| Error::Delta {
-                store: self.store.clone(),
-                source: format!("data file {} has no eventdate partition", view.path()).into(),
-            })?;
-            let stats: Option<FileStats> = view.stats().and_then(|s| serde_json::from_str(&s).ok());
-            let time_range = stats.as_ref().and_then(|s| {
-                let min = s.min_values.get(EVENT_TIME)?.as_str()?;
-                let max = s.max_values.get(EVENT_TIME)?.as_str()?;
-                Some((parse_stat_time(min)?, parse_stat_time(max)?))
-            });
-            let size = u64::try_from(view.size()).unwrap_or(0);
-            let path = view.object_store_path();
+        let mut files = self
+            .views()?
+            .iter()
             // delta-rs gives a file's tags only through its whole `add` action.
-            #[allow(deprecated)]
-            let tags = view.add_action().tags;
-            let blocks = tags
-                .and_then(|mut t| t.remove(crate::blocks::TAG).flatten())
-                .and_then(|tag| FileBlocks::parse(&self.store, path.as_ref(), size, &tag))
-                .map(Arc::new);
-            files.push(DataFile {
-                path,
-                size,
-                date,
-                num_records: stats.map_or(0, |s| s.num_records),
-                time_range,
-                blocks,
-            });
-        }
+            .map(|view| {
+                #[allow(deprecated)]
+                let add = view.add_action();
+                data_file(&self.store, view.object_store_path(), &add)
+            })
+            .collect::<Result<Vec<_>>>()?;
         files.sort_by(|a, b| (a.date, &a.path).cmp(&(b.date, &b.path)));
         Ok(files)
     }
@@ -104,6 +84,35 @@ struct FileStats {
     min_values: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     max_values: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A data file of `store` as its `add` action describes it; `path` is the action's path as an
+/// object store path.
+pub(crate) fn data_file(store: &str, path: object_store::path::Path, add: &Add) -> Result<DataFile> {
+    let date = add
+        .partition_values
+        .get(EVENT_DATE)
+        .cloned()
+        .flatten()
+        .and_then(|v| NaiveDate::parse_from_str(&v, "%Y-%m-%d").ok())
+        .ok_or_else(|| Error::Delta {
+            store: store.to_owned(),
+            source: format!("data file {path} has no eventdate partition").into(),
+        })?;
+    let stats: Option<FileStats> = add.stats.as_deref().and_then(|s| serde_json::from_str(s).ok());
+    let time_range = stats.as_ref().and_then(|s| {
+        let min = s.min_values.get(EVENT_TIME)?.as_str()?;
+        let max = s.max_values.get(EVENT_TIME)?.as_str()?;
+        Some((parse_stat_time(min)?, parse_stat_time(max)?))
+    });
+    let size = u64::try_from(add.size).unwrap_or(0);
+    let blocks = add
+        .tags
+        .as_ref()
+        .and_then(|t| t.get(crate::blocks::TAG).cloned().flatten())
+        .and_then(|tag| FileBlocks::parse(store, path.as_ref(), size, &tag))
+        .map(Arc::new);
+    Ok(DataFile { path, size, date, num_records: stats.map_or(0, |s| s.num_records), time_range, blocks })
 }
 
 /// The `eventdate` partition of a live file.

@@ -1,5 +1,6 @@
 //! The commands, one module each: each returns its exit code; errors bubble up to `main`.
 
+mod audit;
 mod export;
 mod ingest;
 pub(crate) mod query;
@@ -39,13 +40,17 @@ pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>> {
 
 pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
     let clock = clock()?;
+    // Audits open what they need: a pack is listed without a lake, and a run records in it.
+    if let Command::Audit(cmd) = command {
+        return audit::run(location, cmd, clock.as_ref()).await;
+    }
     // Stores deleted seven days ago or more go for good, but only when a command writes anyway:
     // a command that reads never writes (nor fails on a lake it may only read, nor creates one).
     let writes = match &command {
         Command::Store(StoreCommand::List { .. } | StoreCommand::Show { .. }) => false,
         Command::Store(_) | Command::Ingest(_) => true,
         Command::Retention(RetentionCommand::Apply { dry_run, .. }) => !dry_run,
-        Command::Export(_) | Command::Query(_) | Command::Demo => false,
+        Command::Export(_) | Command::Query(_) | Command::Demo | Command::Audit(_) => false,
     };
     let lake = if writes { Lake::create(location) } else { Lake::open(location) }
         .with_context(|| format!("cannot open the lake at {location}"))?;
@@ -62,6 +67,8 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
         Command::Retention(RetentionCommand::Apply { store, dry_run }) => {
             retention::run(&lake, store, dry_run, deletion_clock(clock.as_ref())).await
         }
-        Command::Query(_) | Command::Demo => bail!("queries and the demo open the lake themselves"),
+        Command::Query(_) | Command::Demo | Command::Audit(_) => {
+            bail!("queries and the demo open the lake themselves")
+        }
     }
 }

@@ -1,0 +1,608 @@
+//! Running audits: which are due, over which window, and the record of each run and finding.
+//!
+//! Each (audit, store) pair has two watermarks in the audit log, as Delta `txn` versions:
+//! `version:<pack>/<audit>@<store id>`, the store version its last run read up to, and
+//! `slot:<...>`, the scheduled time (Unix seconds) of that run. A `new-events` run reads the
+//! files that the store's commits after the first added as new events; a `lookback` run reads
+//! the events whose eventTime is in the period before its scheduled time. All runs of one call
+//! commit together with their findings and new watermarks, so a call killed before its commit
+//! is redone with the same windows, and one killed after it is not redone at all. Finding ids
+//! are a hash of the audit, the store and the event (or the row), so a redone run names its
+//! findings as the first did.
+
+use std::collections::HashMap;
+
+use arrow::array::RecordBatch;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use trawl_store::records::{AuditLog, audit_log_schema};
+use trawl_store::{Clock, EventDataStore, Snapshot, StoreConfig};
+
+use crate::pack::{Audit, Fires, Pack, Window};
+use crate::schedule::Schedule;
+use crate::{Error, Result};
+
+/// What [`run`] runs.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Run every audit now, each over its own window, whatever its schedule.
+    pub once: bool,
+    /// Only these stores (names or ids); empty: every enabled store.
+    pub stores: Vec<String>,
+    /// A first `new-events` run reads only the events from this time on.
+    pub since: Option<DateTime<Utc>>,
+    /// Who runs, and where: recorded with each run.
+    pub user: String,
+    /// The host name.
+    pub host: String,
+}
+
+/// What a call of [`run`] did.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    /// The runs, in the order of the packs, their audits and the stores.
+    pub runs: Vec<AuditRun>,
+    /// The audit log version that recorded them (`None` when nothing was due).
+    pub version: Option<u64>,
+}
+
+impl RunReport {
+    /// Findings, suppressed or not, over all runs.
+    pub fn findings(&self) -> usize {
+        self.runs.iter().map(|r| r.findings.len()).sum()
+    }
+
+    /// The findings to tell someone about: not suppressed by `realert`, of audits above `info`
+    /// (informational audits, reports, record their rows and alert nobody, as Sigma's
+    /// `informational` level means).
+    pub fn alerts(&self) -> impl Iterator<Item = (&AuditRun, &Finding)> {
+        self.runs
+            .iter()
+            .filter(|r| r.audit.severity > crate::Severity::Info)
+            .flat_map(|r| r.findings.iter().filter(|f| !f.suppressed).map(move |f| (r, f)))
+    }
+
+    /// Runs that failed.
+    pub fn errors(&self) -> usize {
+        self.runs.iter().filter(|r| matches!(r.outcome, Outcome::Error(_))).count()
+    }
+}
+
+/// One run of one audit over one store.
+#[derive(Debug, Clone)]
+pub struct AuditRun {
+    /// Unique to this run.
+    pub run_id: String,
+    /// The pack's name.
+    pub pack: String,
+    /// The audit.
+    pub audit: Audit,
+    /// The store's name.
+    pub store: String,
+    /// The store's id.
+    pub store_id: String,
+    /// When the run was due.
+    pub scheduled: DateTime<Utc>,
+    /// When it started and finished (wall clock).
+    pub started: DateTime<Utc>,
+    #[allow(missing_docs)]
+    pub finished: DateTime<Utc>,
+    /// The store versions read: after `from_version`, up to `to_version`.
+    pub from_version: Option<u64>,
+    #[allow(missing_docs)]
+    pub to_version: Option<u64>,
+    /// The eventTime range read (lookback windows, `--since`).
+    pub from_time: Option<DateTime<Utc>>,
+    #[allow(missing_docs)]
+    pub to_time: Option<DateTime<Utc>>,
+    /// Data files read.
+    pub files: u64,
+    /// Rows of the result.
+    pub rows: u64,
+    /// Events and bytes the query scanned.
+    pub events_scanned: u64,
+    #[allow(missing_docs)]
+    pub bytes_scanned: u64,
+    /// What came of it.
+    pub outcome: Outcome,
+    /// SHA-256 of the result as NDJSON (one object per row, nulls written).
+    pub result_sha256: Option<String>,
+    /// The result's rows that fired.
+    pub findings: Vec<Finding>,
+    /// The result as NDJSON.
+    pub result: Vec<u8>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing fired.
+    Clean,
+    /// Some rows fired.
+    Findings,
+    /// The query failed; the window is read again by the next run.
+    Error(String),
+}
+
+impl Outcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Clean => "clean",
+            Outcome::Findings => "findings",
+            Outcome::Error(_) => "error",
+        }
+    }
+}
+
+/// One row that fired.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// A hash of the audit, the store and the event (or the row): the same for a run redone.
+    pub finding_id: String,
+    /// The event's id and time, when the result has `eventid` and `eventtime` columns.
+    pub eventid: Option<String>,
+    #[allow(missing_docs)]
+    pub eventtime: Option<DateTime<Utc>>,
+    /// The values of the audit's `dedup` columns, as a JSON array.
+    pub dedup_key: Option<String>,
+    /// A repeat of the key within `realert`: recorded, not alerted.
+    pub suppressed: bool,
+    /// The row.
+    pub row: Map<String, Value>,
+}
+
+/// Runs the audits of `packs` that are due at `clock`'s time (all of them with
+/// [`RunOptions::once`]) over the stores of the lake at `location`, and records them.
+pub async fn run(
+    location: &str,
+    packs: &[Pack],
+    options: &RunOptions,
+    clock: &dyn Clock,
+) -> Result<RunReport> {
+    let lake = trawl_store::Lake::open(location)?;
+    let mut attempt = 0;
+    loop {
+        match run_once(&lake, location, packs, options, clock).await {
+            // Another run committed first: its watermarks change what is due.
+            Err(Error::Store(trawl_store::Error::Conflict { .. })) if attempt < 3 => attempt += 1,
+            result => return result,
+        }
+    }
+}
+
+async fn run_once(
+    lake: &trawl_store::Lake,
+    location: &str,
+    packs: &[Pack],
+    options: &RunOptions,
+    clock: &dyn Clock,
+) -> Result<RunReport> {
+    let mut log = AuditLog::open(lake).await?;
+    let now = clock.now();
+    let stores = stores(lake, &options.stores).await?;
+    // The snapshots first, then the lake for SQL: it sees these versions or newer.
+    let mut snapshots: Vec<(StoreConfig, EventDataStore, Snapshot)> = Vec::new();
+    for config in stores {
+        let eds = lake.store(&config.name).await?;
+        let snapshot = eds.snapshot().await?;
+        snapshots.push((config, eds, snapshot));
+    }
+    let sql = trawl_query::Lake::open(location).await?;
+    let mut report = RunReport::default();
+    let mut marks = Vec::new();
+    for pack in packs {
+        for audit in &pack.audits {
+            for (config, eds, snapshot) in &snapshots {
+                let app = format!("{}/{}@{}", pack.name, audit.id, config.id);
+                let seen = log.watermark(&format!("version:{app}")).await?;
+                let last_slot = log.watermark(&format!("slot:{app}")).await?;
+                let version = snapshot.version().unwrap_or(0);
+                let scheduled = if options.once {
+                    now
+                } else {
+                    match due(&audit.schedule, now, last_slot, seen, version) {
+                        Some(t) => t,
+                        None => continue,
+                    }
+                };
+                let target = Target { pack: &pack.name, audit, config, eds, snapshot };
+                let run = run_audit(&sql, &target, seen, scheduled, options).await?;
+                if !matches!(run.outcome, Outcome::Error(_)) {
+                    marks.push((format!("version:{app}"), i64::try_from(version).unwrap_or(i64::MAX)));
+                    marks.push((format!("slot:{app}"), scheduled.timestamp()));
+                }
+                report.runs.push(run);
+            }
+        }
+    }
+    if !report.runs.is_empty() {
+        let batch = records(&report.runs, options)?;
+        report.version = Some(log.append(&[batch], &marks).await?);
+    }
+    Ok(report)
+}
+
+/// The enabled stores, or those named (an unknown name is an error).
+async fn stores(lake: &trawl_store::Lake, names: &[String]) -> Result<Vec<StoreConfig>> {
+    let (configs, _) = lake.listing().await?;
+    let enabled: Vec<StoreConfig> =
+        configs.into_iter().filter(|c| c.status == trawl_store::Status::Enabled).collect();
+    if names.is_empty() {
+        return Ok(enabled);
+    }
+    names
+        .iter()
+        .map(|n| {
+            enabled
+                .iter()
+                .find(|c| c.name.eq_ignore_ascii_case(n) || c.id.to_string().eq_ignore_ascii_case(n))
+                .cloned()
+                .ok_or_else(|| Error::Store(trawl_store::Error::StoreNotFound(n.clone())))
+        })
+        .collect()
+}
+
+/// When a run of `schedule` is due at `now`: the latest scheduled time not run yet; for
+/// `on-commit`, now, when the store has commits the audit has not read.
+fn due(
+    schedule: &Schedule,
+    now: DateTime<Utc>,
+    last_slot: Option<i64>,
+    seen: Option<i64>,
+    version: u64,
+) -> Option<DateTime<Utc>> {
+    match schedule {
+        Schedule::OnCommit => {
+            let unseen = seen.is_none_or(|s| u64::try_from(s).map_or(true, |s| s < version));
+            unseen.then_some(now)
+        }
+        schedule => schedule.last_at_or_before(now).filter(|t| last_slot.is_none_or(|l| t.timestamp() > l)),
+    }
+}
+
+/// An audit and the store it reads.
+struct Target<'a> {
+    pack: &'a str,
+    audit: &'a Audit,
+    config: &'a StoreConfig,
+    eds: &'a EventDataStore,
+    snapshot: &'a Snapshot,
+}
+
+async fn run_audit(
+    sql: &trawl_query::Lake,
+    t: &Target<'_>,
+    seen: Option<i64>,
+    scheduled: DateTime<Utc>,
+    options: &RunOptions,
+) -> Result<AuditRun> {
+    let started = Utc::now();
+    let version = t.snapshot.version();
+    let mut window = trawl_query::Window { store: t.config.name.clone(), ..Default::default() };
+    let from_version = seen.and_then(|s| u64::try_from(s).ok());
+    // The snapshot's files, never the SQL lake's own (it may have seen later commits, which
+    // the watermark recorded for this run would then not cover).
+    let files = match (t.audit.window, from_version) {
+        (Window::NewEvents, Some(after)) => t.eds.added_between(t.snapshot, after).await,
+        _ => t.snapshot.files(),
+    };
+    match t.audit.window {
+        Window::NewEvents if from_version.is_none() => window.from = options.since,
+        Window::NewEvents => {}
+        Window::Lookback(period) => {
+            window.from = Some(scheduled - period);
+            window.to = Some(scheduled);
+        }
+    }
+    let (files, failed) = match files {
+        Ok(files) => (files, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    window.files = Some(files.clone());
+    let mut run = AuditRun {
+        run_id: run_id(t, scheduled, started),
+        pack: t.pack.to_owned(),
+        audit: t.audit.clone(),
+        store: t.config.name.clone(),
+        store_id: t.config.id.to_string(),
+        scheduled,
+        started,
+        finished: started,
+        from_version: if t.audit.window == Window::NewEvents { from_version } else { None },
+        to_version: version,
+        from_time: window.from,
+        to_time: window.to,
+        files: files.len() as u64,
+        rows: 0,
+        events_scanned: 0,
+        bytes_scanned: 0,
+        outcome: Outcome::Clean,
+        result_sha256: None,
+        findings: Vec::new(),
+        result: Vec::new(),
+    };
+    if let Some(reason) = failed {
+        run.outcome = Outcome::Error(reason);
+        run.finished = Utc::now();
+        return Ok(run);
+    }
+    // Nothing new: no query to run.
+    if files.is_empty() {
+        run.finished = Utc::now();
+        return Ok(run);
+    }
+    let (start, end) = time_span(&window, &files);
+    let text = fill_times(&t.audit.sql, start, end);
+    let result = match sql.start_in(&text, &window).await {
+        Ok(running) => running.collect().await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok((batches, stats)) => {
+            run.events_scanned = stats.events_scanned;
+            run.bytes_scanned = stats.bytes_scanned;
+            let rows =
+                ndjson(&batches).map_err(|reason| Error::Results { audit: t.audit.id.clone(), reason })?;
+            run.rows = rows.len() as u64;
+            run.result = rows.iter().flat_map(|(line, _)| line.iter().copied().chain([b'\n'])).collect();
+            run.result_sha256 = Some(hex(&Sha256::digest(&run.result)));
+            match findings(sql, t, &window, scheduled, rows).await {
+                Ok(found) => {
+                    run.outcome = if found.is_empty() { Outcome::Clean } else { Outcome::Findings };
+                    run.findings = found;
+                }
+                Err(reason) => run.outcome = Outcome::Error(reason),
+            }
+        }
+        Err(e) => run.outcome = Outcome::Error(e.to_string()),
+    }
+    run.finished = Utc::now();
+    Ok(run)
+}
+
+/// Unique to a run: the audit, the store, when it was due and when it started.
+fn run_id(t: &Target<'_>, scheduled: DateTime<Utc>, started: DateTime<Utc>) -> String {
+    let text = format!("{}/{}@{}\n{scheduled}\n{started}", t.pack, t.audit.id, t.config.id);
+    hex(&Sha256::digest(text.as_bytes()))[..32].to_owned()
+}
+
+/// The eventTime span a run covers, for `$StartTime$` and `$EndTime$`: its window's bounds, or
+/// the span of the files' events.
+fn time_span(
+    window: &trawl_query::Window,
+    files: &[trawl_store::DataFile],
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let first = files.iter().filter_map(|f| f.time_range.map(|r| r.0)).min();
+    let last = files.iter().filter_map(|f| f.time_range.map(|r| r.1)).max();
+    let start = window.from.or(first).unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    // The end is exclusive: one second past the last event.
+    let end = window.to.or(last.map(|t| t + Duration::seconds(1))).unwrap_or_else(Utc::now);
+    (start, end)
+}
+
+/// Fills Lake dashboards' `$StartTime$`, `$EndTime$` and `$Period$` (a `date_trunc` unit
+/// suited to the span), wherever they are: they are written inside quotes.
+fn fill_times(sql: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+    let span = end - start;
+    let period = if span <= Duration::hours(2) {
+        "minute"
+    } else if span <= Duration::days(7) {
+        "hour"
+    } else {
+        "day"
+    };
+    let format = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    sql.replace("$StartTime$", &format(start)).replace("$EndTime$", &format(end)).replace("$Period$", period)
+}
+
+/// A result row: its JSON line, and the object.
+type Row = (Vec<u8>, Map<String, Value>);
+
+/// Each row of `batches` as a JSON line (nulls written, so every row has every column) and
+/// as an object.
+fn ndjson(batches: &[RecordBatch]) -> std::result::Result<Vec<Row>, String> {
+    let mut buf = Vec::new();
+    {
+        let mut writer = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
+        for batch in batches {
+            writer.write(batch).map_err(|e| e.to_string())?;
+        }
+        writer.finish().map_err(|e| e.to_string())?;
+    }
+    buf.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let row: Map<String, Value> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+            Ok((line.to_vec(), row))
+        })
+        .collect()
+}
+
+/// The rows that fire, with their ids and whether `realert` suppresses them.
+async fn findings(
+    sql: &trawl_query::Lake,
+    t: &Target<'_>,
+    window: &trawl_query::Window,
+    scheduled: DateTime<Utc>,
+    rows: Vec<Row>,
+) -> std::result::Result<Vec<Finding>, String> {
+    let audit = t.audit;
+    let columns: Vec<&String> = rows.first().map(|(_, r)| r.keys().collect()).unwrap_or_default();
+    for c in &audit.dedup {
+        if !rows.is_empty() && !columns.contains(&c) {
+            let names: Vec<&str> = columns.iter().map(|c| c.as_str()).collect();
+            return Err(format!("dedup column '{c}' is not a column of the result ({})", names.join(", ")));
+        }
+    }
+    let key = |row: &Map<String, Value>| -> Option<String> {
+        if audit.dedup.is_empty() {
+            return None;
+        }
+        let values: Vec<&Value> = audit.dedup.iter().map(|c| row.get(c).unwrap_or(&Value::Null)).collect();
+        Some(Value::from(values.into_iter().cloned().collect::<Vec<_>>()).to_string())
+    };
+    let mut counts: HashMap<Option<String>, u64> = HashMap::new();
+    for (_, row) in &rows {
+        *counts.entry(key(row)).or_default() += 1;
+    }
+    let Fires::Rows { at_least } = audit.fires;
+    // Rows alike (events without ids, alike in every column read) are told apart by their
+    // rank among themselves: one finding per row, the same in a run redone.
+    let mut alike: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut found: Vec<Finding> = rows
+        .into_iter()
+        .filter(|(_, row)| counts.get(&key(row)).is_some_and(|n| *n >= at_least))
+        .map(|(line, row)| {
+            let rank = alike.entry(line.clone()).or_default();
+            *rank += 1;
+            let rank = *rank;
+            let eventid = row.get("eventid").and_then(Value::as_str).map(str::to_owned);
+            let eventtime =
+                row.get("eventtime").and_then(Value::as_str).and_then(trawl_store::time::parse_timestamp);
+            // A row of events (it has their id) is one finding whatever window shows it; a row
+            // of an aggregate is one per window. The row, not the id alone: ids repeat across
+            // accounts.
+            let row_text = String::from_utf8_lossy(&line);
+            let identity = match &eventid {
+                Some(_) => format!("event row {row_text} #{rank}"),
+                None => format!("row {row_text} #{rank} {:?} {:?}", window.from, window.to),
+            };
+            let text = format!("{}/{}\n{}\n{identity}", t.pack, audit.id, t.config.id);
+            Finding {
+                finding_id: hex(&Sha256::digest(text.as_bytes()))[..32].to_owned(),
+                eventid,
+                eventtime,
+                dedup_key: key(&row),
+                suppressed: false,
+                row,
+            }
+        })
+        .collect();
+    if let Some(realert) = audit.realert {
+        let mut last = last_alerts(sql, t).await?;
+        found.sort_by_key(|f| f.eventtime.unwrap_or(scheduled));
+        for f in &mut found {
+            let at = f.eventtime.unwrap_or(scheduled);
+            let key = f.dedup_key.clone().unwrap_or_default();
+            // Within the period either side: a late event (a backfill) repeats a key as much
+            // as a new one does.
+            match last.get(&key) {
+                Some(prev) if (at - *prev).abs() < realert => f.suppressed = true,
+                _ => {
+                    last.insert(key, at);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// When each dedup key of this audit and store last alerted, from the audit log.
+async fn last_alerts(
+    sql: &trawl_query::Lake,
+    t: &Target<'_>,
+) -> std::result::Result<HashMap<String, DateTime<Utc>>, String> {
+    let quote = |s: &str| s.replace('\'', "''");
+    let text = format!(
+        "SELECT dedup_key, CAST(max(coalesce(eventtime, scheduled)) AS VARCHAR) AS t FROM trawl_audit_findings \
+         WHERE pack = '{}' AND audit = '{}' AND store_id = '{}' AND NOT suppressed GROUP BY dedup_key",
+        quote(t.pack),
+        quote(&t.audit.id),
+        t.config.id
+    );
+    let (batches, _) = sql.collect(&text).await.map_err(|e| format!("reading earlier findings: {e}"))?;
+    let rows = ndjson(&batches)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(_, row)| {
+            let key = row.get("dedup_key")?.as_str()?.to_owned();
+            let t = trawl_store::time::parse_timestamp(row.get("t")?.as_str()?)?;
+            Some((key, t))
+        })
+        .collect())
+}
+
+/// The audit log rows of `runs`: one per run, one per finding.
+fn records(runs: &[AuditRun], options: &RunOptions) -> Result<RecordBatch> {
+    let time = |t: Option<DateTime<Utc>>| t.map(|t| json!(t.to_rfc3339()));
+    let mut rows: Vec<Value> = Vec::new();
+    for run in runs {
+        let shared = json!({
+            "run_id": run.run_id,
+            "pack": run.pack,
+            "audit": run.audit.id,
+            "store": run.store,
+            "store_id": run.store_id,
+            "scheduled": run.scheduled.to_rfc3339(),
+        });
+        let mut row = shared.clone();
+        let error = match &run.outcome {
+            Outcome::Error(e) => Some(e.clone()),
+            _ => None,
+        };
+        extend(
+            &mut row,
+            json!({
+                "kind": "run",
+                "started": run.started.to_rfc3339(),
+                "finished": run.finished.to_rfc3339(),
+                "window": run.audit.window.to_string(),
+                "from_version": run.from_version,
+                "to_version": run.to_version,
+                "from_time": time(run.from_time),
+                "to_time": time(run.to_time),
+                "files": run.files,
+                "rows": run.rows,
+                "findings": run.findings.len(),
+                "events_scanned": run.events_scanned,
+                "bytes_scanned": run.bytes_scanned,
+                "duration_ms": (run.finished - run.started).num_milliseconds(),
+                "outcome": run.outcome.label(),
+                "error": error,
+                "result_sha256": run.result_sha256,
+                "user": options.user,
+                "host": options.host,
+            }),
+        );
+        rows.push(row);
+        for f in &run.findings {
+            let mut row = shared.clone();
+            extend(
+                &mut row,
+                json!({
+                    "kind": "finding",
+                    "finding_id": f.finding_id,
+                    "title": run.audit.title,
+                    "severity": run.audit.severity.to_string(),
+                    "mitre": run.audit.mitre,
+                    "eventid": f.eventid,
+                    "eventtime": time(f.eventtime),
+                    "dedup_key": f.dedup_key,
+                    "suppressed": f.suppressed,
+                    "row": Value::Object(f.row.clone()).to_string(),
+                }),
+            );
+            rows.push(row);
+        }
+    }
+    let mut decoder = arrow::json::ReaderBuilder::new(audit_log_schema())
+        .with_batch_size(rows.len().max(1))
+        .build_decoder()
+        .map_err(|e| Error::Results { audit: String::new(), reason: e.to_string() })?;
+    let failed = |e: arrow::error::ArrowError| Error::Results { audit: String::new(), reason: e.to_string() };
+    decoder.serialize(&rows).map_err(failed)?;
+    Ok(decoder.flush().map_err(failed)?.unwrap_or_else(|| RecordBatch::new_empty(audit_log_schema())))
+}
+
+fn extend(row: &mut Value, more: Value) {
+    if let (Value::Object(row), Value::Object(more)) = (row, more) {
+        row.extend(more);
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

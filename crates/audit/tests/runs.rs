@@ -1,0 +1,216 @@
+//! Audit runs over a real lake of real CloudTrail events (`tests/fixtures`): every event is
+//! audited once across runs and new commits, a run redone after a crash names the same
+//! findings, schedules are due once per slot, lookback windows read their period.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use trawl_audit::{Pack, RunOptions, RunReport};
+use trawl_store::{FixedClock, StoreConfig};
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+fn fixtures(dir: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(dir)
+}
+
+struct Lake {
+    dir: tempfile::TempDir,
+}
+
+impl Lake {
+    async fn new(now: DateTime<Utc>) -> Lake {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = trawl_store::Lake::create(dir.path().to_str().unwrap()).unwrap();
+        let mut config = StoreConfig::new("audited", now).unwrap();
+        config.retention_days = trawl_store::MAX_RETENTION_DAYS;
+        lake.create_store(config).await.unwrap();
+        Lake { dir }
+    }
+
+    fn root(&self) -> &str {
+        self.dir.path().to_str().unwrap()
+    }
+
+    async fn ingest(&self, fixture: &str, now: DateTime<Utc>) {
+        let lake = trawl_store::Lake::open(self.root()).unwrap();
+        let store = lake.store("audited").await.unwrap();
+        let sources = [fixtures(fixture).display().to_string()];
+        let options = trawl_ingest::IngestOptions::new(now);
+        trawl_ingest::ingest(&store, &sources, &options, &trawl_ingest::NoProgress).await.unwrap();
+    }
+
+    async fn run(&self, pack: &Pack, once: bool, now: DateTime<Utc>) -> RunReport {
+        let options = RunOptions { once, ..RunOptions::default() };
+        trawl_audit::run(self.root(), std::slice::from_ref(pack), &options, &FixedClock(now)).await.unwrap()
+    }
+
+    async fn value(&self, sql: &str) -> String {
+        let lake = trawl_query::Lake::open(self.root()).await.unwrap();
+        let (batches, _) = lake.collect(sql).await.unwrap();
+        let options = arrow::util::display::FormatOptions::default().with_null("NULL");
+        arrow::util::display::ArrayFormatter::try_new(batches[0].column(0).as_ref(), &options)
+            .unwrap()
+            .value(0)
+            .to_string()
+    }
+}
+
+fn pack(audits: &str) -> Pack {
+    Pack::from_toml(Path::new("test.toml"), audits).unwrap()
+}
+
+const EVERY_EVENT: &str = r#"
+    [[audit]]
+    id = "every-event"
+    title = "Every event"
+    sql = "SELECT eventid, eventtime, eventname FROM $EDS_ID"
+"#;
+
+fn ids(report: &RunReport) -> Vec<String> {
+    report.runs.iter().flat_map(|r| r.findings.iter().map(|f| f.finding_id.clone())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_event_is_audited_once() {
+    let now = at("2025-01-01T00:00:00Z");
+    let lake = Lake::new(now).await;
+    let pack = pack(EVERY_EVENT);
+    lake.ingest("stratus-red-team-detonation-logs", now).await;
+    let first_events: usize = lake.value("SELECT count(*) FROM audited").await.parse().unwrap();
+    assert!(first_events > 30, "{first_events}");
+
+    let first = lake.run(&pack, true, now).await;
+    assert_eq!(first.runs.len(), 1);
+    assert_eq!((first.findings(), first.alerts().count()), (first_events, first_events));
+    let first_ids: HashSet<String> = ids(&first).into_iter().collect();
+    assert_eq!(first_ids.len(), first_events, "one finding per event, each its own id");
+
+    // Nothing committed since: nothing new to read.
+    let again = lake.run(&pack, true, now).await;
+    assert_eq!((again.findings(), again.runs[0].files), (0, 0));
+
+    // New commits, of events older than the first ones (a backfill): read once, by the next run.
+    lake.ingest("cloudtrail2sightings", now).await;
+    let all_events: usize = lake.value("SELECT count(*) FROM audited").await.parse().unwrap();
+    let second = lake.run(&pack, true, now).await;
+    assert_eq!(second.findings(), all_events - first_events);
+    let second_ids: HashSet<String> = ids(&second).into_iter().collect();
+    assert!(first_ids.is_disjoint(&second_ids));
+
+    // The audit log holds each finding once, and the runs.
+    let recorded = lake.value("SELECT count(DISTINCT finding_id) FROM trawl_audit_findings").await;
+    assert_eq!(recorded, all_events.to_string());
+    assert_eq!(lake.value("SELECT count(*) FROM trawl_audit_findings").await, all_events.to_string());
+    assert_eq!(lake.value("SELECT count(*) FROM trawl_audit_runs").await, "3");
+    let windows = lake
+        .value("SELECT string_agg(coalesce(CAST(from_version AS VARCHAR), '-') || '..' || CAST(to_version AS VARCHAR), ' ' ORDER BY started) FROM trawl_audit_runs")
+        .await;
+    let v1 = first.runs[0].to_version.unwrap();
+    let v2 = second.runs[0].to_version.unwrap();
+    assert_eq!(windows, format!("-..{v1} {v1}..{v1} {v1}..{v2}"));
+
+    // A run whose commit never landed (the process killed before it) is redone over the same
+    // events, and names the same findings.
+    std::fs::remove_dir_all(lake.dir.path().join("_trawl/audits")).unwrap();
+    let redone = lake.run(&pack, true, now).await;
+    let redone_ids: HashSet<String> = ids(&redone).into_iter().collect();
+    assert_eq!(redone_ids, &first_ids | &second_ids);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schedules_are_due_once_per_slot() {
+    let now = at("2025-01-01T10:07:00Z");
+    let lake = Lake::new(now).await;
+    lake.ingest("stratus-red-team-detonation-logs", now).await;
+    let pack = pack(&format!("{EVERY_EVENT}schedule = \"every 15m\"\n"));
+    let due = |r: &RunReport| r.runs.iter().map(|r| r.scheduled.to_rfc3339()).collect::<Vec<_>>();
+    let first = lake.run(&pack, false, now).await;
+    assert_eq!(due(&first), ["2025-01-01T10:00:00+00:00"]);
+    assert!(first.findings() > 0);
+    // The same slot again: nothing due.
+    assert!(lake.run(&pack, false, at("2025-01-01T10:14:59Z")).await.runs.is_empty());
+    // Missed slots are one run: the window is every commit since, not a slot's share.
+    let late = lake.run(&pack, false, at("2025-01-01T11:20:00Z")).await;
+    assert_eq!(due(&late), ["2025-01-01T11:15:00+00:00"]);
+    assert_eq!(late.findings(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lookback_windows_read_their_period_and_realert_suppresses_repeats() {
+    let now = at("2025-01-01T00:00:00Z");
+    let lake = Lake::new(now).await;
+    lake.ingest("stratus-red-team-detonation-logs", now).await;
+    let pack = pack(
+        r#"
+        [[audit]]
+        id = "day"
+        title = "A day of events"
+        sql = "SELECT eventsource, count(*) AS n FROM $EDS_ID WHERE eventtime >= '$StartTime$' GROUP BY eventsource"
+        window = "lookback 24h"
+        schedule = "daily at 06:00"
+
+        [[audit]]
+        id = "sources"
+        title = "Events by source, once per source"
+        sql = "SELECT eventid, eventtime, eventsource FROM $EDS_ID"
+        dedup = ["eventsource"]
+        realert = "3650d"
+        "#,
+    );
+    let day_end = at("2024-08-01T06:00:00Z");
+    let report = lake.run(&pack, false, at("2024-08-01T07:30:00Z")).await;
+    let day = report.runs.iter().find(|r| r.audit.id == "day").unwrap();
+    assert_eq!(day.scheduled, day_end);
+    assert_eq!((day.from_time, day.to_time), (Some(at("2024-07-31T06:00:00Z")), Some(day_end)));
+    let expected = lake
+        .value(
+            "SELECT count(DISTINCT eventsource) FROM audited \
+             WHERE eventtime >= '2024-07-31T06:00:00Z' AND eventtime < '2024-08-01T06:00:00Z'",
+        )
+        .await;
+    assert_eq!(day.rows.to_string(), expected);
+    assert!(day.rows > 0);
+
+    let sources = report.runs.iter().find(|r| r.audit.id == "sources").unwrap();
+    let distinct = lake.value("SELECT count(DISTINCT eventsource) FROM audited").await;
+    let alerted = sources.findings.iter().filter(|f| !f.suppressed).count();
+    assert_eq!(alerted.to_string(), distinct);
+    assert!(sources.findings.len() > alerted, "repeats are recorded, suppressed");
+    // Across runs too: new events of a source already alerted are suppressed.
+    lake.ingest("cloudtrail2sightings", now).await;
+    let next = lake.run(&pack, true, now).await;
+    let sources = next.runs.iter().find(|r| r.audit.id == "sources").unwrap();
+    let seen: HashSet<&str> =
+        report.runs.iter().flat_map(|r| &r.findings).filter_map(|f| f.row["eventsource"].as_str()).collect();
+    let mut alerted: HashSet<&str> = seen;
+    for f in &sources.findings {
+        let source = f.row["eventsource"].as_str().unwrap();
+        assert_eq!(f.suppressed, !alerted.insert(source), "{source}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_audit_is_recorded_and_read_again() {
+    let now = at("2025-01-01T00:00:00Z");
+    let lake = Lake::new(now).await;
+    lake.ingest("stratus-red-team-detonation-logs", now).await;
+    let broken = pack(
+        r#"
+        [[audit]]
+        id = "broken"
+        title = "A column that is not there"
+        sql = "SELECT no_such_column FROM $EDS_ID"
+        "#,
+    );
+    let report = lake.run(&broken, true, now).await;
+    assert_eq!(report.errors(), 1);
+    let outcome = lake.value("SELECT outcome || ': ' || error FROM trawl_audit_runs").await;
+    assert!(outcome.starts_with("error: ") && outcome.contains("no_such_column"), "{outcome}");
+    // Its window was not consumed: the next run reads every event again.
+    let report = lake.run(&broken, true, now).await;
+    assert_eq!(report.runs[0].from_version, None);
+}

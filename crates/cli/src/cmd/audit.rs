@@ -1,0 +1,197 @@
+//! `trawl audit run|list|sql|history`: scheduled audits over the stores.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use trawl_audit::{Outcome, Pack, RunOptions};
+use trawl_store::Clock;
+
+use crate::args::{AuditCommand, AuditFormat};
+use crate::output::{self, Format, Sink};
+
+/// Exit codes of `audit run`.
+const FOUND: u8 = 1;
+const FAILED: u8 = 2;
+
+pub(crate) async fn run(location: &str, command: AuditCommand, clock: &dyn Clock) -> Result<ExitCode> {
+    match command {
+        AuditCommand::Run { packs, stores, once, since, format } => {
+            let packs = load(&packs)?;
+            let options = RunOptions {
+                once,
+                stores,
+                since: since.as_deref().map(super::parse_time).transpose()?,
+                user: std::env::var("USER").unwrap_or_default(),
+                host: host(),
+            };
+            let report = trawl_audit::run(location, &packs, &options, clock)
+                .await
+                .with_context(|| format!("cannot run the audits over the lake at {location}"))?;
+            output::to_stdout(|out| {
+                for (run, f) in report.alerts() {
+                    match format {
+                        AuditFormat::Text => writeln!(
+                            out,
+                            "{:<8} {}/{} {} {} {}",
+                            run.audit.severity.to_string(),
+                            run.pack,
+                            run.audit.id,
+                            run.store,
+                            f.eventtime.map_or_else(|| "-".into(), |t| t.to_rfc3339()),
+                            serde_json::Value::Object(f.row.clone())
+                        )?,
+                        AuditFormat::Ndjson => {
+                            let line = serde_json::json!({
+                                "finding_id": f.finding_id,
+                                "pack": run.pack,
+                                "audit": run.audit.id,
+                                "title": run.audit.title,
+                                "severity": run.audit.severity.to_string(),
+                                "mitre": run.audit.mitre,
+                                "store": run.store,
+                                "eventid": f.eventid,
+                                "eventtime": f.eventtime.map(|t| t.to_rfc3339()),
+                                "run_id": run.run_id,
+                                "row": f.row,
+                            });
+                            writeln!(out, "{line}")?;
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+            for run in &report.runs {
+                if let Outcome::Error(e) = &run.outcome {
+                    note!("error: audit {}/{} over {}: {e}", run.pack, run.audit.id, run.store);
+                }
+            }
+            let alerts = report.alerts().count();
+            let count = |runs: &mut dyn Iterator<Item = &trawl_audit::AuditRun>, suppressed: bool| -> usize {
+                runs.map(|r| r.findings.iter().filter(|f| f.suppressed == suppressed).count()).sum()
+            };
+            let suppressed = count(&mut report.runs.iter(), true);
+            let informational = count(
+                &mut report.runs.iter().filter(|r| r.audit.severity == trawl_audit::Severity::Info),
+                false,
+            );
+            note!(
+                "{} runs, {} findings: {alerts} alerts, {suppressed} suppressed by realert, {} of informational \
+                 audits; {} errors",
+                report.runs.len(),
+                report.findings(),
+                informational,
+                report.errors()
+            );
+            Ok(if report.errors() > 0 {
+                ExitCode::from(FAILED)
+            } else if alerts > 0 {
+                ExitCode::from(FOUND)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        AuditCommand::List { packs } => {
+            let packs = load(&packs)?;
+            output::to_stdout(|out| {
+                writeln!(
+                    out,
+                    "{:<10} {:<40} {:<8} {:<28} {:<13} title",
+                    "pack", "audit", "severity", "schedule", "window"
+                )?;
+                for pack in &packs {
+                    for a in &pack.audits {
+                        writeln!(
+                            out,
+                            "{:<10} {:<40} {:<8} {:<28} {:<13} {}",
+                            pack.name,
+                            a.id,
+                            a.severity.to_string(),
+                            a.schedule.to_string(),
+                            a.window.to_string(),
+                            a.title
+                        )?;
+                    }
+                }
+                Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Sql { audit, packs } => {
+            let packs = load(&packs)?;
+            let found = find(&packs, &audit)?;
+            output::to_stdout(|out| Ok(writeln!(out, "{}", found.sql)?))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::History { audit, limit } => {
+            let filter = match &audit {
+                Some(id) => format!("WHERE audit = '{}'", id.replace('\'', "''")),
+                None => String::new(),
+            };
+            let sql = format!(
+                "SELECT started, pack, audit, store, window, from_version, to_version, rows, findings, outcome, \
+                 duration_ms, error FROM trawl_audit_runs {filter} ORDER BY started DESC, audit LIMIT {limit}"
+            );
+            let lake = trawl_query::Lake::open(location)
+                .await
+                .with_context(|| format!("cannot open the lake at {location}"))?;
+            let running = lake.start(&sql).await?;
+            let batches = running.stream()?;
+            let out = output::Stdout::new();
+            let closed = out.closed();
+            let sink = Sink::new(Format::Table, batches.schema(), out, None)?;
+            output::ended(super::query::drain(batches, sink, "stdout").await, &closed)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The packs named: `builtin` (the bundled `sql-examples/`), a TOML file or a directory.
+/// None named: the built-in pack.
+fn load(names: &[String]) -> Result<Vec<Pack>> {
+    let builtin = || {
+        let files = crate::bundled::EXAMPLES
+            .iter()
+            .map(|(name, sql)| ((*name).to_owned(), (*sql).to_owned()))
+            .collect();
+        Pack::from_sql_files("builtin", files).context("the built-in pack")
+    };
+    if names.is_empty() {
+        return Ok(vec![builtin()?]);
+    }
+    let mut packs: Vec<Pack> = Vec::new();
+    for name in names {
+        let pack = match name.as_str() {
+            "builtin" => builtin()?,
+            path => Pack::load(Path::new(path))?,
+        };
+        if packs.iter().any(|p| p.name == pack.name) {
+            bail!("two packs are named '{}'; give one a `name` of its own", pack.name);
+        }
+        packs.push(pack);
+    }
+    Ok(packs)
+}
+
+/// The audit `id` (or `pack/id`) of `packs`.
+fn find<'a>(packs: &'a [Pack], id: &str) -> Result<&'a trawl_audit::Audit> {
+    let (pack, id) = match id.split_once('/') {
+        Some((p, i)) => (Some(p), i),
+        None => (None, id),
+    };
+    let audits = packs.iter().filter(|p| pack.is_none_or(|n| n == p.name)).flat_map(|p| &p.audits);
+    if let Some(a) = audits.clone().find(|a| a.id == id) {
+        return Ok(a);
+    }
+    let suggestion = trawl_query::closest(id, audits.map(|a| a.id.as_str()));
+    Err(trawl_audit::Error::UnknownAudit { id: id.to_owned(), suggestion }.into())
+}
+
+/// This machine's name, for the run records.
+fn host() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
