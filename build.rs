@@ -1,4 +1,5 @@
-//! Bundles `sql-examples/*.sql` (for the REPL's `\examples`) and the real CloudTrail files of
+//! Bundles `sql-examples/*.sql` (for the REPL's `\examples` and the `builtin` audit pack), SigmaHQ's
+//! CloudTrail rules (the `sigma` pack) and the real CloudTrail files of
 //! `tests/fixtures` (for `trawl demo`) into the binary.
 
 use std::fmt::Write as _;
@@ -20,6 +21,17 @@ fn main() {
     }
     code.push_str("];\n\n");
 
+    let sigma = root.join("crates/audit/sigma/rules");
+    let rules = files(&sigma, &|p| p.extension().is_some_and(|e| e == "yml"));
+    code.push_str("/// The bundled Sigma rules (the `sigma` pack): (file name, YAML).\n");
+    code.push_str("pub(crate) const SIGMA: &[(&str, &str)] = &[\n");
+    for path in &rules {
+        let name = path.file_name().and_then(|s| s.to_str()).expect("UTF-8 rule name");
+        writeln!(code, "    ({name:?}, include_str!({})),", from_root(&root, path))
+            .expect("write to a String");
+    }
+    code.push_str("];\n\n");
+
     // The demo leaves out the deliberately malformed files of the processing library's tests.
     let fixtures = root.join("tests/fixtures");
     let demo = files(&fixtures, &|p| {
@@ -36,6 +48,7 @@ fn main() {
     code.push_str("];\n");
     std::fs::write(out.join("bundled.rs"), code).expect("write bundled.rs");
     println!("cargo:rerun-if-changed=sql-examples");
+    println!("cargo:rerun-if-changed=crates/audit/sigma/rules");
     println!("cargo:rerun-if-changed=tests/fixtures");
 }
 

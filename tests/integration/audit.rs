@@ -83,3 +83,30 @@ fn packs_that_are_wrong_say_where() {
     let (_, stderr) = lake.expect(1, &["audit", "list", "--pack", pack.to_str().unwrap()]);
     assert!(stderr.contains("team.toml: audit 'x': schedule: 'weekly' is not a schedule"), "{stderr}");
 }
+
+#[test]
+fn sigma_rules_agree_with_an_independent_evaluator() {
+    let now = "2025-01-01T00:00:00Z";
+    let lake = Lake::new(now);
+    lake.ok(&["store", "create", "demo", "--retention-days", "3653"]);
+    lake.expect(3, &["ingest", "--store", "demo", fixtures().to_str().unwrap()]);
+    let (stdout, stderr) =
+        lake.expect(1, &["audit", "run", "--pack", "sigma", "--once", "--format", "ndjson"]);
+    assert!(!stderr.contains("left out"), "every shipped rule converts: {stderr}");
+    for f in findings(&stdout) {
+        // The licence's terms: every finding names the rule's author and links the rule.
+        assert!(
+            f["author"].is_string()
+                && f["link"].as_str().unwrap().starts_with("https://github.com/SigmaHQ/sigma/"),
+            "{f}"
+        );
+    }
+    let file = lake.dir.path().join("sigma.ndjson");
+    std::fs::write(&file, &stdout).unwrap();
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/audit/sigma/rules");
+    let report = crate::support::run_python(
+        "sigma.py",
+        &["check", fixtures().to_str().unwrap(), file.to_str().unwrap(), rules.to_str().unwrap(), now],
+    );
+    println!("{report}");
+}

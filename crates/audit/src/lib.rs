@@ -13,6 +13,7 @@ mod error;
 pub mod pack;
 mod run;
 pub mod schedule;
+pub mod sigma;
 
 pub use error::{Error, Result};
 pub use pack::{Audit, Fires, Pack, Severity, Window};

@@ -37,6 +37,8 @@ pub struct Pack {
     pub name: String,
     /// Its audits, in the order written.
     pub audits: Vec<Audit>,
+    /// Sigma rules left out, each with the construct and the reason.
+    pub refused: Vec<String>,
 }
 
 /// One audit: a query, when it runs, over which events, and when it fires.
@@ -66,6 +68,10 @@ pub struct Audit {
     pub realert: Option<Duration>,
     /// The file the audit comes from.
     pub origin: String,
+    /// Who wrote it (a Sigma rule's `author`, carried into every finding as its licence asks).
+    pub author: Option<String>,
+    /// Where it is published.
+    pub link: Option<String>,
 }
 
 /// How bad a finding is.
@@ -261,35 +267,79 @@ impl Spec {
             dedup: self.dedup.iter().map(|c| c.trim().to_ascii_lowercase()).collect(),
             realert,
             origin: origin.to_owned(),
+            author: None,
+            link: None,
         })
     }
 }
 
 impl Pack {
-    /// Reads a pack: a TOML file, or a directory of `.sql` files with headers.
+    /// Reads a pack: a TOML file, a directory of `.sql` files with headers, or a directory of
+    /// Sigma rules (`.yml`).
     pub fn load(path: &Path) -> Result<Pack> {
         let io = |e| Error::Io { path: path.display().to_string(), source: e };
-        if path.is_dir() {
-            let mut files = Vec::new();
-            for entry in std::fs::read_dir(path).map_err(io)? {
-                let file = entry.map_err(io)?.path();
-                if file.extension().is_some_and(|e| e == "sql") {
-                    let text = std::fs::read_to_string(&file)
-                        .map_err(|e| Error::Io { path: file.display().to_string(), source: e })?;
-                    files.push((file.display().to_string(), text));
-                }
-            }
-            if files.is_empty() {
-                return Err(Error::Pack {
-                    file: path.display().to_string(),
-                    reason: "the directory holds no .sql audits".into(),
-                });
-            }
-            let name = path.file_name().map_or("pack".into(), |n| n.to_string_lossy().into_owned());
-            return Pack::from_sql_files(&name, files);
+        if !path.is_dir() {
+            let text = std::fs::read_to_string(path).map_err(io)?;
+            return Pack::from_toml(path, &text);
         }
-        let text = std::fs::read_to_string(path).map_err(io)?;
-        Pack::from_toml(path, &text)
+        let (mut sql, mut sigma) = (Vec::new(), Vec::new());
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(io)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(io)?;
+        entries.sort();
+        for file in entries {
+            let files = match file.extension().and_then(|e| e.to_str()) {
+                Some("sql") => &mut sql,
+                Some("yml" | "yaml") => &mut sigma,
+                _ => continue,
+            };
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| Error::Io { path: file.display().to_string(), source: e })?;
+            files.push((file.display().to_string(), text));
+        }
+        let name = path.file_name().map_or("pack".into(), |n| n.to_string_lossy().into_owned());
+        match (sql.is_empty(), sigma.is_empty()) {
+            (false, true) => Pack::from_sql_files(&name, sql),
+            (true, false) => {
+                // A rule read from a directory links to its file.
+                let link = |file: &str| Some(file.to_owned());
+                Pack::from_sigma_files(&name, sigma, &link)
+            }
+            (false, false) => Err(Error::Pack {
+                file: path.display().to_string(),
+                reason: "the directory holds both .sql audits and Sigma rules; keep them apart".into(),
+            }),
+            (true, true) => Err(Error::Pack {
+                file: path.display().to_string(),
+                reason: "the directory holds no .sql audits and no Sigma rules (.yml)".into(),
+            }),
+        }
+    }
+
+    /// A pack of Sigma rules (file, text): the CloudTrail rules become audits, the others are
+    /// left out, and a rule that cannot be converted exactly is refused (in `refused`).
+    /// `link` gives where a rule is published, from its file name.
+    pub fn from_sigma_files(
+        name: &str,
+        files: Vec<(String, String)>,
+        link: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Pack> {
+        let mut audits = Vec::new();
+        let mut refused = Vec::new();
+        for (file, text) in files {
+            if !crate::sigma::is_cloudtrail(&text) {
+                continue;
+            }
+            match crate::sigma::audit(&file, &text, link(&file)) {
+                Ok(audit) => audits.push(audit),
+                Err(reason) => refused.push(reason),
+            }
+        }
+        let mut pack = Pack::new(name.to_owned(), audits, name)?;
+        pack.refused = refused;
+        Ok(pack)
     }
 
     /// A TOML pack; its name is its `name`, else the file's stem.
@@ -331,7 +381,7 @@ impl Pack {
                 });
             }
         }
-        Ok(Pack { name, audits })
+        Ok(Pack { name, audits, refused: Vec::new() })
     }
 }
 

@@ -250,8 +250,8 @@ pub(crate) enum AuditCommand {
     /// lookback period); findings to stdout. Exit 0: nothing found, 1: findings, 2: an audit
     /// failed
     Run {
-        /// An audit pack: `builtin`, a TOML file or a directory of .sql audits (repeatable)
-        /// [default: builtin]
+        /// An audit pack: `builtin`, `sigma` (SigmaHQ's CloudTrail rules), a TOML file, a
+        /// directory of .sql audits or of Sigma rules (repeatable) [default: builtin]
         #[arg(long = "pack", value_name = "PACK")]
         packs: Vec<String>,
         /// Only this store (repeatable) [default: every enabled store]

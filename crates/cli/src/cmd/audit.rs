@@ -49,6 +49,8 @@ pub(crate) async fn run(location: &str, command: AuditCommand, clock: &dyn Clock
                                 "title": run.audit.title,
                                 "severity": run.audit.severity.to_string(),
                                 "mitre": run.audit.mitre,
+                                "author": run.audit.author,
+                                "link": run.audit.link,
                                 "store": run.store,
                                 "eventid": f.eventid,
                                 "eventtime": f.eventtime.map(|t| t.to_rfc3339()),
@@ -146,25 +148,30 @@ pub(crate) async fn run(location: &str, command: AuditCommand, clock: &dyn Clock
     }
 }
 
-/// The packs named: `builtin` (the bundled `sql-examples/`), a TOML file or a directory.
-/// None named: the built-in pack.
+/// The packs named: `builtin` (the bundled `sql-examples/`), `sigma` (the bundled SigmaHQ
+/// CloudTrail rules), a TOML file or a directory. None named: the built-in pack. Sigma rules
+/// that cannot be converted are named on stderr, with why.
 fn load(names: &[String]) -> Result<Vec<Pack>> {
-    let builtin = || {
-        let files = crate::bundled::EXAMPLES
-            .iter()
-            .map(|(name, sql)| ((*name).to_owned(), (*sql).to_owned()))
-            .collect();
-        Pack::from_sql_files("builtin", files).context("the built-in pack")
+    let bundled = |files: &[(&str, &str)]| -> Vec<(String, String)> {
+        files.iter().map(|(name, text)| ((*name).to_owned(), (*text).to_owned())).collect()
     };
-    if names.is_empty() {
-        return Ok(vec![builtin()?]);
-    }
+    let builtin =
+        || Pack::from_sql_files("builtin", bundled(crate::bundled::EXAMPLES)).context("the built-in pack");
+    let names: Vec<&str> =
+        if names.is_empty() { vec!["builtin"] } else { names.iter().map(String::as_str).collect() };
     let mut packs: Vec<Pack> = Vec::new();
     for name in names {
-        let pack = match name.as_str() {
+        let pack = match name {
             "builtin" => builtin()?,
+            "sigma" => {
+                let link = |file: &str| Some(format!("{}/{file}", trawl_audit::sigma::RULES_URL));
+                Pack::from_sigma_files("sigma", bundled(crate::bundled::SIGMA), &link)?
+            }
             path => Pack::load(Path::new(path))?,
         };
+        for reason in &pack.refused {
+            note!("pack {}: rule left out: {reason}", pack.name);
+        }
         if packs.iter().any(|p| p.name == pack.name) {
             bail!("two packs are named '{}'; give one a `name` of its own", pack.name);
         }

@@ -22,6 +22,8 @@ pub(super) fn all() -> Vec<Fun> {
         }),
         Fun::new("json_extract", JSON_PATH, text, |a, _| extract(a, |f| Some(f.compact().into_owned()))),
         Fun::new("json_size", JSON_PATH, int, json_size),
+        // trawl's own, for Sigma rules: every value a dotted path reaches.
+        Fun::new("json_leaves", &[("json", Arg::Text), ("path", Arg::Text)], text_list, json_leaves),
         Fun::new("json_parse", &[("string", Arg::Text)], text, |a, _| {
             super::map_text(&a[0], |s| match serde_json::from_str::<Value>(s) {
                 Ok(v) => Ok(Some(v.to_string())),
@@ -235,6 +237,43 @@ fn json_eq(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// The values a dotted path (`a.b.c`, no `$`) reaches in each JSON document, descending into
+/// every array on the way, as a search index flattens a document: text as it is, numbers and
+/// booleans as their text, an array's elements one by one, an object as its compact JSON; nulls
+/// left out. NULL where the document is NULL or not JSON.
+fn json_leaves(a: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
+    fn walk<'v>(v: &'v Value, path: &[&str], out: &mut Vec<std::borrow::Cow<'v, str>>) {
+        match (v, path.split_first()) {
+            (Value::Array(items), _) => items.iter().for_each(|item| walk(item, path, out)),
+            (Value::Object(map), Some((key, rest))) => {
+                if let Some(child) = map.get(*key) {
+                    walk(child, rest, out);
+                }
+            }
+            (_, Some(_)) | (Value::Null, None) => {}
+            (Value::String(s), None) => out.push(s.as_str().into()),
+            (v, None) => out.push(v.to_string().into()),
+        }
+    }
+    let paths = super::utf8(&a[1])?;
+    let mut lists = arrow::array::ListBuilder::new(StringBuilder::new());
+    for (i, doc) in json_docs(&a[0])?.into_iter().enumerate() {
+        match (doc, paths.is_valid(i)) {
+            (Some(doc), true) => {
+                let path: Vec<&str> = paths.value(i).split('.').filter(|p| !p.is_empty()).collect();
+                let mut out = Vec::new();
+                walk(&doc, &path, &mut out);
+                for v in out {
+                    lists.values().append_value(v);
+                }
+                lists.append(true);
+            }
+            _ => lists.append(false),
+        }
+    }
+    Ok(Arc::new(lists.finish()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tests::{context, value};
@@ -253,6 +292,10 @@ mod tests {
             ("json_size(DOC, '$.e')", "0"),
             ("json_size(DOC, '$.n')", "0"),
             ("json_size(DOC, '$.nothing')", "NULL"),
+            ("json_leaves(DOC, 'a.b.c')", "[x]"),
+            ("json_leaves(DOC, 'a.b')", r#"[1, 2, {"c":"x"}]"#),
+            ("json_leaves(DOC, 'nothing')", "[]"),
+            ("json_leaves('not json', 'a')", "NULL"),
             ("is_json_scalar('1')", "true"),
             ("is_json_scalar('[1]')", "false"),
             ("json_array_length('[1,2,3]')", "3"),
