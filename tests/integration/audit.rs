@@ -110,3 +110,65 @@ fn sigma_rules_agree_with_an_independent_evaluator() {
     );
     println!("{report}");
 }
+
+/// Lines a child writes, as they come.
+fn lines(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for `n` lines (at most a minute).
+fn take(rx: &std::sync::mpsc::Receiver<String>, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| rx.recv_timeout(std::time::Duration::from_secs(60)).expect("a finding within a minute"))
+        .collect()
+}
+
+#[test]
+fn the_daemon_audits_each_commit_once_until_stopped() {
+    let lake = Lake::new("2025-01-01T00:00:00Z");
+    lake.ok(&["store", "create", "demo", "--retention-days", "3653"]);
+    let pack = lake.dir.path().join("watch.toml");
+    std::fs::write(
+        &pack,
+        "[[audit]]\nid = \"every-event\"\ntitle = \"Every event\"\nschedule = \"on-commit\"\n\
+         sql = \"SELECT eventid, eventtime, eventname FROM $EDS_ID\"\n",
+    )
+    .unwrap();
+    let mut daemon = lake
+        .command(&["audit", "daemon", "--pack", pack.to_str().unwrap(), "--poll", "1s", "--format", "ndjson"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let found = lines(daemon.stdout.take().unwrap());
+    let stratus = fixtures().join("stratus-red-team-detonation-logs");
+    lake.ok(&["ingest", "--store", "demo", stratus.to_str().unwrap()]);
+    let first = lake.events("demo") as usize;
+    let mut ids: Vec<String> = take(&found, first);
+    // Real files with two damaged records (exit 3): the 15 others are stored.
+    lake.expect(3, &["ingest", "--store", "demo", fixtures().join("cloudtrail2sightings").to_str().unwrap()]);
+    let all = lake.events("demo") as usize;
+    ids.extend(take(&found, all - first));
+    // Nothing more: each event once.
+    assert!(found.recv_timeout(std::time::Duration::from_secs(3)).is_err());
+    let ids: HashSet<String> = ids
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["finding_id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), all);
+
+    std::process::Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status().unwrap();
+    let out = daemon.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("audit daemon: stopped"), "{stderr}");
+}

@@ -268,6 +268,25 @@ pub(crate) enum AuditCommand {
         #[arg(long, value_enum, default_value = "text")]
         format: AuditFormat,
     },
+    /// Run each audit on its schedule until stopped (SIGINT, SIGTERM): what `audit run` does,
+    /// again at every scheduled time
+    Daemon {
+        /// An audit pack (repeatable) [default: builtin]
+        #[arg(long = "pack", value_name = "PACK")]
+        packs: Vec<String>,
+        /// Only this store (repeatable) [default: every enabled store]
+        #[arg(long = "store", value_name = "NAME")]
+        stores: Vec<String>,
+        /// A first run reads only events from this time on [default: everything stored]
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// How often `on-commit` audits look for new commits
+        #[arg(long, value_name = "PERIOD", default_value = "1m")]
+        poll: String,
+        /// How findings are printed
+        #[arg(long, value_enum, default_value = "text")]
+        format: AuditFormat,
+    },
     /// List the audits of the packs
     List {
         /// An audit pack (repeatable) [default: builtin]

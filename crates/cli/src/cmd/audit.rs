@@ -18,73 +18,11 @@ pub(crate) async fn run(location: &str, command: AuditCommand, clock: &dyn Clock
     match command {
         AuditCommand::Run { packs, stores, once, since, format } => {
             let packs = load(&packs)?;
-            let options = RunOptions {
-                once,
-                stores,
-                since: since.as_deref().map(super::parse_time).transpose()?,
-                user: std::env::var("USER").unwrap_or_default(),
-                host: host(),
-            };
+            let options = options(once, stores, since.as_deref())?;
             let report = trawl_audit::run(location, &packs, &options, clock)
                 .await
                 .with_context(|| format!("cannot run the audits over the lake at {location}"))?;
-            output::to_stdout(|out| {
-                for (run, f) in report.alerts() {
-                    match format {
-                        AuditFormat::Text => writeln!(
-                            out,
-                            "{:<8} {}/{} {} {} {}",
-                            run.audit.severity.to_string(),
-                            run.pack,
-                            run.audit.id,
-                            run.store,
-                            f.eventtime.map_or_else(|| "-".into(), |t| t.to_rfc3339()),
-                            serde_json::Value::Object(f.row.clone())
-                        )?,
-                        AuditFormat::Ndjson => {
-                            let line = serde_json::json!({
-                                "finding_id": f.finding_id,
-                                "pack": run.pack,
-                                "audit": run.audit.id,
-                                "title": run.audit.title,
-                                "severity": run.audit.severity.to_string(),
-                                "mitre": run.audit.mitre,
-                                "author": run.audit.author,
-                                "link": run.audit.link,
-                                "store": run.store,
-                                "eventid": f.eventid,
-                                "eventtime": f.eventtime.map(|t| t.to_rfc3339()),
-                                "run_id": run.run_id,
-                                "row": f.row,
-                            });
-                            writeln!(out, "{line}")?;
-                        }
-                    }
-                }
-                Ok(())
-            })?;
-            for run in &report.runs {
-                if let Outcome::Error(e) = &run.outcome {
-                    note!("error: audit {}/{} over {}: {e}", run.pack, run.audit.id, run.store);
-                }
-            }
-            let alerts = report.alerts().count();
-            let count = |runs: &mut dyn Iterator<Item = &trawl_audit::AuditRun>, suppressed: bool| -> usize {
-                runs.map(|r| r.findings.iter().filter(|f| f.suppressed == suppressed).count()).sum()
-            };
-            let suppressed = count(&mut report.runs.iter(), true);
-            let informational = count(
-                &mut report.runs.iter().filter(|r| r.audit.severity == trawl_audit::Severity::Info),
-                false,
-            );
-            note!(
-                "{} runs, {} findings: {alerts} alerts, {suppressed} suppressed by realert, {} of informational \
-                 audits; {} errors",
-                report.runs.len(),
-                report.findings(),
-                informational,
-                report.errors()
-            );
+            let alerts = print(&report, format)?;
             Ok(if report.errors() > 0 {
                 ExitCode::from(FAILED)
             } else if alerts > 0 {
@@ -92,6 +30,15 @@ pub(crate) async fn run(location: &str, command: AuditCommand, clock: &dyn Clock
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        AuditCommand::Daemon { packs, stores, since, poll, format } => {
+            let packs = load(&packs)?;
+            let options = options(false, stores, since.as_deref())?;
+            let poll = trawl_audit::schedule::parse_duration(&poll)
+                .map_err(|e| anyhow::anyhow!("--poll: {e}"))?
+                .to_std()
+                .context("--poll")?;
+            daemon(location, &packs, &options, clock, poll, format).await
         }
         AuditCommand::List { packs } => {
             let packs = load(&packs)?;
@@ -146,6 +93,119 @@ pub(crate) async fn run(location: &str, command: AuditCommand, clock: &dyn Clock
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn options(once: bool, stores: Vec<String>, since: Option<&str>) -> Result<RunOptions> {
+    Ok(RunOptions {
+        once,
+        stores,
+        since: since.map(super::parse_time).transpose()?,
+        user: std::env::var("USER").unwrap_or_default(),
+        host: host(),
+    })
+}
+
+/// Prints the alerts of `report` to stdout, its errors and a summary to stderr; returns the
+/// number of alerts.
+fn print(report: &trawl_audit::RunReport, format: AuditFormat) -> Result<usize> {
+    output::to_stdout(|out| {
+        for (run, f) in report.alerts() {
+            match format {
+                AuditFormat::Text => writeln!(
+                    out,
+                    "{:<8} {}/{} {} {} {}",
+                    run.audit.severity.to_string(),
+                    run.pack,
+                    run.audit.id,
+                    run.store,
+                    f.eventtime.map_or_else(|| "-".into(), |t| t.to_rfc3339()),
+                    serde_json::Value::Object(f.row.clone())
+                )?,
+                AuditFormat::Ndjson => {
+                    let line = serde_json::json!({
+                        "finding_id": f.finding_id,
+                        "pack": run.pack,
+                        "audit": run.audit.id,
+                        "title": run.audit.title,
+                        "severity": run.audit.severity.to_string(),
+                        "mitre": run.audit.mitre,
+                        "author": run.audit.author,
+                        "link": run.audit.link,
+                        "store": run.store,
+                        "eventid": f.eventid,
+                        "eventtime": f.eventtime.map(|t| t.to_rfc3339()),
+                        "run_id": run.run_id,
+                        "row": f.row,
+                    });
+                    writeln!(out, "{line}")?;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    for run in &report.runs {
+        if let Outcome::Error(e) = &run.outcome {
+            note!("error: audit {}/{} over {}: {e}", run.pack, run.audit.id, run.store);
+        }
+    }
+    let alerts = report.alerts().count();
+    let count = |runs: &mut dyn Iterator<Item = &trawl_audit::AuditRun>, suppressed: bool| -> usize {
+        runs.map(|r| r.findings.iter().filter(|f| f.suppressed == suppressed).count()).sum()
+    };
+    let suppressed = count(&mut report.runs.iter(), true);
+    let informational =
+        count(&mut report.runs.iter().filter(|r| r.audit.severity == trawl_audit::Severity::Info), false);
+    note!(
+        "{} runs, {} findings: {alerts} alerts, {suppressed} suppressed by realert, {informational} of \
+         informational audits; {} errors",
+        report.runs.len(),
+        report.findings(),
+        report.errors()
+    );
+    Ok(alerts)
+}
+
+/// `audit daemon`: runs what is due, then sleeps until the next scheduled time (or `poll`, when an
+/// audit runs on commit), until SIGINT or SIGTERM. A run that fails (the lake out of reach) is
+/// reported and tried again at the next wake-up: nothing is lost, since what a run reads is
+/// decided by the watermarks in the lake, not by the daemon's memory.
+async fn daemon(
+    location: &str,
+    packs: &[Pack],
+    options: &RunOptions,
+    clock: &dyn Clock,
+    poll: std::time::Duration,
+    format: AuditFormat,
+) -> Result<ExitCode> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+    let audits = packs.iter().flat_map(|p| &p.audits).count();
+    note!("audit daemon: {audits} audits of {} packs over the lake at {location}", packs.len());
+    loop {
+        match trawl_audit::run(location, packs, options, clock).await {
+            Ok(report) if report.runs.is_empty() => {}
+            Ok(report) => {
+                note!("{}:", clock.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                print(&report, format)?;
+            }
+            Err(e) => note!("error: {}", crate::describe(&anyhow::Error::from(e))),
+        }
+        let now = clock.now();
+        let on_commit =
+            packs.iter().flat_map(|p| &p.audits).any(|a| a.schedule == trawl_audit::Schedule::OnCommit);
+        let next = packs.iter().flat_map(|p| &p.audits).filter_map(|a| a.schedule.next_after(now)).min();
+        let mut wait = next.map_or(poll, |t| (t - now).to_std().unwrap_or_default());
+        if on_commit {
+            wait = wait.min(poll);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait.max(std::time::Duration::from_secs(1))) => {}
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+        }
+    }
+    note!("audit daemon: stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The packs named: `builtin` (the bundled `sql-examples/`), `sigma` (the bundled SigmaHQ
