@@ -479,21 +479,29 @@ impl Parser<'_> {
     }
 
     fn or(&mut self) -> Result<String, String> {
-        let mut parts = vec![self.and()?];
-        while self.peek() == Some("or") {
-            self.at += 1;
-            parts.push(self.and()?);
-        }
-        Ok(if parts.len() == 1 { parts.remove(0) } else { format!("({})", parts.join(" OR ")) })
+        self.joined("or", Self::and)
     }
 
     fn and(&mut self) -> Result<String, String> {
-        let mut parts = vec![self.not()?];
-        while self.peek() == Some("and") {
+        self.joined("and", Self::not)
+    }
+
+    /// `part (word part)*`, as SQL.
+    fn joined(
+        &mut self,
+        word: &str,
+        part: fn(&mut Self) -> Result<String, String>,
+    ) -> Result<String, String> {
+        let mut parts = vec![part(self)?];
+        while self.peek() == Some(word) {
             self.at += 1;
-            parts.push(self.not()?);
+            parts.push(part(self)?);
         }
-        Ok(if parts.len() == 1 { parts.remove(0) } else { format!("({})", parts.join(" AND ")) })
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            format!("({})", parts.join(&format!(" {} ", word.to_uppercase())))
+        })
     }
 
     fn not(&mut self) -> Result<String, String> {

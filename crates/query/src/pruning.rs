@@ -63,14 +63,7 @@ impl StoreProvider {
     }
 
     fn partitioned_file(&self, file: &DataFile) -> PartitionedFile {
-        let mut pf: PartitionedFile = ObjectMeta {
-            location: self.root.parts().chain(file.path.parts()).collect(),
-            size: file.size,
-            last_modified: DateTime::<Utc>::UNIX_EPOCH,
-            e_tag: None,
-            version: None,
-        }
-        .into();
+        let mut pf = parquet_file(self.root.parts().chain(file.path.parts()).collect(), file.size);
         pf.partition_values = vec![ScalarValue::Date32(Some(epoch_day(file.date)))];
         pf
     }
@@ -137,28 +130,48 @@ impl TableProvider for StoreProvider {
             files = selected.into_iter().flatten().collect();
         }
         tally.pruned.fetch_add((self.files.len() - files.len()) as u64, Ordering::Relaxed);
-        if files.is_empty() {
-            let projected = match projection {
-                Some(p) => Arc::new(schema.project(p)?),
-                None => schema,
-            };
-            return Ok(Arc::new(EmptyExec::new(projected)));
-        }
         let partition = schema.field_with_name(EVENT_DATE)?.clone();
         let table_schema =
             TableSchema::builder(file_schema()).with_table_partition_cols(vec![Arc::new(partition)]).build();
-        let format = ParquetFormat::default().with_options(TableParquetOptions {
-            global: state.config_options().execution.parquet.clone(),
-            ..Default::default()
-        });
-        let config = FileScanConfigBuilder::new(self.store_url.clone(), format.file_source(table_schema))
-            // One group: the physical optimizer splits it into byte ranges, one per core.
-            .with_file_group(FileGroup::new(files))
-            .with_projection_indices(projection.cloned())?
-            .with_limit(limit)
-            .build();
-        format.create_physical_plan(state, config).await
+        parquet_scan(state, &self.store_url, table_schema, files, projection, limit).await
     }
+}
+
+/// A Parquet file at `location` (in the object store a scan reads), of `size` bytes.
+pub(crate) fn parquet_file(location: Path, size: u64) -> PartitionedFile {
+    ObjectMeta { location, size, last_modified: DateTime::<Utc>::UNIX_EPOCH, e_tag: None, version: None }
+        .into()
+}
+
+/// DataFusion's Parquet scan of `files` (with the session's Parquet options), or an empty plan
+/// when there are none.
+pub(crate) async fn parquet_scan(
+    state: &dyn Session,
+    store_url: &ObjectStoreUrl,
+    table_schema: TableSchema,
+    files: Vec<PartitionedFile>,
+    projection: Option<&Vec<usize>>,
+    limit: Option<usize>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    if files.is_empty() {
+        let schema = table_schema.table_schema().clone();
+        let projected = match projection {
+            Some(p) => Arc::new(schema.project(p)?),
+            None => schema,
+        };
+        return Ok(Arc::new(EmptyExec::new(projected)));
+    }
+    let format = ParquetFormat::default().with_options(TableParquetOptions {
+        global: state.config_options().execution.parquet.clone(),
+        ..Default::default()
+    });
+    let config = FileScanConfigBuilder::new(store_url.clone(), format.file_source(table_schema))
+        // One group: the physical optimizer splits it into byte ranges, one per core.
+        .with_file_group(FileGroup::new(files))
+        .with_projection_indices(projection.cloned())?
+        .with_limit(limit)
+        .build();
+    format.create_physical_plan(state, config).await
 }
 
 /// The first and last UTC days that `filters` on `eventtime` allow.

@@ -5,22 +5,15 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use datafusion::catalog::Session;
-use datafusion::common::config::TableParquetOptions;
 use datafusion::common::{DataFusionError, Result, ScalarValue};
-use datafusion::datasource::file_format::FileFormat;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::object_store::ObjectStoreUrl;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::datasource::{TableProvider, TableType, provider_as_source};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableProviderFilterPushDown, col, lit};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::prelude::SessionContext;
-use object_store::ObjectMeta;
 use object_store::path::Path;
 use trawl_store::records::{AuditLog, audit_log_schema};
 
@@ -104,14 +97,7 @@ impl AuditLogProvider {
             .map_err(external)?
             .into_iter()
             .map(|(path, size)| {
-                ObjectMeta {
-                    location: root_path.parts().chain(path.parts()).collect(),
-                    size,
-                    last_modified: DateTime::<Utc>::UNIX_EPOCH,
-                    e_tag: None,
-                    version: None,
-                }
-                .into()
+                crate::pruning::parquet_file(root_path.parts().chain(path.parts()).collect(), size)
             })
             .collect();
         Ok((store_url, files))
@@ -139,25 +125,8 @@ impl TableProvider for AuditLogProvider {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let schema = audit_log_schema();
         let (store_url, files) = self.files(state).await?;
-        if files.is_empty() {
-            let projected = match projection {
-                Some(p) => Arc::new(schema.project(p)?),
-                None => schema,
-            };
-            return Ok(Arc::new(EmptyExec::new(projected)));
-        }
-        let format = ParquetFormat::default().with_options(TableParquetOptions {
-            global: state.config_options().execution.parquet.clone(),
-            ..Default::default()
-        });
-        let table_schema = TableSchema::builder(schema).build();
-        let config = FileScanConfigBuilder::new(store_url, format.file_source(table_schema))
-            .with_file_group(FileGroup::new(files))
-            .with_projection_indices(projection.cloned())?
-            .with_limit(limit)
-            .build();
-        format.create_physical_plan(state, config).await
+        let table_schema = TableSchema::builder(audit_log_schema()).build();
+        crate::pruning::parquet_scan(state, &store_url, table_schema, files, projection, limit).await
     }
 }
