@@ -16,7 +16,7 @@ use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::StreamExt;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
 use crate::lake::Lake;
@@ -171,8 +171,10 @@ impl AuditLog {
         for batch in batches {
             writer.write(batch.clone()).await.map_err(delta)?;
         }
-        let mut actions: Vec<Action> =
-            writer.flush().await.map_err(delta)?.into_iter().map(Action::Add).collect();
+        let adds = writer.flush().await.map_err(delta)?;
+        let paths: Vec<object_store::path::Path> =
+            adds.iter().map(|a| object_store::path::Path::from(a.path.as_str())).collect();
+        let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
         let now = chrono::Utc::now().timestamp_millis();
         actions.extend(
             marks.iter().map(|(app, v)| Action::Txn(Transaction::new_with_last_update(app, *v, Some(now)))),
@@ -181,7 +183,19 @@ impl AuditLog {
         let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
         let metadata =
             [("trawl.operation", serde_json::json!("audit")), ("trawl.rows", serde_json::json!(rows))];
-        let version = crate::eds::commit(table, actions, operation, metadata, &delta).await?;
+        let version = match crate::eds::commit(table, actions, operation, metadata, &delta).await {
+            Ok(version) => version,
+            Err(e) => {
+                if matches!(e, Error::Conflict { .. }) {
+                    // In no commit: nobody else can know of these files.
+                    let objects = table.object_store();
+                    for path in &paths {
+                        let _ = objects.delete(path).await;
+                    }
+                }
+                return Err(e);
+            }
+        };
         if version % CHECKPOINT_INTERVAL == 0 {
             deltalake::checkpoints::create_checkpoint(table, None).await.map_err(delta)?;
         }
