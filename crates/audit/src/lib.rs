@@ -17,5 +17,5 @@ pub mod sigma;
 
 pub use error::{Error, Result};
 pub use pack::{Audit, Fires, Pack, Severity, Window};
-pub use run::{AuditRun, Finding, Outcome, RunOptions, RunReport, run};
+pub use run::{AuditRun, Finding, Outcome, ResultFormat, ResultsOut, RunOptions, RunReport, run};
 pub use schedule::Schedule;

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use arrow::array::RecordBatch;
 use chrono::{DateTime, Duration, Utc};
+use object_store::ObjectStoreExt;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use trawl_store::records::{AuditLog, audit_log_schema};
@@ -36,6 +37,38 @@ pub struct RunOptions {
     pub user: String,
     /// The host name.
     pub host: String,
+    /// Where each run's result is written, if anywhere.
+    pub out: Option<ResultsOut>,
+}
+
+/// Where and how runs' results are written: `<location>/<pack>/<audit>/<store>/<run id>.<ext>`.
+#[derive(Debug, Clone)]
+pub struct ResultsOut {
+    /// A local directory or `s3://bucket/prefix`.
+    pub location: String,
+    /// The files' format.
+    pub format: ResultFormat,
+}
+
+/// The format of result files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultFormat {
+    /// A header line, then a line per row; nested values as JSON text.
+    Csv,
+    /// A JSON object per row, nulls written.
+    Ndjson,
+    /// Parquet, zstd.
+    Parquet,
+}
+
+impl ResultFormat {
+    fn extension(self) -> &'static str {
+        match self {
+            ResultFormat::Csv => "csv",
+            ResultFormat::Ndjson => "ndjson",
+            ResultFormat::Parquet => "parquet",
+        }
+    }
 }
 
 /// What a call of [`run`] did.
@@ -106,12 +139,17 @@ pub struct AuditRun {
     pub bytes_scanned: u64,
     /// What came of it.
     pub outcome: Outcome,
-    /// SHA-256 of the result as NDJSON (one object per row, nulls written).
+    /// SHA-256 of the result file (with `out`), else of the result as NDJSON (one object per
+    /// row, nulls written).
     pub result_sha256: Option<String>,
+    /// The result file, relative to `out`'s location.
+    pub result_file: Option<String>,
     /// The result's rows that fired.
     pub findings: Vec<Finding>,
     /// The result as NDJSON.
     pub result: Vec<u8>,
+    /// The result's batches.
+    pub batches: Vec<RecordBatch>,
 }
 
 /// How a run ended.
@@ -216,6 +254,9 @@ async fn run_once(
             }
         }
     }
+    if let Some(out) = &options.out {
+        write_results(out, &mut report.runs).await?;
+    }
     if !report.runs.is_empty() {
         let batch = records(&report.runs, options)?;
         report.version = Some(log.append(&[batch], &marks).await?);
@@ -319,8 +360,10 @@ async fn run_audit(
         bytes_scanned: 0,
         outcome: Outcome::Clean,
         result_sha256: None,
+        result_file: None,
         findings: Vec::new(),
         result: Vec::new(),
+        batches: Vec::new(),
     };
     if let Some(reason) = failed {
         run.outcome = Outcome::Error(reason);
@@ -347,6 +390,7 @@ async fn run_audit(
             run.rows = rows.len() as u64;
             run.result = rows.iter().flat_map(|(line, _)| line.iter().copied().chain([b'\n'])).collect();
             run.result_sha256 = Some(hex(&Sha256::digest(&run.result)));
+            run.batches = batches;
             match findings(sql, t, &window, scheduled, rows).await {
                 Ok(found) => {
                     run.outcome = if found.is_empty() { Outcome::Clean } else { Outcome::Findings };
@@ -359,6 +403,57 @@ async fn run_audit(
     }
     run.finished = Utc::now();
     Ok(run)
+}
+
+/// Writes the result of each run that has rows, before the runs are recorded, so that the
+/// record holds the file's name and SHA-256. A run redone after a crash writes its file again
+/// under its new run id.
+async fn write_results(out: &ResultsOut, runs: &mut [AuditRun]) -> Result<()> {
+    // A lake's location is what the files go to: a directory or a bucket prefix.
+    let target = trawl_store::Lake::create(&out.location)?;
+    for run in runs.iter_mut().filter(|r| r.rows > 0) {
+        let bytes = encode(run, out.format)
+            .map_err(|reason| Error::Results { audit: run.audit.id.clone(), reason })?;
+        let name =
+            format!("{}/{}/{}/{}.{}", run.pack, run.audit.id, run.store, run.run_id, out.format.extension());
+        let path = object_store::path::Path::from(name.as_str());
+        let put = target.objects().put(&path, bytes.clone().into()).await;
+        put.map_err(|e| Error::Store(trawl_store::Error::ObjectStore(e)))?;
+        run.result_sha256 = Some(hex(&Sha256::digest(&bytes)));
+        run.result_file = Some(name);
+    }
+    Ok(())
+}
+
+/// A run's result as a file of `format`.
+fn encode(run: &AuditRun, format: ResultFormat) -> std::result::Result<Vec<u8>, String> {
+    let text = |e: &dyn std::fmt::Display| e.to_string();
+    match format {
+        ResultFormat::Ndjson => Ok(run.result.clone()),
+        ResultFormat::Csv => {
+            let mut buf = Vec::new();
+            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut buf);
+            for b in &run.batches {
+                w.write(&trawl_query::nested_as_json(b).map_err(|e| text(&e))?).map_err(|e| text(&e))?;
+            }
+            drop(w);
+            Ok(buf)
+        }
+        ResultFormat::Parquet => {
+            let Some(schema) = run.batches.first().map(RecordBatch::schema) else { return Ok(Vec::new()) };
+            let props = parquet::file::properties::WriterProperties::builder()
+                .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+                .build();
+            let mut buf = Vec::new();
+            let mut w =
+                parquet::arrow::ArrowWriter::try_new(&mut buf, schema, Some(props)).map_err(|e| text(&e))?;
+            for b in &run.batches {
+                w.write(b).map_err(|e| text(&e))?;
+            }
+            w.close().map_err(|e| text(&e))?;
+            Ok(buf)
+        }
+    }
 }
 
 /// Unique to a run: the audit, the store, when it was due and when it started.
@@ -563,6 +658,7 @@ fn records(runs: &[AuditRun], options: &RunOptions) -> Result<RecordBatch> {
                 "outcome": run.outcome.label(),
                 "error": error,
                 "result_sha256": run.result_sha256,
+            "result_file": run.result_file,
                 "user": options.user,
                 "host": options.host,
             }),

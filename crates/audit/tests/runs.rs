@@ -214,3 +214,45 @@ async fn a_failing_audit_is_recorded_and_read_again() {
     let report = lake.run(&broken, true, now).await;
     assert_eq!(report.runs[0].from_version, None);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn results_are_written_and_their_hash_recorded() {
+    let now = at("2025-01-01T00:00:00Z");
+    let lake = Lake::new(now).await;
+    lake.ingest("stratus-red-team-detonation-logs", now).await;
+    let pack = pack(EVERY_EVENT);
+    let out = tempfile::tempdir().unwrap();
+    for (format, ext) in
+        [(trawl_audit::ResultFormat::Parquet, "parquet"), (trawl_audit::ResultFormat::Csv, "csv")]
+    {
+        std::fs::remove_dir_all(lake.dir.path().join("_trawl")).ok();
+        let options = RunOptions {
+            once: true,
+            out: Some(trawl_audit::ResultsOut { location: out.path().display().to_string(), format }),
+            ..RunOptions::default()
+        };
+        let report = trawl_audit::run(lake.root(), std::slice::from_ref(&pack), &options, &FixedClock(now))
+            .await
+            .unwrap();
+        let run = &report.runs[0];
+        let file = run.result_file.clone().unwrap();
+        assert!(file.starts_with("test/every-event/audited/") && file.ends_with(ext), "{file}");
+        let bytes = std::fs::read(out.path().join(&file)).unwrap();
+        let sha: String = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes))
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(run.result_sha256.as_deref(), Some(sha.as_str()));
+        let rows = match ext {
+            "csv" => String::from_utf8(bytes).unwrap().lines().count() - 1,
+            _ => {
+                let reader =
+                    parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
+                parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows() as usize
+            }
+        };
+        assert_eq!(rows as u64, run.rows);
+        let recorded = lake.value("SELECT result_file || ' ' || result_sha256 FROM trawl_audit_runs").await;
+        assert_eq!(recorded, format!("{file} {sha}"));
+    }
+}

@@ -267,6 +267,13 @@ pub(crate) enum AuditCommand {
         /// How findings are printed
         #[arg(long, value_enum, default_value = "text")]
         format: AuditFormat,
+        /// Also write each run's result under this directory or s3://bucket/prefix, as
+        /// PACK/AUDIT/STORE/RUN_ID.EXT (its SHA-256 is recorded with the run)
+        #[arg(long, value_name = "LOCATION")]
+        out: Option<String>,
+        /// The format of the result files
+        #[arg(long, value_enum, default_value = "ndjson", requires = "out")]
+        out_format: OutFormat,
     },
     /// Run each audit on its schedule until stopped (SIGINT, SIGTERM): what `audit run` does,
     /// again at every scheduled time
@@ -286,6 +293,13 @@ pub(crate) enum AuditCommand {
         /// How findings are printed
         #[arg(long, value_enum, default_value = "text")]
         format: AuditFormat,
+        /// Also write each run's result under this directory or s3://bucket/prefix, as
+        /// PACK/AUDIT/STORE/RUN_ID.EXT (its SHA-256 is recorded with the run)
+        #[arg(long, value_name = "LOCATION")]
+        out: Option<String>,
+        /// The format of the result files
+        #[arg(long, value_enum, default_value = "ndjson", requires = "out")]
+        out_format: OutFormat,
     },
     /// List the audits of the packs
     List {
@@ -309,6 +323,14 @@ pub(crate) enum AuditCommand {
         #[arg(long, default_value_t = 20, value_parser = at_least(1))]
         limit: usize,
     },
+}
+
+/// The format of `audit run --out` files.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum OutFormat {
+    Csv,
+    Ndjson,
+    Parquet,
 }
 
 /// How `audit run` prints findings.

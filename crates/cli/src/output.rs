@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Result, bail};
-use arrow::array::{ArrayRef, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use clap::ValueEnum;
 
@@ -102,7 +102,7 @@ impl<W: Write + Send> Sink<W> {
                 }
                 *rows += batch.num_rows();
             }
-            Inner::Csv(w) => w.write(&nested_as_json(batch)?)?,
+            Inner::Csv(w) => w.write(&trawl_query::nested_as_json(batch)?)?,
             Inner::Json(w) => w.write(batch)?,
             Inner::Ndjson(w) => w.write(batch)?,
             Inner::Markdown { out, header, schema } => {
@@ -228,36 +228,6 @@ pub(crate) fn to_stdout(write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Res
     ended(result, &closed)
 }
 
-/// Struct, list and map columns as compact JSON text, for formats whose cells are text.
-fn nested_as_json(batch: &RecordBatch) -> Result<RecordBatch> {
-    if !batch.schema().fields().iter().any(|f| f.data_type().is_nested()) {
-        return Ok(batch.clone());
-    }
-    let mut fields = Vec::new();
-    let mut columns: Vec<ArrayRef> = Vec::new();
-    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        if !field.data_type().is_nested() {
-            fields.push(field.as_ref().clone());
-            columns.push(column.clone());
-            continue;
-        }
-        let single = RecordBatch::try_new(
-            Arc::new(Schema::new(vec![Field::new("v", field.data_type().clone(), true)])),
-            vec![column.clone()],
-        )?;
-        let mut buf = Vec::new();
-        let mut w = arrow::json::ArrayWriter::new(&mut buf);
-        w.write(&single)?;
-        w.finish()?;
-        let rows: Vec<serde_json::Map<String, serde_json::Value>> =
-            if buf.is_empty() { Vec::new() } else { serde_json::from_slice(&buf)? };
-        let text: StringArray = rows.iter().map(|r| r.get("v").map(|v| v.to_string())).collect();
-        fields.push(Field::new(field.name(), DataType::Utf8, true));
-        columns.push(Arc::new(text));
-    }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
-}
-
 fn markdown_header(schema: &SchemaRef, out: &mut impl Write) -> Result<()> {
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     writeln!(out, "| {} |", names.join(" | "))?;
@@ -267,7 +237,7 @@ fn markdown_header(schema: &SchemaRef, out: &mut impl Write) -> Result<()> {
 
 fn markdown_rows(batch: &RecordBatch, out: &mut impl Write) -> Result<()> {
     let options = FormatOptions::default();
-    let b = &nested_as_json(batch)?;
+    let b = &trawl_query::nested_as_json(batch)?;
     let formatters: Vec<ArrayFormatter<'_>> = b
         .columns()
         .iter()

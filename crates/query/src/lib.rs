@@ -551,6 +551,44 @@ impl futures::Stream for Batches {
 }
 
 /// Registers the Trino functions (the pack's, and Trino's names for DataFusion's) on `ctx`.
+/// Struct, list and map columns as compact JSON text, for formats whose cells are text.
+pub fn nested_as_json(batch: &RecordBatch) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    if !batch.schema().fields().iter().any(|f| f.data_type().is_nested()) {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::new();
+    let mut columns: Vec<arrow::array::ArrayRef> = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !field.data_type().is_nested() {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+            continue;
+        }
+        let single = RecordBatch::try_new(
+            Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+                "v",
+                field.data_type().clone(),
+                true,
+            )])),
+            vec![column.clone()],
+        )?;
+        let mut buf = Vec::new();
+        let mut w = arrow::json::ArrayWriter::new(&mut buf);
+        w.write(&single)?;
+        w.finish()?;
+        let rows: Vec<serde_json::Map<String, serde_json::Value>> = if buf.is_empty() {
+            Vec::new()
+        } else {
+            serde_json::from_slice(&buf).map_err(|e| arrow::error::ArrowError::JsonError(e.to_string()))?
+        };
+        let text: arrow::array::StringArray =
+            rows.iter().map(|r| r.get("v").map(|v| v.to_string())).collect();
+        fields.push(arrow::datatypes::Field::new(field.name(), arrow::datatypes::DataType::Utf8, true));
+        columns.push(Arc::new(text));
+    }
+    RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)
+}
+
 pub(crate) fn register_functions(ctx: &SessionContext) {
     ctx.add_analyzer_rule(Arc::new(functions::TryRule));
     for f in functions::scalars() {

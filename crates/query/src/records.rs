@@ -35,6 +35,7 @@ const RUN_COLUMNS: &[&str] = &[
     "outcome",
     "error",
     "result_sha256",
+    "result_file",
     "user",
     "host",
 ];

@@ -63,6 +63,7 @@ pub fn audit_log_schema() -> SchemaRef {
             text("outcome"),
             text("error"),
             text("result_sha256"),
+            text("result_file"),
             text("user"),
             text("host"),
             // Findings.

@@ -4,10 +4,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use trawl_audit::{Outcome, Pack, RunOptions};
+use trawl_audit::{Outcome, Pack, ResultFormat, ResultsOut, RunOptions};
 use trawl_store::Clock;
 
-use crate::args::{AuditCommand, AuditFormat};
+use crate::args::{AuditCommand, AuditFormat, OutFormat};
 use crate::output::{self, Format, Sink};
 
 /// Exit codes of `audit run`.
@@ -16,9 +16,9 @@ const FAILED: u8 = 2;
 
 pub(crate) async fn run(location: &str, command: AuditCommand, clock: &dyn Clock) -> Result<ExitCode> {
     match command {
-        AuditCommand::Run { packs, stores, once, since, format } => {
+        AuditCommand::Run { packs, stores, once, since, format, out, out_format } => {
             let packs = load(&packs)?;
-            let options = options(once, stores, since.as_deref())?;
+            let options = options(once, stores, since.as_deref(), out, out_format)?;
             let report = trawl_audit::run(location, &packs, &options, clock)
                 .await
                 .with_context(|| format!("cannot run the audits over the lake at {location}"))?;
@@ -31,9 +31,9 @@ pub(crate) async fn run(location: &str, command: AuditCommand, clock: &dyn Clock
                 ExitCode::SUCCESS
             })
         }
-        AuditCommand::Daemon { packs, stores, since, poll, format } => {
+        AuditCommand::Daemon { packs, stores, since, poll, format, out, out_format } => {
             let packs = load(&packs)?;
-            let options = options(false, stores, since.as_deref())?;
+            let options = options(false, stores, since.as_deref(), out, out_format)?;
             let poll = trawl_audit::schedule::parse_duration(&poll)
                 .map_err(|e| anyhow::anyhow!("--poll: {e}"))?
                 .to_std()
@@ -95,13 +95,25 @@ pub(crate) async fn run(location: &str, command: AuditCommand, clock: &dyn Clock
     }
 }
 
-fn options(once: bool, stores: Vec<String>, since: Option<&str>) -> Result<RunOptions> {
+fn options(
+    once: bool,
+    stores: Vec<String>,
+    since: Option<&str>,
+    out: Option<String>,
+    format: OutFormat,
+) -> Result<RunOptions> {
+    let format = match format {
+        OutFormat::Csv => ResultFormat::Csv,
+        OutFormat::Ndjson => ResultFormat::Ndjson,
+        OutFormat::Parquet => ResultFormat::Parquet,
+    };
     Ok(RunOptions {
         once,
         stores,
         since: since.map(super::parse_time).transpose()?,
         user: std::env::var("USER").unwrap_or_default(),
         host: host(),
+        out: out.map(|location| ResultsOut { location, format }),
     })
 }
 
