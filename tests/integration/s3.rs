@@ -103,6 +103,24 @@ fn lake_in_a_bucket() {
     assert!(puts.iter().all(|p| p.starts_with("/audit-lake/trawl/")), "{puts:?}");
     assert!(puts.iter().any(|p| p.contains("/stratus/_delta_log/00000000000000000001.json")), "{puts:?}");
 
+    // Audits over the bucket's lake: the audit log and the result files in the bucket too.
+    let (found, _) = lake.expect(
+        1,
+        &["audit", "run", "--once", "--out", "s3://audit-lake/results", "--out-format", "parquet"],
+    );
+    assert!(found.contains("builtin/cloudtrail-tampering"), "{found}");
+    let recorded =
+        scalar(&lake, "SELECT count(*) FROM trawl_audit_runs WHERE result_file LIKE 'builtin/%.parquet'");
+    assert!(recorded.parse::<u64>().unwrap() > 0, "{recorded}");
+    let (again, _) = lake.expect(0, &["audit", "run", "--once"]);
+    assert_eq!(again, "");
+    let puts: Vec<String> = moto.requests("audit-lake").into_iter().map(|(_, p)| p).collect();
+    assert!(puts.iter().any(|p| p.starts_with("/audit-lake/trawl/_trawl/audits/_delta_log/")), "{puts:?}");
+    assert!(
+        puts.iter().any(|p| p.starts_with("/audit-lake/results/builtin/") && p.ends_with(".parquet")),
+        "{puts:?}"
+    );
+
     // Retention: seven days, at a time long after the events, drops them all.
     lake.ok(&["store", "update", "stratus", "--retention-days", "7"]);
     let (out, _) = lake.expect(0, &["retention", "apply", "--store", "stratus"]);
