@@ -12,7 +12,7 @@
 //! | `mitre` | ATT&CK technique ids (`T1562.008`) | none |
 //! | `schedule` | see [`Schedule`] | `every 15m` |
 //! | `window` | `new-events`, or `lookback 24h` | `new-events` |
-//! | `fires` | `rows > N` or `rows >= N`, per `dedup` key | `rows > 0` |
+//! | `fires` | `rows > N` or `rows >= N`, per `dedup` key; `new-value 30d`: a key not found in the 30 days before | `rows > 0` |
 //! | `dedup` | result columns that make a finding the same | none |
 //! | `realert` | a repeat of a `dedup` key inside this period is suppressed | none |
 //!
@@ -150,6 +150,12 @@ pub enum Fires {
         /// Rows a key needs.
         at_least: u64,
     },
+    /// A row whose `dedup` key the same query found in none of the events of this period
+    /// before the window (an access key used from a new address): its first row in the window.
+    NewValue {
+        /// How far back a key counts as seen.
+        within: Duration,
+    },
 }
 
 impl FromStr for Fires {
@@ -157,8 +163,9 @@ impl FromStr for Fires {
 
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         let words: Vec<&str> = s.split_whitespace().collect();
-        let bad = || format!("fires '{s}' is not `rows > N` or `rows >= N`");
+        let bad = || format!("fires '{s}' is not `rows > N`, `rows >= N` or `new-value PERIOD`");
         match words.as_slice() {
+            ["new-value", period] => Ok(Fires::NewValue { within: parse_duration(period)? }),
             ["rows", op, n] => {
                 let n: u64 = n.parse().map_err(|_| bad())?;
                 match *op {
@@ -178,6 +185,7 @@ impl fmt::Display for Fires {
         match self {
             Fires::Rows { at_least: 1 } => f.write_str("rows > 0"),
             Fires::Rows { at_least } => write!(f, "rows >= {at_least}"),
+            Fires::NewValue { within } => write!(f, "new-value {}", format_duration(*within)),
         }
     }
 }
@@ -243,6 +251,9 @@ impl Spec {
         let fires = or(self.fires, "rows > 0").parse().map_err(|e| field("fires", e))?;
         let realert =
             self.realert.map(|r| parse_duration(&r)).transpose().map_err(|e| field("realert", e))?;
+        if matches!(fires, Fires::NewValue { .. }) && self.dedup.is_empty() {
+            return Err(field("fires", "new-value needs the key: give `dedup` columns".into()));
+        }
         if realert.is_some() && self.dedup.is_empty() {
             return Err(field("realert", "suppresses repeats of a dedup key; give `dedup` columns".into()));
         }

@@ -543,13 +543,26 @@ async fn findings(
     for (_, row) in &rows {
         *counts.entry(key(row)).or_default() += 1;
     }
-    let Fires::Rows { at_least } = audit.fires;
+    // The keys the same query finds in the period before the window, for `new-value`.
+    let seen = match audit.fires {
+        Fires::NewValue { within } => Some(earlier_keys(sql, t, window, within, &key).await?),
+        Fires::Rows { .. } => None,
+    };
+    let mut firsts: std::collections::HashSet<Option<String>> = std::collections::HashSet::new();
+    let mut fires = |row: &Map<String, Value>| match (audit.fires, &seen) {
+        (Fires::Rows { at_least }, _) => counts.get(&key(row)).is_some_and(|n| *n >= at_least),
+        (Fires::NewValue { .. }, Some(seen)) => {
+            let k = key(row);
+            !k.as_ref().is_some_and(|k| seen.contains(k)) && firsts.insert(k)
+        }
+        (Fires::NewValue { .. }, None) => false,
+    };
     // Rows alike (events without ids, alike in every column read) are told apart by their
     // rank among themselves: one finding per row, the same in a run redone.
     let mut alike: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut found: Vec<Finding> = rows
         .into_iter()
-        .filter(|(_, row)| counts.get(&key(row)).is_some_and(|n| *n >= at_least))
+        .filter(|(_, row)| fires(row))
         .map(|(line, row)| {
             let rank = alike.entry(line.clone()).or_default();
             *rank += 1;
@@ -593,6 +606,29 @@ async fn findings(
         }
     }
     Ok(found)
+}
+
+/// The dedup keys of the audit's rows over the store's events of the `within` before the window
+/// (before its first event, for `new-events`).
+async fn earlier_keys(
+    sql: &trawl_query::Lake,
+    t: &Target<'_>,
+    window: &trawl_query::Window,
+    within: Duration,
+    key: &dyn Fn(&Map<String, Value>) -> Option<String>,
+) -> std::result::Result<std::collections::HashSet<String>, String> {
+    let files = window.files.clone().unwrap_or_default();
+    let (start, _) = time_span(window, &files);
+    let before = trawl_query::Window {
+        store: t.config.name.clone(),
+        files: Some(t.snapshot.files().map_err(|e| e.to_string())?),
+        from: Some(start - within),
+        to: Some(start),
+    };
+    let text = fill_times(&t.audit.sql, start - within, start);
+    let running = sql.start_in(&text, &before).await.map_err(|e| format!("reading the earlier keys: {e}"))?;
+    let (batches, _) = running.collect().await.map_err(|e| format!("reading the earlier keys: {e}"))?;
+    Ok(ndjson(&batches)?.iter().filter_map(|(_, row)| key(row)).collect())
 }
 
 /// When each dedup key of this audit and store last alerted, from the audit log.

@@ -256,3 +256,48 @@ async fn results_are_written_and_their_hash_recorded() {
         assert_eq!(recorded, format!("{file} {sha}"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_values_are_keys_not_found_in_the_period_before() {
+    let lake = Lake::new(at("2025-01-01T00:00:00Z")).await;
+    lake.ingest("stratus-red-team-detonation-logs", at("2025-01-01T00:00:00Z")).await;
+    let pack = pack(
+        r#"
+        [[audit]]
+        id = "new-source"
+        title = "A service called for the first time in 30 days"
+        sql = "SELECT eventid, eventtime, eventsource FROM $EDS_ID"
+        window = "lookback 1h"
+        fires = "new-value 30d"
+        dedup = ["eventsource"]
+        "#,
+    );
+    let report = lake.run(&pack, true, at("2024-08-02T09:00:00Z")).await;
+    let found: Vec<&str> =
+        report.runs[0].findings.iter().map(|f| f.row["eventsource"].as_str().unwrap()).collect();
+    // The same question, asked in SQL.
+    let expected = lake
+        .value(
+            "SELECT count(DISTINCT eventsource) FROM audited \
+             WHERE eventtime >= '2024-08-02T08:00:00Z' AND eventtime < '2024-08-02T09:00:00Z' \
+             AND eventsource NOT IN (SELECT eventsource FROM audited \
+               WHERE eventtime >= '2024-07-03T08:00:00Z' AND eventtime < '2024-08-02T08:00:00Z')",
+        )
+        .await;
+    let in_window = lake
+        .value(
+            "SELECT count(DISTINCT eventsource) FROM audited \
+             WHERE eventtime >= '2024-08-02T08:00:00Z' AND eventtime < '2024-08-02T09:00:00Z'",
+        )
+        .await;
+    assert_eq!(found.len().to_string(), expected, "{found:?}");
+    assert_eq!(found.iter().collect::<HashSet<_>>().len(), found.len(), "one finding per new key");
+    assert!(found.len() < in_window.parse().unwrap() && !found.is_empty(), "{found:?} of {in_window}");
+    let e = Pack::from_toml(
+        Path::new("p.toml"),
+        "[[audit]]\nid = \"a\"\ntitle = \"t\"\nsql = \"SELECT 1 FROM $EDS_ID\"\nfires = \"new-value 7d\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("new-value needs the key"), "{e}");
+}
