@@ -12,7 +12,7 @@
 //! | `mitre` | ATT&CK technique ids (`T1562.008`) | none |
 //! | `schedule` | see [`Schedule`] | `every 15m` |
 //! | `window` | `new-events`, or `lookback 24h` | `new-events` |
-//! | `fires` | `rows > N` or `rows >= N`, per `dedup` key; `new-value 30d`: a key not found in the 30 days before | `rows > 0` |
+//! | `fires` | `rows > N` or `rows >= N`, per `dedup` key; `new-value 30d`: a key not found in the 30 days before; `flatline < N over 7d`: a key of the 7 days before with fewer than N rows | `rows > 0` |
 //! | `dedup` | result columns that make a finding the same | none |
 //! | `realert` | a repeat of a `dedup` key inside this period is suppressed | none |
 //!
@@ -156,6 +156,15 @@ pub enum Fires {
         /// How far back a key counts as seen.
         within: Duration,
     },
+    /// A `dedup` key the same query found in the period before the window that has fewer rows
+    /// than this in the window (a region or account gone silent: logging stopped). Its finding
+    /// is the key and the rows it had.
+    Flatline {
+        /// Rows a key needs in the window.
+        below: u64,
+        /// How far back a key counts as expected.
+        within: Duration,
+    },
 }
 
 impl FromStr for Fires {
@@ -163,9 +172,21 @@ impl FromStr for Fires {
 
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         let words: Vec<&str> = s.split_whitespace().collect();
-        let bad = || format!("fires '{s}' is not `rows > N`, `rows >= N` or `new-value PERIOD`");
+        let bad = || {
+            format!(
+                "fires '{s}' is not `rows > N`, `rows >= N`, `new-value PERIOD` or `flatline < N over PERIOD`"
+            )
+        };
         match words.as_slice() {
             ["new-value", period] => Ok(Fires::NewValue { within: parse_duration(period)? }),
+            ["flatline", "<", n, "over", period] => Ok(Fires::Flatline {
+                below: n
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("fires '{s}': the count must be above 0"))?,
+                within: parse_duration(period)?,
+            }),
             ["rows", op, n] => {
                 let n: u64 = n.parse().map_err(|_| bad())?;
                 match *op {
@@ -186,6 +207,9 @@ impl fmt::Display for Fires {
             Fires::Rows { at_least: 1 } => f.write_str("rows > 0"),
             Fires::Rows { at_least } => write!(f, "rows >= {at_least}"),
             Fires::NewValue { within } => write!(f, "new-value {}", format_duration(*within)),
+            Fires::Flatline { below, within } => {
+                write!(f, "flatline < {below} over {}", format_duration(*within))
+            }
         }
     }
 }
@@ -251,8 +275,14 @@ impl Spec {
         let fires = or(self.fires, "rows > 0").parse().map_err(|e| field("fires", e))?;
         let realert =
             self.realert.map(|r| parse_duration(&r)).transpose().map_err(|e| field("realert", e))?;
-        if matches!(fires, Fires::NewValue { .. }) && self.dedup.is_empty() {
-            return Err(field("fires", "new-value needs the key: give `dedup` columns".into()));
+        if matches!(fires, Fires::NewValue { .. } | Fires::Flatline { .. }) && self.dedup.is_empty() {
+            return Err(field("fires", format!("{fires} needs the key: give `dedup` columns")));
+        }
+        if matches!(fires, Fires::Flatline { .. }) && !matches!(window, Window::Lookback(_)) {
+            return Err(field(
+                "fires",
+                "flatline counts a period of eventTime: give `window = \"lookback PERIOD\"`".into(),
+            ));
         }
         if realert.is_some() && self.dedup.is_empty() {
             return Err(field("realert", "suppresses repeats of a dedup key; give `dedup` columns".into()));

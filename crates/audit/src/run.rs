@@ -545,23 +545,57 @@ async fn findings(
     }
     // The keys the same query finds in the period before the window, for `new-value`.
     let seen = match audit.fires {
-        Fires::NewValue { within } => Some(earlier_keys(sql, t, window, within, &key).await?),
+        Fires::NewValue { within } | Fires::Flatline { within, .. } => {
+            Some(earlier_keys(sql, t, window, within, &key).await?)
+        }
         Fires::Rows { .. } => None,
     };
+    let mut found = match (audit.fires, &seen) {
+        (Fires::Flatline { below, .. }, Some(expected)) => flatlines(t, window, expected, &counts, below),
+        _ => fired(t, window, rows, &seen, &counts, &key),
+    };
+    if let Some(realert) = audit.realert {
+        let mut last = last_alerts(sql, t).await?;
+        found.sort_by_key(|f| f.eventtime.unwrap_or(scheduled));
+        for f in &mut found {
+            let at = f.eventtime.unwrap_or(scheduled);
+            let key = f.dedup_key.clone().unwrap_or_default();
+            // Within the period either side: a late event (a backfill) repeats a key as much
+            // as a new one does.
+            match last.get(&key) {
+                Some(prev) if (at - *prev).abs() < realert => f.suppressed = true,
+                _ => {
+                    last.insert(key, at);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The rows that fire under `rows >= N` or `new-value`, each a finding.
+fn fired(
+    t: &Target<'_>,
+    window: &trawl_query::Window,
+    rows: Vec<Row>,
+    seen: &Option<std::collections::HashSet<String>>,
+    counts: &HashMap<Option<String>, u64>,
+    key: &dyn Fn(&Map<String, Value>) -> Option<String>,
+) -> Vec<Finding> {
+    let audit = t.audit;
     let mut firsts: std::collections::HashSet<Option<String>> = std::collections::HashSet::new();
-    let mut fires = |row: &Map<String, Value>| match (audit.fires, &seen) {
+    let mut fires = |row: &Map<String, Value>| match (audit.fires, seen) {
         (Fires::Rows { at_least }, _) => counts.get(&key(row)).is_some_and(|n| *n >= at_least),
         (Fires::NewValue { .. }, Some(seen)) => {
             let k = key(row);
             !k.as_ref().is_some_and(|k| seen.contains(k)) && firsts.insert(k)
         }
-        (Fires::NewValue { .. }, None) => false,
+        (Fires::NewValue { .. } | Fires::Flatline { .. }, _) => false,
     };
     // Rows alike (events without ids, alike in every column read) are told apart by their
     // rank among themselves: one finding per row, the same in a run redone.
     let mut alike: HashMap<Vec<u8>, usize> = HashMap::new();
-    let mut found: Vec<Finding> = rows
-        .into_iter()
+    rows.into_iter()
         .filter(|(_, row)| fires(row))
         .map(|(line, row)| {
             let rank = alike.entry(line.clone()).or_default();
@@ -588,24 +622,43 @@ async fn findings(
                 row,
             }
         })
-        .collect();
-    if let Some(realert) = audit.realert {
-        let mut last = last_alerts(sql, t).await?;
-        found.sort_by_key(|f| f.eventtime.unwrap_or(scheduled));
-        for f in &mut found {
-            let at = f.eventtime.unwrap_or(scheduled);
-            let key = f.dedup_key.clone().unwrap_or_default();
-            // Within the period either side: a late event (a backfill) repeats a key as much
-            // as a new one does.
-            match last.get(&key) {
-                Some(prev) if (at - *prev).abs() < realert => f.suppressed = true,
-                _ => {
-                    last.insert(key, at);
-                }
+        .collect()
+}
+
+/// A finding per expected key with fewer than `below` rows in the window: the key's columns
+/// and `rows`, the count.
+fn flatlines(
+    t: &Target<'_>,
+    window: &trawl_query::Window,
+    expected: &std::collections::HashSet<String>,
+    counts: &HashMap<Option<String>, u64>,
+    below: u64,
+) -> Vec<Finding> {
+    let mut keys: Vec<&String> = expected.iter().collect();
+    keys.sort();
+    keys.into_iter()
+        .filter_map(|k| {
+            let n = counts.get(&Some(k.clone())).copied().unwrap_or(0);
+            (n < below).then_some((k, n))
+        })
+        .map(|(k, n)| {
+            let values: Vec<Value> = serde_json::from_str(k).unwrap_or_default();
+            let mut row: Map<String, Value> = t.audit.dedup.iter().cloned().zip(values).collect();
+            row.insert("rows".into(), json!(n));
+            let text = format!(
+                "{}/{}\n{}\nflatline {k} {:?} {:?}",
+                t.pack, t.audit.id, t.config.id, window.from, window.to
+            );
+            Finding {
+                finding_id: hex(&Sha256::digest(text.as_bytes()))[..32].to_owned(),
+                eventid: None,
+                eventtime: None,
+                dedup_key: Some(k.clone()),
+                suppressed: false,
+                row,
             }
-        }
-    }
-    Ok(found)
+        })
+        .collect()
 }
 
 /// The dedup keys of the audit's rows over the store's events of the `within` before the window
