@@ -5,6 +5,7 @@ mod compat;
 mod crash;
 mod examples;
 mod harness;
+mod hook;
 mod ingest;
 mod query;
 mod repl;

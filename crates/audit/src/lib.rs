@@ -9,12 +9,14 @@
 
 #![warn(missing_docs)]
 
+pub mod alert;
 mod error;
 pub mod pack;
 mod run;
 pub mod schedule;
 pub mod sigma;
 
+pub use alert::{Delivery, Sink, SinkKind};
 pub use error::{Error, Result};
 pub use pack::{Audit, Fires, Pack, Severity, Window};
 pub use run::{AuditRun, Finding, Outcome, ResultFormat, ResultsOut, RunOptions, RunReport, run};

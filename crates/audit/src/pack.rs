@@ -39,6 +39,8 @@ pub struct Pack {
     pub audits: Vec<Audit>,
     /// Sigma rules left out, each with the construct and the reason.
     pub refused: Vec<String>,
+    /// Where its audits' findings are sent (`[[sink]]`), named `<pack>/<name>`.
+    pub sinks: Vec<crate::Sink>,
 }
 
 /// One audit: a query, when it runs, over which events, and when it fires.
@@ -72,6 +74,8 @@ pub struct Audit {
     pub author: Option<String>,
     /// Where it is published.
     pub link: Option<String>,
+    /// The pack's sinks its findings go to, by name (`None`: all of them).
+    pub sinks: Option<Vec<String>>,
 }
 
 /// How bad a finding is.
@@ -233,6 +237,7 @@ struct Spec {
     #[serde(default)]
     dedup: Vec<String>,
     realert: Option<String>,
+    sinks: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -241,6 +246,8 @@ struct PackFile {
     name: Option<String>,
     #[serde(default)]
     audit: Vec<Spec>,
+    #[serde(default)]
+    sink: Vec<crate::alert::SinkSpec>,
 }
 
 impl Spec {
@@ -310,6 +317,7 @@ impl Spec {
             origin: origin.to_owned(),
             author: None,
             link: None,
+            sinks: self.sinks,
         })
     }
 }
@@ -396,8 +404,33 @@ impl Pack {
             .into_iter()
             .map(|spec| spec.build(&origin, path.parent()))
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(error)?;
-        Pack::new(name, audits, &origin)
+            .map_err(&error)?;
+        let sinks = file
+            .sink
+            .into_iter()
+            .map(|spec| spec.build(&name))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(&error)?;
+        for (i, sink) in sinks.iter().enumerate() {
+            if sinks[..i].iter().any(|s| s.name == sink.name) {
+                return Err(error(format!("two sinks are named '{}'; give one a `name`", sink.name)));
+            }
+        }
+        for audit in &audits {
+            for wanted in audit.sinks.iter().flatten() {
+                if !sinks.iter().any(|s| s.name == format!("{name}/{wanted}")) {
+                    let names = sinks.iter().map(|s| s.name[name.len() + 1..].to_owned()).collect::<Vec<_>>();
+                    return Err(error(format!(
+                        "audit '{}': sinks: no sink '{wanted}' in the pack (it has: {})",
+                        audit.id,
+                        if names.is_empty() { "none".into() } else { names.join(", ") }
+                    )));
+                }
+            }
+        }
+        let mut pack = Pack::new(name, audits, &origin)?;
+        pack.sinks = sinks;
+        Ok(pack)
     }
 
     /// A pack of `.sql` files (name, text), each with its header; in the order of their names.
@@ -422,7 +455,7 @@ impl Pack {
                 });
             }
         }
-        Ok(Pack { name, audits, refused: Vec::new() })
+        Ok(Pack { name, audits, refused: Vec::new(), sinks: Vec::new() })
     }
 }
 

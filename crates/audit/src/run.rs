@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use trawl_store::records::{AuditLog, audit_log_schema};
 use trawl_store::{Clock, EventDataStore, Snapshot, StoreConfig};
 
+use crate::alert::{Delivery, Retry, Sink};
 use crate::pack::{Audit, Fires, Pack, Window};
 use crate::schedule::Schedule;
 use crate::{Error, Result};
@@ -39,6 +40,10 @@ pub struct RunOptions {
     pub host: String,
     /// Where each run's result is written, if anywhere.
     pub out: Option<ResultsOut>,
+    /// Sinks every audit's alerts go to, beside its pack's.
+    pub sinks: Vec<Sink>,
+    /// How HTTP deliveries are retried.
+    pub retry: Retry,
 }
 
 /// Where and how runs' results are written: `<location>/<pack>/<audit>/<store>/<run id>.<ext>`.
@@ -78,6 +83,11 @@ pub struct RunReport {
     pub runs: Vec<AuditRun>,
     /// The audit log version that recorded them (`None` when nothing was due).
     pub version: Option<u64>,
+    /// The alerts tried: this call's and those left in the outbox by earlier ones.
+    pub deliveries: Vec<Delivery>,
+    /// Alerts in the outbox for sinks this call does not have (a pack's sink since removed, an
+    /// `--alert` not given again).
+    pub waiting: Vec<(String, usize)>,
 }
 
 impl RunReport {
@@ -94,6 +104,11 @@ impl RunReport {
             .iter()
             .filter(|r| r.audit.severity > crate::Severity::Info)
             .flat_map(|r| r.findings.iter().filter(|f| !f.suppressed).map(move |f| (r, f)))
+    }
+
+    /// Alerts tried and not delivered: they stay in the outbox.
+    pub fn undelivered(&self) -> impl Iterator<Item = &Delivery> {
+        self.deliveries.iter().filter(|d| !d.delivered)
     }
 
     /// Runs that failed.
@@ -258,10 +273,172 @@ async fn run_once(
         write_results(out, &mut report.runs).await?;
     }
     if !report.runs.is_empty() {
-        let batch = records(&report.runs, options)?;
+        let queued = queue(&sql, &report.runs, packs, options).await?;
+        let batch = records(&report.runs, &queued, options, now)?;
         report.version = Some(log.append(&[batch], &marks).await?);
     }
+    let sinks: Vec<&Sink> = packs.iter().flat_map(|p| &p.sinks).chain(&options.sinks).collect();
+    if !sinks.is_empty() {
+        (report.deliveries, report.waiting) =
+            deliver_outbox(&sql, &mut log, &sinks, options.retry, clock).await?;
+    }
     Ok(report)
+}
+
+/// The alerts of `runs`: (run index, finding index, sink name), one per finding to tell and
+/// sink that takes its severity; none twice for a finding already queued (a lookback window
+/// that overlaps the one before finds its events again).
+async fn queue(
+    sql: &trawl_query::Lake,
+    runs: &[AuditRun],
+    packs: &[Pack],
+    options: &RunOptions,
+) -> Result<Vec<(usize, usize, String)>> {
+    let mut queued = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        if run.audit.severity == crate::Severity::Info || run.findings.iter().all(|f| f.suppressed) {
+            continue;
+        }
+        let pack = packs.iter().find(|p| p.name == run.pack);
+        let own = pack.map(|p| p.sinks.as_slice()).unwrap_or_default().iter().filter(|s| {
+            run.audit
+                .sinks
+                .as_ref()
+                .is_none_or(|names| names.iter().any(|n| s.name == format!("{}/{n}", run.pack)))
+        });
+        let sinks: Vec<&Sink> =
+            own.chain(&options.sinks).filter(|s| run.audit.severity >= s.min_severity).collect();
+        if sinks.is_empty() {
+            continue;
+        }
+        let before = match run.audit.window {
+            Window::Lookback(_) => alerted(sql, run).await?,
+            Window::NewEvents => std::collections::HashSet::new(),
+        };
+        for (j, f) in run.findings.iter().enumerate().filter(|(_, f)| !f.suppressed) {
+            for sink in &sinks {
+                if !before.contains(&(f.finding_id.clone(), sink.name.clone())) {
+                    queued.push((i, j, sink.name.clone()));
+                }
+            }
+        }
+    }
+    Ok(queued)
+}
+
+/// The (finding, sink) pairs already queued for the audit of `run` over its store.
+async fn alerted(
+    sql: &trawl_query::Lake,
+    run: &AuditRun,
+) -> Result<std::collections::HashSet<(String, String)>> {
+    let quote = |s: &str| s.replace('\'', "''");
+    let text = format!(
+        "SELECT DISTINCT finding_id, sink FROM trawl_audit_alerts WHERE pack = '{}' AND audit = '{}' AND store_id = '{}'",
+        quote(&run.pack),
+        quote(&run.audit.id),
+        run.store_id
+    );
+    let (batches, _) = sql.collect(&text).await?;
+    let rows = ndjson(&batches).map_err(|reason| Error::Results { audit: run.audit.id.clone(), reason })?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(_, r)| {
+            Some((r.get("finding_id")?.as_str()?.to_owned(), r.get("sink")?.as_str()?.to_owned()))
+        })
+        .collect())
+}
+
+/// The outbox: alerts queued and not delivered, oldest first, each as the JSON it is sent as
+/// and the sink it waits for.
+const OUTBOX: &str = "\
+    WITH alerts AS (\
+        SELECT finding_id, sink FROM trawl_audit_alerts GROUP BY finding_id, sink \
+        HAVING NOT bool_or(state = 'delivered')), \
+    findings AS (\
+        SELECT *, row_number() OVER (PARTITION BY finding_id ORDER BY scheduled) AS n \
+        FROM trawl_audit_findings) \
+    SELECT f.finding_id, f.pack, f.audit, f.title, f.severity, f.mitre, f.author, f.link, f.store, \
+        f.store_id, f.run_id, f.scheduled, f.eventid, f.eventtime, f.row, a.sink \
+    FROM alerts a JOIN findings f ON f.finding_id = a.finding_id AND f.n = 1 \
+    ORDER BY f.scheduled, f.eventtime, f.finding_id, a.sink";
+
+/// Sends what waits in the outbox to `sinks` and records what came of it.
+async fn deliver_outbox(
+    sql: &trawl_query::Lake,
+    log: &mut AuditLog,
+    sinks: &[&Sink],
+    retry: Retry,
+    clock: &dyn Clock,
+) -> Result<(Vec<Delivery>, Vec<(String, usize)>)> {
+    let failed = |reason: String| Error::Results { audit: "(the alert outbox)".into(), reason };
+    let (batches, _) = sql.collect(OUTBOX).await?;
+    let mut by_sink: Vec<(&Sink, Vec<Value>)> = sinks.iter().map(|s| (*s, Vec::new())).collect();
+    let mut waiting: Vec<(String, usize)> = Vec::new();
+    for (_, mut alert) in ndjson(&batches).map_err(failed)? {
+        let sink = alert.remove("sink").and_then(|s| s.as_str().map(str::to_owned)).unwrap_or_default();
+        // The row as the object it is, not as text.
+        if let Some(Value::String(row)) = alert.get("row")
+            && let Ok(row) = serde_json::from_str::<Value>(row)
+        {
+            alert.insert("row".into(), row);
+        }
+        match by_sink.iter_mut().find(|(s, _)| s.name == sink) {
+            Some((_, alerts)) => alerts.push(Value::Object(alert)),
+            None => match waiting.iter_mut().find(|(s, _)| *s == sink) {
+                Some((_, n)) => *n += 1,
+                None => waiting.push((sink, 1)),
+            },
+        }
+    }
+    // A delivery is recorded under its finding's run, pack, audit and store.
+    let mut shared: HashMap<String, Value> = HashMap::new();
+    for alert in by_sink.iter().flat_map(|(_, a)| a) {
+        let pick = ["run_id", "pack", "audit", "store", "store_id", "scheduled"]
+            .map(|k| (k.to_owned(), alert[k].clone()));
+        shared.insert(
+            alert["finding_id"].as_str().unwrap_or_default().to_owned(),
+            Value::Object(pick.into_iter().collect()),
+        );
+    }
+    let mut deliveries = Vec::new();
+    for (sink, alerts) in by_sink.iter().filter(|(_, a)| !a.is_empty()) {
+        deliveries.extend(crate::alert::deliver(sink, alerts, retry).await);
+    }
+    let tried: Vec<&Delivery> = deliveries.iter().filter(|d| d.attempts > 0).collect();
+    if !tried.is_empty() {
+        let now = clock.now().to_rfc3339();
+        let rows: Vec<Value> = tried
+            .iter()
+            .map(|d| {
+                let mut row = shared.get(&d.finding_id).cloned().unwrap_or_else(|| json!({"run_id": ""}));
+                extend(
+                    &mut row,
+                    json!({
+                        "kind": "alert",
+                        "finding_id": d.finding_id,
+                        "sink": d.sink,
+                        "state": if d.delivered { "delivered" } else { "failed" },
+                        "attempts": d.attempts,
+                        "error": d.error,
+                        "attempted": now,
+                    }),
+                );
+                row
+            })
+            .collect();
+        let batch = record_batch(&rows)?;
+        let mut attempt = 0;
+        loop {
+            match log.append(std::slice::from_ref(&batch), &[]).await {
+                Err(trawl_store::Error::Conflict { .. }) if attempt < 3 => {
+                    attempt += 1;
+                    log.refresh().await?;
+                }
+                result => break result.map(|_| ())?,
+            }
+        }
+    }
+    Ok((deliveries, waiting))
 }
 
 /// The enabled stores, or those named (an unknown name is an error).
@@ -709,11 +886,16 @@ async fn last_alerts(
         .collect())
 }
 
-/// The audit log rows of `runs`: one per run, one per finding.
-fn records(runs: &[AuditRun], options: &RunOptions) -> Result<RecordBatch> {
+/// The audit log rows of `runs`: one per run, one per finding, one per alert `queued`.
+fn records(
+    runs: &[AuditRun],
+    queued: &[(usize, usize, String)],
+    options: &RunOptions,
+    now: DateTime<Utc>,
+) -> Result<RecordBatch> {
     let time = |t: Option<DateTime<Utc>>| t.map(|t| json!(t.to_rfc3339()));
     let mut rows: Vec<Value> = Vec::new();
-    for run in runs {
+    for (i, run) in runs.iter().enumerate() {
         let shared = json!({
             "run_id": run.run_id,
             "pack": run.pack,
@@ -763,6 +945,8 @@ fn records(runs: &[AuditRun], options: &RunOptions) -> Result<RecordBatch> {
                     "title": run.audit.title,
                     "severity": run.audit.severity.to_string(),
                     "mitre": run.audit.mitre,
+                    "author": run.audit.author,
+                    "link": run.audit.link,
                     "eventid": f.eventid,
                     "eventtime": time(f.eventtime),
                     "dedup_key": f.dedup_key,
@@ -772,13 +956,33 @@ fn records(runs: &[AuditRun], options: &RunOptions) -> Result<RecordBatch> {
             );
             rows.push(row);
         }
+        for (_, j, sink) in queued.iter().filter(|(r, _, _)| *r == i) {
+            let mut row = shared.clone();
+            extend(
+                &mut row,
+                json!({
+                    "kind": "alert",
+                    "finding_id": run.findings[*j].finding_id,
+                    "sink": sink,
+                    "state": "queued",
+                    "attempts": 0,
+                    "attempted": now.to_rfc3339(),
+                }),
+            );
+            rows.push(row);
+        }
     }
+    record_batch(&rows)
+}
+
+/// Audit log rows as a batch of its schema.
+fn record_batch(rows: &[Value]) -> Result<RecordBatch> {
     let mut decoder = arrow::json::ReaderBuilder::new(audit_log_schema())
         .with_batch_size(rows.len().max(1))
         .build_decoder()
         .map_err(|e| Error::Results { audit: String::new(), reason: e.to_string() })?;
     let failed = |e: arrow::error::ArrowError| Error::Results { audit: String::new(), reason: e.to_string() };
-    decoder.serialize(&rows).map_err(failed)?;
+    decoder.serialize(rows).map_err(failed)?;
     Ok(decoder.flush().map_err(failed)?.unwrap_or_else(|| RecordBatch::new_empty(audit_log_schema())))
 }
 

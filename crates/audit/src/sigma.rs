@@ -127,6 +127,7 @@ pub fn audit(file: &str, text: &str, link: Option<String>) -> Result<Audit, Stri
         origin: file.to_owned(),
         author: text_of("author"),
         link,
+        sinks: None,
     })
 }
 

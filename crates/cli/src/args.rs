@@ -244,62 +244,57 @@ pub(crate) struct ExportArgs {
     pub(crate) output: PathBuf,
 }
 
+/// What `audit run` and `audit daemon` share.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AuditRunArgs {
+    /// An audit pack: `builtin`, `sigma` (SigmaHQ's CloudTrail rules), a TOML file, a
+    /// directory of .sql audits or of Sigma rules (repeatable) [default: builtin]
+    #[arg(long = "pack", value_name = "PACK")]
+    pub(crate) packs: Vec<String>,
+    /// Only this store (repeatable) [default: every enabled store]
+    #[arg(long = "store", value_name = "NAME")]
+    pub(crate) stores: Vec<String>,
+    /// A first run reads only events from this time on (RFC 3339 or YYYY-MM-DD) [default:
+    /// everything stored]
+    #[arg(long, value_name = "TIME")]
+    pub(crate) since: Option<String>,
+    /// How findings are printed
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: AuditFormat,
+    /// Also write each run's result under this directory or s3://bucket/prefix, as
+    /// PACK/AUDIT/STORE/RUN_ID.EXT (its SHA-256 is recorded with the run)
+    #[arg(long, value_name = "LOCATION")]
+    pub(crate) out: Option<String>,
+    /// The format of the result files
+    #[arg(long, value_enum, default_value = "ndjson", requires = "out")]
+    pub(crate) out_format: OutFormat,
+    /// Also send every audit's alerts here (repeatable): stdout, stderr, file:PATH,
+    /// webhook:URL (signed with $TRAWL_WEBHOOK_SECRET), slack[:URL], pagerduty[:URL]
+    /// ($TRAWL_PAGERDUTY_ROUTING_KEY), command:PROGRAM ARG...
+    #[arg(long = "alert", value_name = "SINK")]
+    pub(crate) alerts: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCommand {
     /// Run the audits that are due, each over the events committed since its last run (or its
     /// lookback period); findings to stdout. Exit 0: nothing found, 1: findings, 2: an audit
-    /// failed
+    /// failed or an alert was not delivered
     Run {
-        /// An audit pack: `builtin`, `sigma` (SigmaHQ's CloudTrail rules), a TOML file, a
-        /// directory of .sql audits or of Sigma rules (repeatable) [default: builtin]
-        #[arg(long = "pack", value_name = "PACK")]
-        packs: Vec<String>,
-        /// Only this store (repeatable) [default: every enabled store]
-        #[arg(long = "store", value_name = "NAME")]
-        stores: Vec<String>,
+        #[command(flatten)]
+        run: AuditRunArgs,
         /// Run every audit now, whatever its schedule, each over its own window
         #[arg(long)]
         once: bool,
-        /// A first run reads only events from this time on (RFC 3339 or YYYY-MM-DD) [default:
-        /// everything stored]
-        #[arg(long, value_name = "TIME")]
-        since: Option<String>,
-        /// How findings are printed
-        #[arg(long, value_enum, default_value = "text")]
-        format: AuditFormat,
-        /// Also write each run's result under this directory or s3://bucket/prefix, as
-        /// PACK/AUDIT/STORE/RUN_ID.EXT (its SHA-256 is recorded with the run)
-        #[arg(long, value_name = "LOCATION")]
-        out: Option<String>,
-        /// The format of the result files
-        #[arg(long, value_enum, default_value = "ndjson", requires = "out")]
-        out_format: OutFormat,
     },
     /// Run each audit on its schedule until stopped (SIGINT, SIGTERM): what `audit run` does,
     /// again at every scheduled time
     Daemon {
-        /// An audit pack (repeatable) [default: builtin]
-        #[arg(long = "pack", value_name = "PACK")]
-        packs: Vec<String>,
-        /// Only this store (repeatable) [default: every enabled store]
-        #[arg(long = "store", value_name = "NAME")]
-        stores: Vec<String>,
-        /// A first run reads only events from this time on [default: everything stored]
-        #[arg(long, value_name = "TIME")]
-        since: Option<String>,
+        #[command(flatten)]
+        run: AuditRunArgs,
         /// How often `on-commit` audits look for new commits
         #[arg(long, value_name = "PERIOD", default_value = "1m")]
         poll: String,
-        /// How findings are printed
-        #[arg(long, value_enum, default_value = "text")]
-        format: AuditFormat,
-        /// Also write each run's result under this directory or s3://bucket/prefix, as
-        /// PACK/AUDIT/STORE/RUN_ID.EXT (its SHA-256 is recorded with the run)
-        #[arg(long, value_name = "LOCATION")]
-        out: Option<String>,
-        /// The format of the result files
-        #[arg(long, value_enum, default_value = "ndjson", requires = "out")]
-        out_format: OutFormat,
     },
     /// List the audits of the packs
     List {

@@ -258,7 +258,7 @@ impl Lake {
             stores.push(StoreTable { name: config.name.clone(), id: config.id.to_string() });
         }
         if let Some(lake) = &lake {
-            records::register(&ctx, lake)?;
+            records::register(&ctx, lake).await?;
         }
         for (url, (inner, files)) in verified {
             ctx.register_object_store(

@@ -1,17 +1,18 @@
-//! trawl's own records as SQL tables: `trawl_audit_runs` and `trawl_audit_findings`, two views of
-//! the lake's audit log (`trawl_store::records`), each with its own columns.
+//! trawl's own records as SQL tables: `trawl_audit_runs`, `trawl_audit_findings` and
+//! `trawl_audit_alerts`, views of the lake's audit log (`trawl_store::records`), each with its
+//! own columns.
 
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
-use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::object_store::ObjectStoreUrl;
 use datafusion::datasource::table_schema::TableSchema;
-use datafusion::datasource::{TableProvider, TableType, provider_as_source};
-use datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableProviderFilterPushDown, col, lit};
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use object_store::path::Path;
@@ -57,18 +58,39 @@ const FINDING_COLUMNS: &[&str] = &[
 
 const SHARED: &[&str] = &["run_id", "pack", "audit", "store", "store_id", "scheduled"];
 
-/// Registers the two tables (empty before the first audit run). The log is read when a
-/// statement reads one of them, not before: other statements pay nothing for it.
-pub(crate) fn register(ctx: &SessionContext, lake: &trawl_store::Lake) -> crate::Result<()> {
-    let provider = Arc::new(AuditLogProvider { lake: lake.clone() });
-    for (name, kind, columns) in
-        [("trawl_audit_runs", "run", RUN_COLUMNS), ("trawl_audit_findings", "finding", FINDING_COLUMNS)]
-    {
-        let plan = LogicalPlanBuilder::scan(name, provider_as_source(provider.clone()), None)?
-            .filter(col("kind").eq(lit(ScalarValue::from(kind))))?
-            .project(SHARED.iter().chain(columns).map(|c| col(*c)))?
-            .build()?;
-        ctx.register_table(name, Arc::new(datafusion::catalog::view::ViewTable::new(plan, None)))?;
+/// The columns of `trawl_audit_alerts`, after the shared ones.
+const ALERT_COLUMNS: &[&str] = &["finding_id", "sink", "state", "attempts", "error", "attempted"];
+
+/// Registers the tables (empty before the first audit run): the log itself as
+/// `trawl_audit_log`, and a view per kind of row. `trawl_audit_runs` adds what became of each
+/// run's alerts: `alerts` queued, `alerts_delivered`, `alerts_pending` (in the outbox) and the
+/// last `alert_error`. The log is read when a statement reads one of them, not before: other
+/// statements pay nothing for it.
+pub(crate) async fn register(ctx: &SessionContext, lake: &trawl_store::Lake) -> crate::Result<()> {
+    ctx.register_table("trawl_audit_log", Arc::new(AuditLogProvider { lake: lake.clone() }))?;
+    let select = |kind: &str, columns: &[&str]| {
+        let columns: Vec<&str> = SHARED.iter().chain(columns).copied().collect();
+        format!("SELECT {} FROM trawl_audit_log WHERE kind = '{kind}'", columns.join(", "))
+    };
+    let runs = format!(
+        "SELECT r.*, coalesce(a.alerts, 0) AS alerts, coalesce(a.delivered, 0) AS alerts_delivered, \
+         coalesce(a.alerts, 0) - coalesce(a.delivered, 0) AS alerts_pending, a.alert_error \
+         FROM ({}) r LEFT JOIN (\
+           SELECT run_id, count(*) AS alerts, sum(CASE WHEN delivered THEN 1 ELSE 0 END) AS delivered, \
+                  max(CASE WHEN NOT delivered THEN error END) AS alert_error \
+           FROM (SELECT run_id, finding_id, sink, bool_or(state = 'delivered') AS delivered, \
+                        max(error) AS error \
+                 FROM trawl_audit_log WHERE kind = 'alert' GROUP BY run_id, finding_id, sink) \
+           GROUP BY run_id) a ON r.run_id = a.run_id",
+        select("run", RUN_COLUMNS)
+    );
+    for (name, sql) in [
+        ("trawl_audit_runs", runs),
+        ("trawl_audit_findings", select("finding", FINDING_COLUMNS)),
+        ("trawl_audit_alerts", select("alert", ALERT_COLUMNS)),
+    ] {
+        let plan = ctx.state().create_logical_plan(&sql).await?;
+        ctx.register_table(name, Arc::new(datafusion::catalog::view::ViewTable::new(plan, Some(sql))))?;
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! trawl's own records, kept in the lake beside the stores: the audit log (`<lake>/_trawl/audits/`),
-//! one Delta table holding the runs of scheduled audits and their findings.
+//! one Delta table holding the runs of scheduled audits, their findings and their alerts (the
+//! outbox: an alert queued and not yet delivered).
 //!
 //! Runs and findings share a table (a `kind` column tells them apart, and SQL sees them as two
 //! tables) so that one Delta commit records a run, its findings and the audit's watermark (a
@@ -28,8 +29,8 @@ pub const AUDIT_LOG: &str = "_trawl/audits";
 /// Checkpoint the audit log every this many commits, so opening it reads a bounded log.
 const CHECKPOINT_INTERVAL: u64 = 100;
 
-/// The audit log's columns. Run rows fill the run columns, finding rows the finding columns;
-/// both fill the first seven.
+/// The audit log's columns. Run rows fill the run columns, finding rows the finding columns,
+/// alert rows `finding_id`, `error` and the alert columns; all fill the first seven.
 pub fn audit_log_schema() -> SchemaRef {
     static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         let text = |name: &str| Field::new(name, DataType::Utf8, true);
@@ -78,6 +79,11 @@ pub fn audit_log_schema() -> SchemaRef {
             text("dedup_key"),
             Field::new("suppressed", DataType::Boolean, true),
             text("row"),
+            // Alerts: one row when a finding is queued for a sink, one per delivery tried.
+            text("sink"),
+            text("state"),
+            int("attempts"),
+            time("attempted"),
         ]))
     });
     SCHEMA.clone()

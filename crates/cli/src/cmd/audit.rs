@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use trawl_audit::{Outcome, Pack, ResultFormat, ResultsOut, RunOptions};
 use trawl_store::Clock;
 
-use crate::args::{AuditCommand, AuditFormat, OutFormat};
+use crate::args::{AuditCommand, AuditFormat, AuditRunArgs, OutFormat};
 use crate::output::{self, Format, Sink};
 
 /// Exit codes of `audit run`.
@@ -16,14 +16,15 @@ const FAILED: u8 = 2;
 
 pub(crate) async fn run(location: &str, command: AuditCommand, clock: &dyn Clock) -> Result<ExitCode> {
     match command {
-        AuditCommand::Run { packs, stores, once, since, format, out, out_format } => {
-            let packs = load(&packs)?;
-            let options = options(once, stores, since.as_deref(), out, out_format)?;
+        AuditCommand::Run { run, once } => {
+            let packs = load(&run.packs)?;
+            let format = run.format;
+            let options = options(once, run)?;
             let report = trawl_audit::run(location, &packs, &options, clock)
                 .await
                 .with_context(|| format!("cannot run the audits over the lake at {location}"))?;
             let alerts = print(&report, format)?;
-            Ok(if report.errors() > 0 {
+            Ok(if report.errors() > 0 || report.undelivered().next().is_some() {
                 ExitCode::from(FAILED)
             } else if alerts > 0 {
                 ExitCode::from(FOUND)
@@ -31,9 +32,10 @@ pub(crate) async fn run(location: &str, command: AuditCommand, clock: &dyn Clock
                 ExitCode::SUCCESS
             })
         }
-        AuditCommand::Daemon { packs, stores, since, poll, format, out, out_format } => {
-            let packs = load(&packs)?;
-            let options = options(false, stores, since.as_deref(), out, out_format)?;
+        AuditCommand::Daemon { run, poll } => {
+            let packs = load(&run.packs)?;
+            let format = run.format;
+            let options = options(false, run)?;
             let poll = trawl_audit::schedule::parse_duration(&poll)
                 .map_err(|e| anyhow::anyhow!("--poll: {e}"))?
                 .to_std()
@@ -95,25 +97,26 @@ pub(crate) async fn run(location: &str, command: AuditCommand, clock: &dyn Clock
     }
 }
 
-fn options(
-    once: bool,
-    stores: Vec<String>,
-    since: Option<&str>,
-    out: Option<String>,
-    format: OutFormat,
-) -> Result<RunOptions> {
-    let format = match format {
+fn options(once: bool, run: AuditRunArgs) -> Result<RunOptions> {
+    let format = match run.out_format {
         OutFormat::Csv => ResultFormat::Csv,
         OutFormat::Ndjson => ResultFormat::Ndjson,
         OutFormat::Parquet => ResultFormat::Parquet,
     };
+    let sinks = run
+        .alerts
+        .iter()
+        .map(|spec| spec.parse::<trawl_audit::Sink>().map_err(anyhow::Error::msg))
+        .collect::<Result<Vec<_>>>()?;
     Ok(RunOptions {
         once,
-        stores,
-        since: since.map(super::parse_time).transpose()?,
+        stores: run.stores,
+        since: run.since.as_deref().map(super::parse_time).transpose()?,
         user: std::env::var("USER").unwrap_or_default(),
         host: host(),
-        out: out.map(|location| ResultsOut { location, format }),
+        out: run.out.map(|location| ResultsOut { location, format }),
+        sinks,
+        retry: trawl_audit::alert::Retry::default(),
     })
 }
 
@@ -174,6 +177,27 @@ fn print(report: &trawl_audit::RunReport, format: AuditFormat) -> Result<usize> 
         report.findings(),
         report.errors()
     );
+    if !report.deliveries.is_empty() {
+        let delivered = report.deliveries.iter().filter(|d| d.delivered).count();
+        let mut failed: Vec<(&str, &str, usize)> = Vec::new();
+        for d in report.undelivered() {
+            let error = d.error.as_deref().unwrap_or_default();
+            match failed
+                .iter_mut()
+                .find(|(s, e, _)| *s == d.sink && (*e == error || error.starts_with("not tried")))
+            {
+                Some((_, _, n)) => *n += 1,
+                None => failed.push((&d.sink, error, 1)),
+            }
+        }
+        note!("alerts: {delivered} delivered, {} left in the outbox", report.deliveries.len() - delivered);
+        for (sink, error, n) in failed {
+            note!("error: {n} alerts to {sink} not delivered: {error}");
+        }
+    }
+    for (sink, n) in &report.waiting {
+        note!("alerts: {n} wait in the outbox for {sink}, not a sink of this run");
+    }
     Ok(alerts)
 }
 
