@@ -435,3 +435,76 @@ fn a_run_killed_anywhere_delivers_each_finding_once() {
     );
     assert_eq!(column(&lake, "SELECT sum(alerts_pending) FROM trawl_audit_runs"), "0");
 }
+
+#[test]
+fn ingest_follow_runs_on_commit_audits_after_each_round() {
+    let lake = Lake::new("2025-01-01T00:00:00Z");
+    lake.ok(&["store", "create", "demo", "--retention-days", "3653"]);
+    let pack = lake.dir.path().join("watch.toml");
+    std::fs::write(
+        &pack,
+        "[[audit]]\nid = \"every-event\"\ntitle = \"Every event\"\nschedule = \"on-commit\"\nseverity = \"low\"\n\
+         sql = \"SELECT eventid, eventtime, eventname FROM $EDS_ID\"\n\n\
+         [[audit]]\nid = \"hourly\"\ntitle = \"Left to the daemon\"\nschedule = \"hourly\"\n\
+         sql = \"SELECT eventid FROM $EDS_ID\"\n",
+    )
+    .unwrap();
+    let inbox = lake.dir.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    let copy = |dir: &str| {
+        for entry in std::fs::read_dir(fixtures().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, inbox.join(path.file_name().unwrap())).unwrap();
+        }
+    };
+    copy("stratus-red-team-detonation-logs");
+    let alerts = lake.dir.path().join("alerts.ndjson");
+    let follower = lake
+        .command(&[
+            "ingest",
+            "--store",
+            "demo",
+            inbox.to_str().unwrap(),
+            "--follow",
+            "1",
+            "--audit",
+            pack.to_str().unwrap(),
+            "--alert",
+            &format!("file:{}", alerts.display()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Waits until the store holds more than `before` events and each has its alert.
+    let settle = |before: usize| -> usize {
+        for _ in 0..600 {
+            let stored = lake.events("demo") as usize;
+            let alerted = std::fs::read_to_string(&alerts).map(|t| t.lines().count()).unwrap_or(0);
+            if stored > before && alerted == stored {
+                return stored;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("no alert for each event within a minute");
+    };
+    let first = settle(0);
+    copy("cloudtrail2sightings");
+    settle(first);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    std::process::Command::new("kill").args(["-INT", &follower.id().to_string()]).status().unwrap();
+    let out = follower.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stopped following"), "{stderr}");
+    assert!(stderr.contains("1 audits not on-commit are left"), "{stderr}");
+    // Each event once: no round audited a commit twice.
+    let all = lake.events("demo") as usize;
+    assert!(all > first);
+    let ids: HashSet<String> = std::fs::read_to_string(&alerts)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["finding_id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), all);
+    assert_eq!(std::fs::read_to_string(&alerts).unwrap().lines().count(), all);
+}

@@ -201,6 +201,13 @@ pub(crate) struct IngestArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub(crate) follow: Option<u64>,
+    /// After each round that stored events, run this pack's `on-commit` audits over the store
+    /// (repeatable; as `audit run --pack`): findings to stdout, as `audit run` prints them
+    #[arg(long = "audit", value_name = "PACK")]
+    pub(crate) audits: Vec<String>,
+    /// Send the alerts of those audits here too (repeatable; as `audit run --alert`)
+    #[arg(long = "alert", value_name = "SINK", requires = "audits")]
+    pub(crate) alerts: Vec<String>,
     /// The store; created with default settings when missing
     #[arg(long, default_value = "default")]
     pub(crate) store: String,

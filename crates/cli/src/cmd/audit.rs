@@ -97,32 +97,38 @@ pub(crate) async fn run(location: &str, command: AuditCommand, clock: &dyn Clock
     }
 }
 
+/// Options with the sinks of `--alert` specs, run by this user on this host.
+pub(super) fn run_options(alerts: &[String]) -> Result<RunOptions> {
+    let sinks = alerts
+        .iter()
+        .map(|spec| spec.parse::<trawl_audit::Sink>().map_err(anyhow::Error::msg))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RunOptions {
+        user: std::env::var("USER").unwrap_or_default(),
+        host: host(),
+        sinks,
+        ..RunOptions::default()
+    })
+}
+
 fn options(once: bool, run: AuditRunArgs) -> Result<RunOptions> {
     let format = match run.out_format {
         OutFormat::Csv => ResultFormat::Csv,
         OutFormat::Ndjson => ResultFormat::Ndjson,
         OutFormat::Parquet => ResultFormat::Parquet,
     };
-    let sinks = run
-        .alerts
-        .iter()
-        .map(|spec| spec.parse::<trawl_audit::Sink>().map_err(anyhow::Error::msg))
-        .collect::<Result<Vec<_>>>()?;
     Ok(RunOptions {
         once,
         stores: run.stores,
         since: run.since.as_deref().map(super::parse_time).transpose()?,
-        user: std::env::var("USER").unwrap_or_default(),
-        host: host(),
         out: run.out.map(|location| ResultsOut { location, format }),
-        sinks,
-        retry: trawl_audit::alert::Retry::default(),
+        ..run_options(&run.alerts)?
     })
 }
 
 /// Prints the alerts of `report` to stdout, its errors and a summary to stderr; returns the
 /// number of alerts.
-fn print(report: &trawl_audit::RunReport, format: AuditFormat) -> Result<usize> {
+pub(super) fn print(report: &trawl_audit::RunReport, format: AuditFormat) -> Result<usize> {
     output::to_stdout(|out| {
         for (run, f) in report.alerts() {
             match format {
@@ -247,7 +253,7 @@ async fn daemon(
 /// The packs named: `builtin` (the bundled `sql-examples/`), `sigma` (the bundled SigmaHQ
 /// CloudTrail rules), a TOML file or a directory. None named: the built-in pack. Sigma rules
 /// that cannot be converted are named on stderr, with why.
-fn load(names: &[String]) -> Result<Vec<Pack>> {
+pub(super) fn load(names: &[String]) -> Result<Vec<Pack>> {
     let bundled = |files: &[(&str, &str)]| -> Vec<(String, String)> {
         files.iter().map(|(name, text)| ((*name).to_owned(), (*text).to_owned())).collect()
     };

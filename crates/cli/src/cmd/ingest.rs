@@ -15,7 +15,12 @@ use crate::progress::Bar;
 /// Ingest finished but skipped bad input.
 const EXIT_BAD_INPUT: u8 = 3;
 
-pub(super) async fn run(lake: &Lake, args: IngestArgs, clock: &dyn Clock) -> Result<ExitCode> {
+pub(super) async fn run(
+    lake: &Lake,
+    location: &str,
+    args: IngestArgs,
+    clock: &dyn Clock,
+) -> Result<ExitCode> {
     for source in args.sources.iter().filter(|s| !trawl_ingest::is_url(s)) {
         std::fs::metadata(source).with_context(|| format!("cannot read source {source}"))?;
     }
@@ -54,8 +59,12 @@ pub(super) async fn run(lake: &Lake, args: IngestArgs, clock: &dyn Clock) -> Res
         concurrency: args.concurrency,
         ..Default::default()
     };
+    let audits = OnCommit::new(location, &eds, &args.audits, &args.alerts)?;
     let Some(every) = args.follow else {
         let report = ingest_once(&eds, &args.sources, &options, args.strict).await?;
+        if let Some(audits) = &audits {
+            audits.run(&report, clock).await;
+        }
         return Ok(exit_code(&report, args.strict));
     };
     // Live ingestion: each round lists again (from the newest day prefix seen, less a day, for
@@ -66,6 +75,9 @@ pub(super) async fn run(lake: &Lake, args: IngestArgs, clock: &dyn Clock) -> Res
     tokio::pin!(interrupted);
     loop {
         let report = ingest_once(&eds, &args.sources, &options, args.strict).await?;
+        if let Some(audits) = &audits {
+            audits.run(&report, clock).await;
+        }
         clean &= report.is_clean();
         if let Some(newest) = report.newest_prefix_day {
             options.scope.listed_from = Some(newest - chrono::Days::new(1));
@@ -78,6 +90,57 @@ pub(super) async fn run(lake: &Lake, args: IngestArgs, clock: &dyn Clock) -> Res
     }
     note!("stopped following");
     Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(EXIT_BAD_INPUT) })
+}
+
+/// The `on-commit` audits of `--audit` packs, run over the store after each round that stored
+/// events. Their windows are the commits each has not read, as in `audit run`, so what the
+/// round committed is audited once whatever ran before.
+struct OnCommit {
+    location: String,
+    packs: Vec<trawl_audit::Pack>,
+    options: trawl_audit::RunOptions,
+}
+
+impl OnCommit {
+    fn new(
+        location: &str,
+        eds: &trawl_store::EventDataStore,
+        packs: &[String],
+        alerts: &[String],
+    ) -> Result<Option<Self>> {
+        if packs.is_empty() {
+            return Ok(None);
+        }
+        let mut packs = super::audit::load(packs)?;
+        for pack in &mut packs {
+            let others = pack.audits.iter().filter(|a| a.schedule != trawl_audit::Schedule::OnCommit).count();
+            if others > 0 {
+                note!(
+                    "pack {}: {others} audits not on-commit are left to `audit run` and `audit daemon`",
+                    pack.name
+                );
+            }
+            pack.audits.retain(|a| a.schedule == trawl_audit::Schedule::OnCommit);
+        }
+        let mut options = super::audit::run_options(alerts)?;
+        options.stores = vec![eds.config().id.to_string()];
+        Ok(Some(Self { location: location.to_owned(), packs, options }))
+    }
+
+    /// Runs them; a failure is reported and left for the next round (or `audit run`) to redo.
+    async fn run(&self, report: &IngestReport, clock: &dyn Clock) {
+        if report.events_stored == 0 {
+            return;
+        }
+        match trawl_audit::run(&self.location, &self.packs, &self.options, clock).await {
+            Ok(report) => {
+                if let Err(e) = super::audit::print(&report, crate::args::AuditFormat::Text) {
+                    note!("error: {}", crate::describe(&e));
+                }
+            }
+            Err(e) => note!("error: on-commit audits: {}", crate::describe(&anyhow::Error::from(e))),
+        }
+    }
 }
 
 /// One ingest run with its progress bar, warnings and report.

@@ -62,7 +62,7 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
     }
     match command {
         Command::Store(cmd) => store::run(&lake, cmd, clock.as_ref()).await,
-        Command::Ingest(args) => ingest::run(&lake, args, clock.as_ref()).await,
+        Command::Ingest(args) => ingest::run(&lake, location, args, clock.as_ref()).await,
         Command::Export(args) => export::run(&lake, args).await,
         Command::Retention(RetentionCommand::Apply { store, dry_run }) => {
             retention::run(&lake, store, dry_run, deletion_clock(clock.as_ref())).await
