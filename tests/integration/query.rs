@@ -447,3 +447,74 @@ fn binary_formats_refuse_a_terminal() {
     let (parquet, _) = lake.expect(0, &["query", "SELECT 1 AS x", "--format", "parquet"]);
     assert!(parquet.starts_with("PAR1"));
 }
+
+#[test]
+fn the_query_log_records_every_statement_when_the_lake_asks() {
+    let (mut lake, store) = stratus_lake();
+    lake.env.push(("USER".into(), "tester".into()));
+    // Off by default: reading writes nothing.
+    lake.ok(&["query", "-q", &format!("SELECT count(*) FROM {store}")]);
+    assert!(!lake.root().join("_trawl/query-log").exists());
+    assert!(lake.ok(&["lake", "show"]).contains("query-log  off"));
+
+    assert!(lake.ok(&["lake", "set", "--query-log", "on"]).contains("query-log  on"));
+    lake.ok(&["query", "-q", &format!("SELECT eventname FROM {store} WHERE eventname = 'StopLogging'")]);
+    lake.expect(1, &["query", "-q", &format!("SELECT nosuchcolumn FROM {store}")]);
+    let mut shell = lake
+        .command(&[])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = shell.stdin.take().unwrap();
+        writeln!(stdin, "SELECT count(*) FROM {store};\nSELECT 1;").unwrap();
+    }
+    assert!(shell.wait().unwrap().success());
+    lake.expect(1, &["audit", "run", "--once"]);
+
+    let log = lake.ok(&[
+        "query",
+        "-q",
+        "--format",
+        "ndjson",
+        "SELECT source, outcome, sql, events_scanned > 0 AS scanned, \"user\", error FROM trawl_query_log ORDER BY time",
+    ]);
+    let rows: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let head: Vec<(&str, &str, &str)> = rows[..4]
+        .iter()
+        .map(|r| (r["source"].as_str().unwrap(), r["outcome"].as_str().unwrap(), r["sql"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        head,
+        [
+            (
+                "query",
+                "ok",
+                format!("SELECT eventname FROM {store} WHERE eventname = 'StopLogging'").as_str()
+            ),
+            ("query", "error", format!("SELECT nosuchcolumn FROM {store}").as_str()),
+            ("shell", "ok", format!("SELECT count(*) FROM {store}").as_str()),
+            ("shell", "ok", "SELECT 1"),
+        ]
+    );
+    assert_eq!(rows[0]["scanned"], true);
+    assert!(rows[1]["error"].as_str().unwrap().contains("nosuchcolumn"), "{}", rows[1]);
+    assert!(rows.iter().all(|r| r["user"] == "tester"), "{log}");
+    // Each audit's query, read from the events the run covers (and the run's own reads).
+    let audits = rows[4..].iter().filter(|r| r["source"] == "audit").count();
+    assert!(audits > 30, "{log}");
+    assert_eq!(rows.len(), 4 + audits, "{log}");
+    assert!(rows[4..].iter().any(|r| r["sql"].as_str().unwrap().contains("userIdentity.type = 'Root'")));
+
+    // Off again: statements are no longer recorded.
+    lake.ok(&["lake", "set", "--query-log", "off"]);
+    lake.ok(&["query", "-q", "SELECT 2"]);
+    let count = lake.ok(&["query", "-q", "--format", "csv", "SELECT count(*) FROM trawl_query_log"]);
+    assert_eq!(
+        count.lines().nth(1),
+        Some((rows.len() + 1).to_string().as_str()),
+        "the reading query above is the one more"
+    );
+}

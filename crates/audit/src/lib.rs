@@ -19,5 +19,7 @@ pub mod sigma;
 pub use alert::{Delivery, Sink, SinkKind};
 pub use error::{Error, Result};
 pub use pack::{Audit, Fires, Pack, Severity, Window};
-pub use run::{AuditRun, Finding, Outcome, ResultFormat, ResultsOut, RunOptions, RunReport, run};
+pub use run::{
+    AuditRun, Finding, MAX_FINDINGS, Outcome, ResultFormat, ResultsOut, RunOptions, RunReport, run,
+};
 pub use schedule::Schedule;

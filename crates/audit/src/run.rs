@@ -44,7 +44,15 @@ pub struct RunOptions {
     pub sinks: Vec<Sink>,
     /// How HTTP deliveries are retried.
     pub retry: Retry,
+    /// Findings recorded per run at most (`None`: [`MAX_FINDINGS`]); the rows that fire past
+    /// it are counted in the run's record (a first run over years of events should not hold
+    /// millions of findings in memory, nor page anyone a million times), and are in the
+    /// result file of `out`.
+    pub max_findings: Option<usize>,
 }
+
+/// Findings recorded per run by default.
+pub const MAX_FINDINGS: usize = 10_000;
 
 /// Where and how runs' results are written: `<location>/<pack>/<audit>/<store>/<run id>.<ext>`.
 #[derive(Debug, Clone)]
@@ -159,11 +167,12 @@ pub struct AuditRun {
     pub result_sha256: Option<String>,
     /// The result file, relative to `out`'s location.
     pub result_file: Option<String>,
-    /// The result's rows that fired.
+    /// The result's rows that fired (at most [`RunOptions::max_findings`]).
     pub findings: Vec<Finding>,
-    /// The result as NDJSON.
-    pub result: Vec<u8>,
-    /// The result's batches.
+    /// Rows that fired past [`RunOptions::max_findings`]: counted, not recorded.
+    pub unrecorded: u64,
+    /// The result's batches, until its file is written (then dropped: a run holds no result
+    /// once it is recorded).
     pub batches: Vec<RecordBatch>,
 }
 
@@ -241,7 +250,11 @@ async fn run_once(
         let snapshot = eds.snapshot().await?;
         snapshots.push((config, eds, snapshot));
     }
-    let sql = trawl_query::Lake::open(location).await?;
+    let mut sql = trawl_query::Lake::open(location).await?;
+    let log_queries = lake.settings().await?.query_log;
+    if log_queries {
+        sql.record_queries(&options.user, &options.host, "audit");
+    }
     let mut report = RunReport::default();
     let mut marks = Vec::new();
     for pack in packs {
@@ -260,7 +273,11 @@ async fn run_once(
                     }
                 };
                 let target = Target { pack: &pack.name, audit, config, eds, snapshot };
-                let run = run_audit(&sql, &target, seen, scheduled, options).await?;
+                let mut run = run_audit(&sql, &target, seen, scheduled, options).await?;
+                if let Some(out) = &options.out {
+                    write_result(out, &mut run).await?;
+                }
+                run.batches = Vec::new();
                 if !matches!(run.outcome, Outcome::Error(_)) {
                     marks.push((format!("version:{app}"), i64::try_from(version).unwrap_or(i64::MAX)));
                     marks.push((format!("slot:{app}"), scheduled.timestamp()));
@@ -268,9 +285,6 @@ async fn run_once(
                 report.runs.push(run);
             }
         }
-    }
-    if let Some(out) = &options.out {
-        write_results(out, &mut report.runs).await?;
     }
     if !report.runs.is_empty() {
         let queued = queue(&sql, &report.runs, packs, options).await?;
@@ -281,6 +295,9 @@ async fn run_once(
     if !sinks.is_empty() {
         (report.deliveries, report.waiting) =
             deliver_outbox(&sql, &mut log, &sinks, options.retry, clock).await?;
+    }
+    if log_queries {
+        trawl_store::records::append_queries(lake, &sql.take_query_records()).await?;
     }
     Ok(report)
 }
@@ -539,7 +556,7 @@ async fn run_audit(
         result_sha256: None,
         result_file: None,
         findings: Vec::new(),
-        result: Vec::new(),
+        unrecorded: 0,
         batches: Vec::new(),
     };
     if let Some(reason) = failed {
@@ -562,19 +579,25 @@ async fn run_audit(
         Ok((batches, stats)) => {
             run.events_scanned = stats.events_scanned;
             run.bytes_scanned = stats.bytes_scanned;
-            let rows =
-                ndjson(&batches).map_err(|reason| Error::Results { audit: t.audit.id.clone(), reason })?;
-            run.rows = rows.len() as u64;
-            run.result = rows.iter().flat_map(|(line, _)| line.iter().copied().chain([b'\n'])).collect();
-            run.result_sha256 = Some(hex(&Sha256::digest(&run.result)));
-            run.batches = batches;
-            match findings(sql, t, &window, scheduled, rows).await {
-                Ok(found) => {
+            run.rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+            // The hash of the result as NDJSON, a batch at a time: never the whole text at once.
+            let mut hash = Sha256::new();
+            for batch in &batches {
+                let lines = ndjson_lines(batch)
+                    .map_err(|reason| Error::Results { audit: t.audit.id.clone(), reason })?;
+                hash.update(&lines);
+            }
+            run.result_sha256 = Some(hex(&hash.finalize()));
+            let cap = options.max_findings.unwrap_or(MAX_FINDINGS);
+            match findings(sql, t, &window, scheduled, &batches, cap).await {
+                Ok((found, unrecorded)) => {
                     run.outcome = if found.is_empty() { Outcome::Clean } else { Outcome::Findings };
                     run.findings = found;
+                    run.unrecorded = unrecorded;
                 }
                 Err(reason) => run.outcome = Outcome::Error(reason),
             }
+            run.batches = batches;
         }
         Err(e) => run.outcome = Outcome::Error(e.to_string()),
     }
@@ -582,23 +605,24 @@ async fn run_audit(
     Ok(run)
 }
 
-/// Writes the result of each run that has rows, before the runs are recorded, so that the
-/// record holds the file's name and SHA-256. A run redone after a crash writes its file again
-/// under its new run id.
-async fn write_results(out: &ResultsOut, runs: &mut [AuditRun]) -> Result<()> {
+/// Writes the result of a run that has rows, before it is recorded, so that the record holds
+/// the file's name and SHA-256. A run redone after a crash writes its file again under its new
+/// run id.
+async fn write_result(out: &ResultsOut, run: &mut AuditRun) -> Result<()> {
+    if run.rows == 0 {
+        return Ok(());
+    }
     // A lake's location is what the files go to: a directory or a bucket prefix.
     let target = trawl_store::Lake::create(&out.location)?;
-    for run in runs.iter_mut().filter(|r| r.rows > 0) {
-        let bytes = encode(run, out.format)
-            .map_err(|reason| Error::Results { audit: run.audit.id.clone(), reason })?;
-        let name =
-            format!("{}/{}/{}/{}.{}", run.pack, run.audit.id, run.store, run.run_id, out.format.extension());
-        let path = object_store::path::Path::from(name.as_str());
-        let put = target.objects().put(&path, bytes.clone().into()).await;
-        put.map_err(|e| Error::Store(trawl_store::Error::ObjectStore(e)))?;
-        run.result_sha256 = Some(hex(&Sha256::digest(&bytes)));
-        run.result_file = Some(name);
-    }
+    let bytes =
+        encode(run, out.format).map_err(|reason| Error::Results { audit: run.audit.id.clone(), reason })?;
+    let name =
+        format!("{}/{}/{}/{}.{}", run.pack, run.audit.id, run.store, run.run_id, out.format.extension());
+    let path = object_store::path::Path::from(name.as_str());
+    let put = target.objects().put(&path, bytes.clone().into()).await;
+    put.map_err(|e| Error::Store(trawl_store::Error::ObjectStore(e)))?;
+    run.result_sha256 = Some(hex(&Sha256::digest(&bytes)));
+    run.result_file = Some(name);
     Ok(())
 }
 
@@ -606,7 +630,13 @@ async fn write_results(out: &ResultsOut, runs: &mut [AuditRun]) -> Result<()> {
 fn encode(run: &AuditRun, format: ResultFormat) -> std::result::Result<Vec<u8>, String> {
     let text = |e: &dyn std::fmt::Display| e.to_string();
     match format {
-        ResultFormat::Ndjson => Ok(run.result.clone()),
+        ResultFormat::Ndjson => {
+            let mut buf = Vec::new();
+            for b in &run.batches {
+                buf.extend(ndjson_lines(b)?);
+            }
+            Ok(buf)
+        }
         ResultFormat::Csv => {
             let mut buf = Vec::new();
             let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut buf);
@@ -671,42 +701,55 @@ fn fill_times(sql: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
 /// A result row: its JSON line, and the object.
 type Row = (Vec<u8>, Map<String, Value>);
 
-/// Each row of `batches` as a JSON line (nulls written, so every row has every column) and
-/// as an object.
-fn ndjson(batches: &[RecordBatch]) -> std::result::Result<Vec<Row>, String> {
+/// The rows of `batch` as JSON lines, each ending in a newline (nulls written, so every row has
+/// every column): the text a result's SHA-256 and NDJSON file are of.
+fn ndjson_lines(batch: &RecordBatch) -> std::result::Result<Vec<u8>, String> {
     let mut buf = Vec::new();
-    {
-        let mut writer = arrow::json::WriterBuilder::new()
-            .with_explicit_nulls(true)
-            .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
-        for batch in batches {
-            writer.write(batch).map_err(|e| e.to_string())?;
-        }
-        writer.finish().map_err(|e| e.to_string())?;
-    }
-    buf.split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|line| {
+    let mut writer = arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
+    writer.write(batch).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    drop(writer);
+    Ok(buf)
+}
+
+/// Each row of `batches` as a JSON line and as an object.
+fn ndjson(batches: &[RecordBatch]) -> std::result::Result<Vec<Row>, String> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        for line in ndjson_lines(batch)?.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let row: Map<String, Value> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-            Ok((line.to_vec(), row))
-        })
-        .collect()
+            rows.push((line.to_vec(), row));
+        }
+    }
+    Ok(rows)
 }
 
 /// The rows that fire, with their ids and whether `realert` suppresses them.
+/// The result is read a batch at a time as JSON (twice when rows count per dedup key), so a
+/// large result is never held as JSON whole; past `cap` findings, rows that fire are counted.
 async fn findings(
     sql: &trawl_query::Lake,
     t: &Target<'_>,
     window: &trawl_query::Window,
     scheduled: DateTime<Utc>,
-    rows: Vec<Row>,
-) -> std::result::Result<Vec<Finding>, String> {
+    batches: &[RecordBatch],
+    cap: usize,
+) -> std::result::Result<(Vec<Finding>, u64), String> {
     let audit = t.audit;
-    let columns: Vec<&String> = rows.first().map(|(_, r)| r.keys().collect()).unwrap_or_default();
-    for c in &audit.dedup {
-        if !rows.is_empty() && !columns.contains(&c) {
-            let names: Vec<&str> = columns.iter().map(|c| c.as_str()).collect();
-            return Err(format!("dedup column '{c}' is not a column of the result ({})", names.join(", ")));
+    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    if let Some(schema) = batches.first().map(RecordBatch::schema)
+        && rows > 0
+    {
+        let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        for c in &audit.dedup {
+            if !columns.contains(&c.as_str()) {
+                return Err(format!(
+                    "dedup column '{c}' is not a column of the result ({})",
+                    columns.join(", ")
+                ));
+            }
         }
     }
     let key = |row: &Map<String, Value>| -> Option<String> {
@@ -717,8 +760,14 @@ async fn findings(
         Some(Value::from(values.into_iter().cloned().collect::<Vec<_>>()).to_string())
     };
     let mut counts: HashMap<Option<String>, u64> = HashMap::new();
-    for (_, row) in &rows {
-        *counts.entry(key(row)).or_default() += 1;
+    if audit.dedup.is_empty() {
+        counts.insert(None, rows);
+    } else {
+        for batch in batches {
+            for (_, row) in ndjson(std::slice::from_ref(batch))? {
+                *counts.entry(key(&row)).or_default() += 1;
+            }
+        }
     }
     // The keys the same query finds in the period before the window, for `new-value`.
     let seen = match audit.fires {
@@ -727,9 +776,14 @@ async fn findings(
         }
         Fires::Rows { .. } => None,
     };
-    let mut found = match (audit.fires, &seen) {
-        (Fires::Flatline { below, .. }, Some(expected)) => flatlines(t, window, expected, &counts, below),
-        _ => fired(t, window, rows, &seen, &counts, &key),
+    let (mut found, unrecorded) = match (audit.fires, &seen) {
+        (Fires::Flatline { below, .. }, Some(expected)) => {
+            let mut found = flatlines(t, window, expected, &counts, below);
+            let over = found.len().saturating_sub(cap);
+            found.truncate(cap);
+            (found, over as u64)
+        }
+        _ => fired(t, window, batches, &seen, &counts, &key, cap)?,
     };
     if let Some(realert) = audit.realert {
         let mut last = last_alerts(sql, t).await?;
@@ -747,18 +801,20 @@ async fn findings(
             }
         }
     }
-    Ok(found)
+    Ok((found, unrecorded))
 }
 
-/// The rows that fire under `rows >= N` or `new-value`, each a finding.
+/// The rows that fire under `rows >= N` or `new-value`, each a finding up to `cap`; and how
+/// many more fired.
 fn fired(
     t: &Target<'_>,
     window: &trawl_query::Window,
-    rows: Vec<Row>,
+    batches: &[RecordBatch],
     seen: &Option<std::collections::HashSet<String>>,
     counts: &HashMap<Option<String>, u64>,
     key: &dyn Fn(&Map<String, Value>) -> Option<String>,
-) -> Vec<Finding> {
+    cap: usize,
+) -> std::result::Result<(Vec<Finding>, u64), String> {
     let audit = t.audit;
     let mut firsts: std::collections::HashSet<Option<String>> = std::collections::HashSet::new();
     let mut fires = |row: &Map<String, Value>| match (audit.fires, seen) {
@@ -771,13 +827,22 @@ fn fired(
     };
     // Rows alike (events without ids, alike in every column read) are told apart by their
     // rank among themselves: one finding per row, the same in a run redone.
-    let mut alike: HashMap<Vec<u8>, usize> = HashMap::new();
-    rows.into_iter()
-        .filter(|(_, row)| fires(row))
-        .map(|(line, row)| {
-            let rank = alike.entry(line.clone()).or_default();
+    // Keyed by the line's hash: a large result's text is not kept.
+    let mut alike: HashMap<[u8; 32], usize> = HashMap::new();
+    let mut found = Vec::new();
+    let mut unrecorded = 0u64;
+    for batch in batches {
+        for (line, row) in ndjson(std::slice::from_ref(batch))? {
+            if !fires(&row) {
+                continue;
+            }
+            let rank = alike.entry(Sha256::digest(&line).into()).or_default();
             *rank += 1;
             let rank = *rank;
+            if found.len() >= cap {
+                unrecorded += 1;
+                continue;
+            }
             let eventid = row.get("eventid").and_then(Value::as_str).map(str::to_owned);
             let eventtime =
                 row.get("eventtime").and_then(Value::as_str).and_then(trawl_store::time::parse_timestamp);
@@ -790,16 +855,17 @@ fn fired(
                 None => format!("row {row_text} #{rank} {:?} {:?}", window.from, window.to),
             };
             let text = format!("{}/{}\n{}\n{identity}", t.pack, audit.id, t.config.id);
-            Finding {
+            found.push(Finding {
                 finding_id: hex(&Sha256::digest(text.as_bytes()))[..32].to_owned(),
                 eventid,
                 eventtime,
                 dedup_key: key(&row),
                 suppressed: false,
                 row,
-            }
-        })
-        .collect()
+            });
+        }
+    }
+    Ok((found, unrecorded))
 }
 
 /// A finding per expected key with fewer than `below` rows in the window: the key's columns
@@ -923,6 +989,7 @@ fn records(
                 "files": run.files,
                 "rows": run.rows,
                 "findings": run.findings.len(),
+                "unrecorded": run.unrecorded,
                 "events_scanned": run.events_scanned,
                 "bytes_scanned": run.bytes_scanned,
                 "duration_ms": (run.finished - run.started).num_milliseconds(),

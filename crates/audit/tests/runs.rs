@@ -350,3 +350,27 @@ async fn flatlines_are_keys_gone_silent() {
     .to_string();
     assert!(e.contains("lookback PERIOD"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn findings_past_the_cap_are_counted_not_recorded() {
+    let lake = Lake::new(at("2025-01-01T00:00:00Z")).await;
+    lake.ingest("stratus-red-team-detonation-logs", at("2025-01-01T00:00:00Z")).await;
+    let pack = pack(EVERY_EVENT);
+    let options = RunOptions { once: true, max_findings: Some(5), ..RunOptions::default() };
+    let clock = FixedClock(at("2025-01-01T00:00:00Z"));
+    let report = trawl_audit::run(lake.root(), std::slice::from_ref(&pack), &options, &clock).await.unwrap();
+    let run = &report.runs[0];
+    assert_eq!(run.findings.len(), 5);
+    assert_eq!(run.unrecorded, run.rows - 5);
+    assert!(run.batches.is_empty(), "a recorded run holds no result");
+    assert_eq!(run.findings.iter().filter_map(|f| f.eventid.as_deref()).collect::<HashSet<_>>().len(), 5);
+    // Counted, and the window is done with: the next run has nothing new.
+    assert_eq!(lake.run(&pack, true, at("2025-01-01T00:00:00Z")).await.findings(), 0);
+    assert_eq!(
+        lake.value(
+            "SELECT findings || '+' || unrecorded || '=' || rows FROM trawl_audit_runs WHERE rows > 0"
+        )
+        .await,
+        format!("5+{}={}", run.rows - 5, run.rows)
+    );
+}

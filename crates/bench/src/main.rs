@@ -6,7 +6,14 @@
 //! writes a trail bucket layout (`AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/...json.gz`)
 //! to a local directory or `s3://bucket/prefix`, and `OUT/trawl-bench.manifest` (JSON) with
 //! its figures.
+//!
+//! ```text
+//! trawl-bench audit-loop LAKE --pack DIR... --runs 1000 --step 15m
+//! ```
+//! runs what `trawl audit daemon` runs at each wake-up, `--runs` times, the clock moved on by
+//! `--step` each time, and prints the process's resident memory as it goes.
 
+mod audit_loop;
 mod synth;
 mod templates;
 
@@ -60,6 +67,24 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Run the audit daemon's loop body many times over a lake, under a clock that moves on by
+    /// --step each time; print resident memory every 100 runs and a JSON summary at the end
+    AuditLoop {
+        /// The lake
+        lake: String,
+        /// Audit packs: TOML files, directories of .sql audits or of Sigma rules
+        #[arg(long = "pack", required = true)]
+        packs: Vec<PathBuf>,
+        /// Wake-ups
+        #[arg(long, default_value_t = 1000)]
+        runs: u32,
+        /// How far the clock moves between wake-ups
+        #[arg(long, default_value = "15m")]
+        step: String,
+        /// The clock at the first wake-up (RFC 3339)
+        #[arg(long, default_value = "2026-01-01T00:00:00Z")]
+        start: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -73,8 +98,24 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let Command::Gen { out, events, days, accounts, regions, seed, start, file_minutes, templates, threads } =
-        cli.command;
+    let (out, events, days, accounts, regions, seed, start, file_minutes, templates, threads) =
+        match cli.command {
+            Command::Gen {
+                out,
+                events,
+                days,
+                accounts,
+                regions,
+                seed,
+                start,
+                file_minutes,
+                templates,
+                threads,
+            } => (out, events, days, accounts, regions, seed, start, file_minutes, templates, threads),
+            Command::AuditLoop { lake, packs, runs, step, start } => {
+                return audit_loop::run(&lake, &packs, runs, &step, &start);
+            }
+        };
     anyhow::ensure!(
         days > 0 && accounts > 0 && regions > 0,
         "--days, --accounts and --regions must be at least 1"

@@ -51,9 +51,33 @@ pub(crate) enum Command {
     /// Scheduled audits: run the packs' audits that are due, list them, show their SQL and runs
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The lake's own settings: show them, or set them
+    #[command(subcommand)]
+    Lake(LakeCommand),
     /// Build a demo store from bundled real CloudTrail events and open the SQL shell on it
     /// (without a terminal: run three example audits and print them)
     Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LakeCommand {
+    /// Print the lake's settings
+    Show,
+    /// Change the lake's settings
+    Set {
+        /// Record every statement run over the lake (shell, query, audits) in its query log,
+        /// the table trawl_query_log
+        #[arg(long, value_name = "on|off", value_parser = on_off)]
+        query_log: Option<bool>,
+    },
+}
+
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err(format!("'{s}' is not on or off")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -280,6 +304,10 @@ pub(crate) struct AuditRunArgs {
     /// ($TRAWL_PAGERDUTY_ROUTING_KEY), command:PROGRAM ARG...
     #[arg(long = "alert", value_name = "SINK")]
     pub(crate) alerts: Vec<String>,
+    /// Findings recorded per run at most; rows that fire past it are counted in the run's
+    /// record (and are in --out's file)
+    #[arg(long, value_name = "N", default_value_t = trawl_audit::MAX_FINDINGS, value_parser = at_least(1))]
+    pub(crate) max_findings: usize,
 }
 
 #[derive(Debug, Subcommand)]

@@ -153,6 +153,8 @@ const KEYWORDS: &[&str] = &[
 /// One shell: the lake, the settings its meta-commands change, and where results go.
 pub(crate) struct Session<'r> {
     lake: Lake,
+    /// The lake whose query log records each statement, when its settings ask for one.
+    journal: Option<trawl_store::Lake>,
     runtime: &'r Runtime,
     /// This thread's runtime, which watches for Ctrl-C while a query runs.
     watcher: Runtime,
@@ -170,10 +172,16 @@ pub(crate) struct Session<'r> {
 const MAX_INCLUDE_DEPTH: usize = 16;
 
 impl<'r> Session<'r> {
-    pub(crate) fn new(lake: Lake, runtime: &'r Runtime, interactive: bool) -> Result<Self> {
+    pub(crate) fn new(
+        lake: Lake,
+        journal: Option<trawl_store::Lake>,
+        runtime: &'r Runtime,
+        interactive: bool,
+    ) -> Result<Self> {
         let watcher = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let mut session = Self {
             lake,
+            journal,
             runtime,
             watcher,
             format: Format::Table,
@@ -414,6 +422,15 @@ impl<'r> Session<'r> {
     /// keeps every worker busy can still be cancelled. Its batches are written as they come, to
     /// the `\o` file or the terminal (where a table shows its first rows and counts the rest).
     fn run_sql(&mut self, sql: &str) -> Result<()> {
+        let result = self.run_statement(sql);
+        if let Some(store) = &self.journal {
+            // Recorded whatever came of it: a statement that failed is evidence too.
+            self.runtime.block_on(crate::cmd::record(store, &self.lake))?;
+        }
+        result
+    }
+
+    fn run_statement(&mut self, sql: &str) -> Result<()> {
         let running = self.runtime.block_on(self.lake.start(sql))?;
         // Two batches in flight: the query waits for the terminal, not the other way round.
         let (tx, mut rx) = tokio::sync::mpsc::channel(2);
@@ -466,9 +483,11 @@ impl<'r> Session<'r> {
                 }
             };
             spinner.finish();
-            task.abort();
             result
         });
+        // Its batches dropped before it returns: the statement's record is complete.
+        task.abort();
+        let _ = self.runtime.block_on(task);
         let written = match finished {
             Ok(true) => sink.finish(),
             Ok(false) => {

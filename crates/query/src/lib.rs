@@ -44,6 +44,7 @@ mod coercion;
 mod coop;
 mod error;
 mod functions;
+mod journal;
 mod lookup;
 mod pruning;
 mod records;
@@ -121,6 +122,8 @@ pub struct Lake {
     time_bounds: TimeBounds,
     /// Where each store's files are, and its live files, by store name: what a [`Window`] reads.
     files: HashMap<String, (ObjectStoreUrl, Path, Vec<trawl_store::DataFile>)>,
+    /// The records of the statements run, when asked for ([`Lake::record_queries`]).
+    journal: Option<Arc<journal::Journal>>,
 }
 
 /// What a statement started with [`Lake::start_in`] reads as `$EDS_ID`: some files of a store
@@ -276,6 +279,7 @@ impl Lake {
             trails: Vec::new(),
             time_bounds: options.time_bounds,
             files: store_files,
+            journal: None,
         })
     }
 
@@ -379,6 +383,19 @@ impl Lake {
         }
     }
 
+    /// Keeps a record of every statement run from now on (its text, `user`, `host`, `source`,
+    /// outcome and statistics) for the lake's query log; [`Lake::take_query_records`] hands
+    /// them over. A statement is recorded when it fails to plan, or when its batches are
+    /// dropped: `ok` read to the end, `error`, or `cancelled`.
+    pub fn record_queries(&mut self, user: &str, host: &str, source: &str) {
+        self.journal = Some(Arc::new(journal::Journal::new(user, host, source)));
+    }
+
+    /// The records kept since the last call (none unless [`Lake::record_queries`] was called).
+    pub fn take_query_records(&self) -> Vec<trawl_store::records::QueryRecord> {
+        self.journal.as_ref().map(|j| j.take()).unwrap_or_default()
+    }
+
     /// Sets a `$NAME` placeholder value.
     pub fn set_param(&mut self, name: &str, value: &str) {
         self.params.insert(name.to_owned(), value.to_owned());
@@ -463,10 +480,28 @@ impl Lake {
 
     async fn start_with(&self, sql: &str, params: &HashMap<String, String>) -> Result<Running> {
         let started = Instant::now();
-        let (state, plan) = self.sql_with(sql, params).await?.into_parts();
-        let tally = state.config().get_extension::<pruning::ScanTally>().unwrap_or_default();
-        let plan = state.create_physical_plan(&plan).await?;
-        Ok(Running { plan, task: state.task_ctx(), tally, matched: Arc::default(), started })
+        let entry = self.journal.as_ref().map(|journal| journal::Entry {
+            journal: journal.clone(),
+            sql: sql.into(),
+            time: chrono::Utc::now(),
+        });
+        let planned = async {
+            let (state, plan) = self.sql_with(sql, params).await?.into_parts();
+            let tally = state.config().get_extension::<pruning::ScanTally>().unwrap_or_default();
+            let plan = state.create_physical_plan(&plan).await?;
+            Ok::<_, Error>((state, plan, tally))
+        };
+        match planned.await {
+            Ok((state, plan, tally)) => {
+                Ok(Running { plan, task: state.task_ctx(), tally, matched: Arc::default(), started, entry })
+            }
+            Err(e) => {
+                if let Some(entry) = entry {
+                    entry.journal.push(entry.time, &entry.sql, Err(e.to_string()), None, false);
+                }
+                Err(e)
+            }
+        }
     }
 }
 
@@ -479,6 +514,8 @@ pub struct Running {
     /// Rows the stream has yielded.
     matched: Arc<AtomicU64>,
     started: Instant,
+    /// Where the statement is recorded, if anywhere.
+    entry: Option<journal::Entry>,
 }
 
 impl Running {
@@ -502,8 +539,23 @@ impl Running {
     /// never held whole. Dropping the stream cancels the query.
     pub fn stream(&self) -> Result<Batches> {
         self.matched.store(0, Ordering::Relaxed);
-        let inner = execute_stream(self.plan.clone(), self.task.clone())?;
-        Ok(Batches { inner, matched: self.matched.clone() })
+        let inner = match execute_stream(self.plan.clone(), self.task.clone()) {
+            Ok(inner) => inner,
+            Err(e) => {
+                if let Some(entry) = &self.entry {
+                    entry.journal.push(
+                        entry.time,
+                        &entry.sql,
+                        Err(e.to_string()),
+                        Some(&self.stats()),
+                        false,
+                    );
+                }
+                return Err(e.into());
+            }
+        };
+        let record = self.entry.as_ref().map(|_| (self.clone(), None));
+        Ok(Batches { inner, matched: self.matched.clone(), record })
     }
 
     /// Runs to completion; returns the batches and the final statistics.
@@ -517,6 +569,20 @@ impl Running {
 pub struct Batches {
     inner: SendableRecordBatchStream,
     matched: Arc<AtomicU64>,
+    /// The statement to record when this is dropped, and how it ended (`None`: not yet).
+    record: Option<(Running, Option<std::result::Result<(), String>>)>,
+}
+
+impl Drop for Batches {
+    fn drop(&mut self) {
+        if let Some((running, ended)) = self.record.take()
+            && let Some(entry) = &running.entry
+        {
+            let cancelled = ended.is_none();
+            let outcome = ended.unwrap_or(Ok(()));
+            entry.journal.push(entry.time, &entry.sql, outcome, Some(&running.stats()), cancelled);
+        }
+    }
 }
 
 impl Batches {
@@ -541,6 +607,16 @@ impl futures::Stream for Batches {
     ) -> std::task::Poll<Option<Self::Item>> {
         let polled = self.inner.poll_next_unpin(cx);
         polled.map(|next| {
+            let ended = match &next {
+                None => Some(Ok(())),
+                Some(Err(e)) => Some(Err(e.to_string())),
+                Some(Ok(_)) => None,
+            };
+            if let (Some(ended), Some((_, slot))) = (ended, self.record.as_mut())
+                && slot.is_none()
+            {
+                *slot = Some(ended);
+            }
             next.map(|batch| {
                 let batch = batch?;
                 self.matched.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);

@@ -1,6 +1,6 @@
 //! trawl's own records as SQL tables: `trawl_audit_runs`, `trawl_audit_findings` and
 //! `trawl_audit_alerts`, views of the lake's audit log (`trawl_store::records`), each with its
-//! own columns.
+//! own columns; and `trawl_query_log`, the statements run (when the lake's settings keep them).
 
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use object_store::path::Path;
-use trawl_store::records::{AuditLog, audit_log_schema};
+use trawl_store::records::{RecordLog, Records};
 
 /// The columns of `trawl_audit_runs`, after the shared ones.
 const RUN_COLUMNS: &[&str] = &[
@@ -30,6 +30,7 @@ const RUN_COLUMNS: &[&str] = &[
     "files",
     "rows",
     "findings",
+    "unrecorded",
     "events_scanned",
     "bytes_scanned",
     "duration_ms",
@@ -67,7 +68,14 @@ const ALERT_COLUMNS: &[&str] = &["finding_id", "sink", "state", "attempts", "err
 /// last `alert_error`. The log is read when a statement reads one of them, not before: other
 /// statements pay nothing for it.
 pub(crate) async fn register(ctx: &SessionContext, lake: &trawl_store::Lake) -> crate::Result<()> {
-    ctx.register_table("trawl_audit_log", Arc::new(AuditLogProvider { lake: lake.clone() }))?;
+    ctx.register_table(
+        "trawl_audit_log",
+        Arc::new(RecordsProvider { lake: lake.clone(), records: Records::Audits }),
+    )?;
+    ctx.register_table(
+        "trawl_query_log",
+        Arc::new(RecordsProvider { lake: lake.clone(), records: Records::Queries }),
+    )?;
     let select = |kind: &str, columns: &[&str]| {
         let columns: Vec<&str> = SHARED.iter().chain(columns).copied().collect();
         format!("SELECT {} FROM trawl_audit_log WHERE kind = '{kind}'", columns.join(", "))
@@ -95,17 +103,18 @@ pub(crate) async fn register(ctx: &SessionContext, lake: &trawl_store::Lake) -> 
     Ok(())
 }
 
-/// The audit log's live Parquet files, as its latest version lists them when a scan is planned.
+/// A record table's live Parquet files, as its latest version lists them when a scan is planned.
 #[derive(Debug)]
-struct AuditLogProvider {
+struct RecordsProvider {
     lake: trawl_store::Lake,
+    records: Records,
 }
 
-impl AuditLogProvider {
+impl RecordsProvider {
     /// The log's files, and the URL of the object store they are in (registered in `state`).
     async fn files(&self, state: &dyn Session) -> Result<(ObjectStoreUrl, Vec<PartitionedFile>)> {
         let external = |e: trawl_store::Error| DataFusionError::External(Box::new(e));
-        let log = AuditLog::open(&self.lake).await.map_err(external)?;
+        let log = RecordLog::open_records(&self.lake, self.records).await.map_err(external)?;
         let root = log.url().clone();
         let store_url = ObjectStoreUrl::parse(&root[..url::Position::BeforePath])?;
         let root_path = Path::from_url_path(root.path())
@@ -128,9 +137,9 @@ impl AuditLogProvider {
 }
 
 #[async_trait]
-impl TableProvider for AuditLogProvider {
+impl TableProvider for RecordsProvider {
     fn schema(&self) -> SchemaRef {
-        audit_log_schema()
+        self.records.schema()
     }
 
     fn table_type(&self) -> TableType {
@@ -149,7 +158,7 @@ impl TableProvider for AuditLogProvider {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let (store_url, files) = self.files(state).await?;
-        let table_schema = TableSchema::builder(audit_log_schema()).build();
+        let table_schema = TableSchema::builder(self.records.schema()).build();
         crate::pruning::parquet_scan(state, &store_url, table_schema, files, projection, limit).await
     }
 }

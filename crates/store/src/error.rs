@@ -72,9 +72,10 @@ pub enum Error {
     /// The store's Delta table could not be read or written.
     #[error("the Delta table of event data store '{store}': {source}")]
     Delta { store: String, source: Box<dyn std::error::Error + Send + Sync> },
-    /// The lake's audit log (`_trawl/audits/`) could not be read or written.
-    #[error("the audit log at {location}: {source}")]
-    AuditLog { location: String, source: Box<dyn std::error::Error + Send + Sync> },
+    /// One of the lake's record tables (the audit log `_trawl/audits/`, the query log
+    /// `_trawl/query-log/`) could not be read or written.
+    #[error("the {records} at {location}: {source}")]
+    Records { records: &'static str, location: String, source: Box<dyn std::error::Error + Send + Sync> },
     /// A Parquet file could not be read or written.
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),

@@ -20,6 +20,18 @@ use crate::{Error, Result};
 pub(crate) const META_DIR: &str = "_trawl";
 const CONFIG_FILE: &str = "store.json";
 
+/// The lake's own settings, in `<lake>/_trawl/lake.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LakeSettings {
+    /// Every statement run over the lake (shell, `query`, audits, the library) is recorded in
+    /// its query log, `trawl_query_log`. Off by default: a command that reads writes nothing.
+    #[serde(default)]
+    pub query_log: bool,
+}
+
+const SETTINGS_FILE: &str = "_trawl/lake.json";
+
 /// A lake of event data stores.
 #[derive(Debug, Clone)]
 pub struct Lake {
@@ -195,6 +207,26 @@ impl Lake {
         config.validate()?;
         let body = PutPayload::from(serde_json::to_vec_pretty(config).expect("config serializes"));
         self.objects.put(&Self::config_path(&config.name), body).await.map_err(|e| self.explain(e))?;
+        Ok(())
+    }
+
+    /// The lake's settings (the defaults when none were written).
+    pub async fn settings(&self) -> Result<LakeSettings> {
+        match self.objects.get(&Path::from(SETTINGS_FILE)).await {
+            Ok(got) => {
+                let bytes = got.bytes().await.map_err(|e| self.explain(e))?;
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::InvalidConfig(format!("{}{SETTINGS_FILE}: {e}", self.url)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(LakeSettings::default()),
+            Err(e) => Err(self.explain(e)),
+        }
+    }
+
+    /// Writes the lake's settings.
+    pub async fn write_settings(&self, settings: &LakeSettings) -> Result<()> {
+        let body = PutPayload::from(serde_json::to_vec_pretty(settings).expect("settings serialize"));
+        self.objects.put(&Path::from(SETTINGS_FILE), body).await.map_err(|e| self.explain(e))?;
         Ok(())
     }
 

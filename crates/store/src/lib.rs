@@ -45,6 +45,6 @@ pub use eds::{
     by_partition,
 };
 pub use error::{Error, Result};
-pub use lake::Lake;
+pub use lake::{Lake, LakeSettings};
 pub use snapshot::Snapshot;
 pub use writer::StoreWriter;

@@ -1,6 +1,8 @@
-//! trawl's own records, kept in the lake beside the stores: the audit log (`<lake>/_trawl/audits/`),
-//! one Delta table holding the runs of scheduled audits, their findings and their alerts (the
-//! outbox: an alert queued and not yet delivered).
+//! trawl's own records, kept in the lake beside the stores, each a Delta table:
+//! - the audit log (`<lake>/_trawl/audits/`), holding the runs of scheduled audits, their
+//!   findings and their alerts (the outbox: an alert queued and not yet delivered);
+//! - the query log (`<lake>/_trawl/query-log/`), a row per statement run, when the lake's
+//!   settings ask for it.
 //!
 //! Runs and findings share a table (a `kind` column tells them apart, and SQL sees them as two
 //! tables) so that one Delta commit records a run, its findings and the audit's watermark (a
@@ -25,6 +27,69 @@ use crate::{Error, Result};
 
 /// The audit log's directory, relative to the lake.
 pub const AUDIT_LOG: &str = "_trawl/audits";
+
+/// The query log's directory, relative to the lake.
+pub const QUERY_LOG: &str = "_trawl/query-log";
+
+/// Which of the lake's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Records {
+    /// Audit runs, findings and alerts.
+    Audits,
+    /// Statements run.
+    Queries,
+}
+
+impl Records {
+    /// The table's directory, relative to the lake.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Records::Audits => AUDIT_LOG,
+            Records::Queries => QUERY_LOG,
+        }
+    }
+
+    /// The table's columns.
+    pub fn schema(self) -> SchemaRef {
+        match self {
+            Records::Audits => audit_log_schema(),
+            Records::Queries => query_log_schema(),
+        }
+    }
+
+    fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            Records::Audits => ("trawl_audits", "trawl audit runs, findings and alerts"),
+            Records::Queries => ("trawl_query_log", "statements run over the lake"),
+        }
+    }
+}
+
+/// The query log's columns: who ran what, when, from where, and what came of it.
+pub fn query_log_schema() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let text = |name: &str| Field::new(name, DataType::Utf8, true);
+        let int = |name: &str| Field::new(name, DataType::Int64, true);
+        Arc::new(Schema::new(vec![
+            Field::new("time", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+            text("user"),
+            text("host"),
+            // shell, query, audit, library, ...
+            text("source"),
+            Field::new("sql", DataType::Utf8, false),
+            // ok, error or cancelled.
+            Field::new("outcome", DataType::Utf8, false),
+            text("error"),
+            int("duration_ms"),
+            int("events_scanned"),
+            int("events_matched"),
+            int("bytes_scanned"),
+            int("files_scanned"),
+            int("files_pruned"),
+        ]))
+    });
+    SCHEMA.clone()
+}
 
 /// Checkpoint the audit log every this many commits, so opening it reads a bounded log.
 const CHECKPOINT_INTERVAL: u64 = 100;
@@ -58,6 +123,8 @@ pub fn audit_log_schema() -> SchemaRef {
             int("files"),
             int("rows"),
             int("findings"),
+            // Rows that fired past the cap of findings a run records.
+            int("unrecorded"),
             int("events_scanned"),
             int("bytes_scanned"),
             int("duration_ms"),
@@ -89,9 +156,97 @@ pub fn audit_log_schema() -> SchemaRef {
     SCHEMA.clone()
 }
 
+/// One statement run, as the query log records it.
+#[derive(Debug, Clone, Default)]
+pub struct QueryRecord {
+    /// When it started.
+    pub time: chrono::DateTime<chrono::Utc>,
+    /// Who ran it, on which host, from what (`shell`, `query`, `audit`, `library`, ...).
+    pub user: String,
+    #[allow(missing_docs)]
+    pub host: String,
+    #[allow(missing_docs)]
+    pub source: String,
+    /// The statement as given.
+    pub sql: String,
+    /// `ok`, `error` or `cancelled` (its results not read to the end).
+    pub outcome: &'static str,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Lake's statistics of the statement.
+    pub duration_ms: u64,
+    #[allow(missing_docs)]
+    pub events_scanned: u64,
+    #[allow(missing_docs)]
+    pub events_matched: u64,
+    #[allow(missing_docs)]
+    pub bytes_scanned: u64,
+    #[allow(missing_docs)]
+    pub files_scanned: u64,
+    #[allow(missing_docs)]
+    pub files_pruned: u64,
+}
+
+/// Query records as a batch of [`query_log_schema`].
+pub fn query_log_batch(records: &[QueryRecord]) -> Result<RecordBatch> {
+    use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+    let text = |f: &dyn Fn(&QueryRecord) -> Option<&str>| -> ArrayRef {
+        Arc::new(records.iter().map(f).collect::<StringArray>())
+    };
+    let int = |f: &dyn Fn(&QueryRecord) -> u64| -> ArrayRef {
+        Arc::new(records.iter().map(|r| i64::try_from(f(r)).ok()).collect::<Int64Array>())
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(
+            records
+                .iter()
+                .map(|r| Some(r.time.timestamp_micros()))
+                .collect::<TimestampMicrosecondArray>()
+                .with_timezone("UTC"),
+        ),
+        text(&|r| Some(&r.user)),
+        text(&|r| Some(&r.host)),
+        text(&|r| Some(&r.source)),
+        text(&|r| Some(&r.sql)),
+        text(&|r| Some(r.outcome)),
+        text(&|r| r.error.as_deref()),
+        int(&|r| r.duration_ms),
+        int(&|r| r.events_scanned),
+        int(&|r| r.events_matched),
+        int(&|r| r.bytes_scanned),
+        int(&|r| r.files_scanned),
+        int(&|r| r.files_pruned),
+    ];
+    Ok(RecordBatch::try_new(query_log_schema(), columns)?)
+}
+
+/// Appends `records` to the query log of `lake` in one commit (creating the log if need be),
+/// trying again when another writer committed first.
+pub async fn append_queries(lake: &Lake, records: &[QueryRecord]) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let batch = query_log_batch(records)?;
+    let mut log = RecordLog::open_records(lake, Records::Queries).await?;
+    let mut attempt = 0;
+    loop {
+        match log.append(std::slice::from_ref(&batch), &[]).await {
+            Err(Error::Conflict { .. }) if attempt < 5 => {
+                attempt += 1;
+                log.refresh().await?;
+            }
+            result => return result.map(|_| ()),
+        }
+    }
+}
+
 /// The audit log of a lake.
+pub type AuditLog = RecordLog;
+
+/// One of the lake's record tables.
 #[derive(Debug)]
-pub struct AuditLog {
+pub struct RecordLog {
+    records: Records,
     url: Url,
     /// The lake's object store.
     objects: Arc<dyn ObjectStore>,
@@ -99,14 +254,19 @@ pub struct AuditLog {
     table: Option<DeltaTable>,
 }
 
-impl AuditLog {
+impl RecordLog {
     /// Opens the audit log of `lake` at its latest version; creates nothing.
     pub async fn open(lake: &Lake) -> Result<Self> {
-        let url = lake.url().join(&format!("{AUDIT_LOG}/")).map_err(|e| Error::InvalidLocation {
+        Self::open_records(lake, Records::Audits).await
+    }
+
+    /// Opens the `records` of `lake` at their latest version; creates nothing.
+    pub async fn open_records(lake: &Lake, records: Records) -> Result<Self> {
+        let url = lake.url().join(&format!("{}/", records.dir())).map_err(|e| Error::InvalidLocation {
             location: lake.url().to_string(),
             reason: e.to_string(),
         })?;
-        let mut log = Self { url, objects: lake.objects().clone(), table: None };
+        let mut log = Self { records, url, objects: lake.objects().clone(), table: None };
         log.refresh().await?;
         Ok(log)
     }
@@ -114,7 +274,7 @@ impl AuditLog {
     /// Reads the newest version.
     pub async fn refresh(&mut self) -> Result<()> {
         // Looked for first: delta-rs is not asked about a table that does not exist.
-        let log = object_store::path::Path::from(format!("{AUDIT_LOG}/_delta_log"));
+        let log = object_store::path::Path::from(format!("{}/_delta_log", self.records.dir()));
         let first = self
             .objects
             .list(Some(&log))
@@ -166,7 +326,7 @@ impl AuditLog {
         state.transaction_version(table.log_store().as_ref(), app).await.map_err(|e| self.delta(e))
     }
 
-    /// Appends `batches` (of [`audit_log_schema`]) and sets each `(app, watermark)`, in one
+    /// Appends `batches` (of the records' schema) and sets each `(app, watermark)`, in one
     /// commit. Returns the new version.
     pub async fn append(&mut self, batches: &[RecordBatch], marks: &[(String, i64)]) -> Result<u64> {
         if self.table.is_none() {
@@ -188,8 +348,12 @@ impl AuditLog {
         );
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
+        let operation_name = match self.records {
+            Records::Audits => "audit",
+            Records::Queries => "query-log",
+        };
         let metadata =
-            [("trawl.operation", serde_json::json!("audit")), ("trawl.rows", serde_json::json!(rows))];
+            [("trawl.operation", serde_json::json!(operation_name)), ("trawl.rows", serde_json::json!(rows))];
         let version = match crate::eds::commit(table, actions, operation, metadata, &delta).await {
             Ok(version) => version,
             Err(e) => {
@@ -212,12 +376,13 @@ impl AuditLog {
     async fn create(&mut self) -> Result<()> {
         let delta = |e| delta_error(&self.url, e);
         let kernel: StructType =
-            audit_log_schema().as_ref().try_into_kernel().map_err(|e| delta(e.into()))?;
+            self.records.schema().as_ref().try_into_kernel().map_err(|e| delta(e.into()))?;
         let table = DeltaTableBuilder::from_url(self.url.clone()).and_then(|b| b.build()).map_err(delta)?;
+        let (name, comment) = self.records.describe();
         let created = table
             .create()
-            .with_table_name("trawl_audits")
-            .with_comment("trawl audit runs and findings")
+            .with_table_name(name)
+            .with_comment(comment)
             .with_columns(kernel.fields().cloned())
             .with_save_mode(SaveMode::ErrorIfExists)
             .await;
@@ -227,7 +392,7 @@ impl AuditLog {
             Err(_) => {
                 self.refresh().await?;
                 if self.table.is_none() {
-                    return Err(Error::InvalidConfig(format!("cannot create the audit log at {}", self.url)));
+                    return Err(Error::InvalidConfig(format!("cannot create the table at {}", self.url)));
                 }
             }
         }
@@ -241,7 +406,10 @@ impl AuditLog {
 
 fn delta_error(url: &Url, e: DeltaTableError) -> Error {
     match crate::eds::delta_error("", e) {
-        Error::Delta { source, .. } => Error::AuditLog { location: url.to_string(), source },
+        Error::Delta { source, .. } => {
+            let records = if url.path().contains(QUERY_LOG) { "query log" } else { "audit log" };
+            Error::Records { records, location: url.to_string(), source }
+        }
         e => e.at(url),
     }
 }

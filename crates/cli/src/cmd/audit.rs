@@ -103,12 +103,7 @@ pub(super) fn run_options(alerts: &[String]) -> Result<RunOptions> {
         .iter()
         .map(|spec| spec.parse::<trawl_audit::Sink>().map_err(anyhow::Error::msg))
         .collect::<Result<Vec<_>>>()?;
-    Ok(RunOptions {
-        user: std::env::var("USER").unwrap_or_default(),
-        host: host(),
-        sinks,
-        ..RunOptions::default()
-    })
+    Ok(RunOptions { user: super::user(), host: super::host(), sinks, ..RunOptions::default() })
 }
 
 fn options(once: bool, run: AuditRunArgs) -> Result<RunOptions> {
@@ -122,6 +117,7 @@ fn options(once: bool, run: AuditRunArgs) -> Result<RunOptions> {
         stores: run.stores,
         since: run.since.as_deref().map(super::parse_time).transpose()?,
         out: run.out.map(|location| ResultsOut { location, format }),
+        max_findings: Some(run.max_findings),
         ..run_options(&run.alerts)?
     })
 }
@@ -167,6 +163,16 @@ pub(super) fn print(report: &trawl_audit::RunReport, format: AuditFormat) -> Res
     for run in &report.runs {
         if let Outcome::Error(e) = &run.outcome {
             note!("error: audit {}/{} over {}: {e}", run.pack, run.audit.id, run.store);
+        }
+        if run.unrecorded > 0 {
+            note!(
+                "warning: audit {}/{} over {}: {} more rows fired than the {} findings recorded (--max-findings)",
+                run.pack,
+                run.audit.id,
+                run.store,
+                run.unrecorded,
+                run.findings.len()
+            );
         }
     }
     let alerts = report.alerts().count();
@@ -294,13 +300,4 @@ fn find<'a>(packs: &'a [Pack], id: &str) -> Result<&'a trawl_audit::Audit> {
     }
     let suggestion = trawl_query::closest(id, audits.map(|a| a.id.as_str()));
     Err(trawl_audit::Error::UnknownAudit { id: id.to_owned(), suggestion }.into())
-}
-
-/// This machine's name, for the run records.
-fn host() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default()
 }

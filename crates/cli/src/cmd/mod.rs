@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use trawl_store::{Clock, FixedClock, Lake, SystemClock};
 
-use crate::args::{Command, RetentionCommand, StoreCommand};
+use crate::args::{Command, LakeCommand, RetentionCommand, StoreCommand};
 
 /// The clock: `TRAWL_NOW` (RFC 3339) pins it, for tests and reproducible retention runs.
 fn clock() -> Result<Arc<dyn Clock>> {
@@ -38,6 +38,51 @@ pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>> {
     })
 }
 
+/// Who runs trawl, for the records of audit runs and the query log.
+pub(crate) fn user() -> String {
+    std::env::var("USER").unwrap_or_default()
+}
+
+/// This machine's name, for the records of audit runs and the query log.
+pub(crate) fn host() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Keeps a record of each statement `lake` runs when the lake's settings ask for a query log;
+/// returns the lake to write the records to ([`record`]).
+pub(crate) async fn journal(
+    lake: &mut trawl_query::Lake,
+    location: &str,
+    source: &str,
+) -> Result<Option<Lake>> {
+    let store = match Lake::open(location) {
+        Ok(store) => store,
+        Err(trawl_store::Error::NoLake(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if !store
+        .settings()
+        .await
+        .with_context(|| format!("cannot read the settings of the lake at {location}"))?
+        .query_log
+    {
+        return Ok(None);
+    }
+    lake.record_queries(&user(), &host(), source);
+    Ok(Some(store))
+}
+
+/// Appends the statements `lake` ran since the last call to the query log of `store`.
+pub(crate) async fn record(store: &Lake, lake: &trawl_query::Lake) -> Result<()> {
+    trawl_store::records::append_queries(store, &lake.take_query_records())
+        .await
+        .context("cannot record the statement in the lake's query log")
+}
+
 pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
     let clock = clock()?;
     // Audits open what they need: a pack is listed without a lake, and a run records in it.
@@ -50,7 +95,10 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
         Command::Store(StoreCommand::List { .. } | StoreCommand::Show { .. }) => false,
         Command::Store(_) | Command::Ingest(_) => true,
         Command::Retention(RetentionCommand::Apply { dry_run, .. }) => !dry_run,
-        Command::Export(_) | Command::Query(_) | Command::Demo | Command::Audit(_) => false,
+        Command::Lake(LakeCommand::Set { .. }) => true,
+        Command::Export(_) | Command::Query(_) | Command::Demo | Command::Audit(_) | Command::Lake(_) => {
+            false
+        }
     };
     let lake = if writes { Lake::create(location) } else { Lake::open(location) }
         .with_context(|| format!("cannot open the lake at {location}"))?;
@@ -62,6 +110,7 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
     }
     match command {
         Command::Store(cmd) => store::run(&lake, cmd, clock.as_ref()).await,
+        Command::Lake(cmd) => lake_settings(&lake, cmd).await,
         Command::Ingest(args) => ingest::run(&lake, location, args, clock.as_ref()).await,
         Command::Export(args) => export::run(&lake, args).await,
         Command::Retention(RetentionCommand::Apply { store, dry_run }) => {
@@ -71,4 +120,22 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
             bail!("queries and the demo open the lake themselves")
         }
     }
+}
+
+/// `trawl lake show|set`.
+async fn lake_settings(lake: &Lake, command: LakeCommand) -> Result<ExitCode> {
+    let mut settings = lake.settings().await.context("cannot read the lake's settings")?;
+    if let LakeCommand::Set { query_log } = command {
+        if let Some(on) = query_log {
+            settings.query_log = on;
+        }
+        lake.write_settings(&settings).await.context("cannot write the lake's settings")?;
+    }
+    let on_off = |b: bool| if b { "on" } else { "off" };
+    crate::output::to_stdout(|out| {
+        writeln!(out, "lake       {}", lake.url())?;
+        writeln!(out, "query-log  {}", on_off(settings.query_log))?;
+        Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -18,11 +18,12 @@ pub(crate) fn shell(runtime: &tokio::runtime::Runtime, location: &str, demo: boo
     if demo {
         runtime.block_on(prepare_demo(location))?;
     }
-    let lake = runtime
+    let mut lake = runtime
         .block_on(trawl_query::Lake::open(location))
         .with_context(|| format!("cannot open the lake at {location}"))?;
+    let journal = runtime.block_on(super::journal(&mut lake, location, "shell"))?;
     let interactive = crate::repl::on_terminal();
-    let mut session = crate::repl::Session::new(lake, runtime, interactive)?;
+    let mut session = crate::repl::Session::new(lake, journal, runtime, interactive)?;
     if interactive {
         session.interact()?;
     } else if demo {
