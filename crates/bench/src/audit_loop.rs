@@ -20,7 +20,9 @@ pub(crate) fn run(lake: &str, packs: &[PathBuf], runs: u32, step: &str, start: &
     let step = trawl_audit::schedule::parse_duration(step).map_err(anyhow::Error::msg)?;
     let start: DateTime<Utc> = DateTime::parse_from_rfc3339(start).context("--start")?.to_utc();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let options = trawl_audit::RunOptions::default();
+    // A daemon started now: its first runs read the events from now on, not the years stored
+    // (what `audit daemon --since` does), so every wake-up is one of a daemon at work.
+    let options = trawl_audit::RunOptions { since: Some(start), ..trawl_audit::RunOptions::default() };
     let mut samples = Vec::new();
     let (mut audits, mut findings) = (0usize, 0usize);
     let mut window = Instant::now();
