@@ -70,7 +70,7 @@ def main():
     # The reference: one uninterrupted run.
     ref = work / "ref"
     started = time.monotonic()
-    trawl(ref, "ingest", str(data), "--store", "audit")
+    trawl(ref, "ingest", str(data), "--store", "audit", "--create")
     full = time.monotonic() - started
     (total, distinct), _ = counts(ref)
     assert total == distinct, f"the reference run stored duplicates: {total} against {distinct}"
@@ -85,7 +85,7 @@ def main():
     for _ in range(args.kills):
         lake = work / "kill"
         shutil.rmtree(lake, ignore_errors=True)
-        child = subprocess.Popen([str(TRAWL), "--lake", str(lake), "ingest", str(data), "--store", "audit"],
+        child = subprocess.Popen([str(TRAWL), "--lake", str(lake), "ingest", str(data), "--store", "audit", "--create"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
         time.sleep(rng.uniform(0, full))
         child.send_signal(signal.SIGKILL)
@@ -97,7 +97,7 @@ def main():
             print("unreadable after the kill:", why)
         elif got[0] != got[1]:
             dup += 1
-        p = trawl(lake, "ingest", str(data), "--store", "audit", check=False)
+        p = trawl(lake, "ingest", str(data), "--store", "audit", "--create", check=False)
         panics += b"panicked" in p.stderr
         got, why = counts(lake)
         if got is None:
@@ -113,7 +113,7 @@ def main():
     for _ in range(args.races):
         lake = work / "race"
         shutil.rmtree(lake, ignore_errors=True)
-        runs = [subprocess.Popen([str(TRAWL), "--lake", str(lake), "ingest", str(data), "--store", "audit"],
+        runs = [subprocess.Popen([str(TRAWL), "--lake", str(lake), "ingest", str(data), "--store", "audit", "--create"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV) for _ in range(2)]
         failed += sum(r.wait() != 0 for r in runs)
         got, _ = counts(lake)

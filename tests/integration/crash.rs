@@ -83,9 +83,21 @@ fn kill_9_anywhere() {
     let both: HashSet<String> = in_a.union(&in_b).cloned().collect();
     let (a, b) = (a.to_str().expect("utf-8"), b.to_str().expect("utf-8"));
     let ingest = |source: &'static str, dir: &str| -> Vec<String> {
-        ["ingest", "--store", source, "--commit-mib", "1", "--threads", "1", "--checkpoint-every", "3", dir]
-            .map(str::to_owned)
-            .to_vec()
+        [
+            "ingest",
+            "--store",
+            source,
+            "--create",
+            "--commit-mib",
+            "1",
+            "--threads",
+            "1",
+            "--checkpoint-every",
+            "3",
+            dir,
+        ]
+        .map(str::to_owned)
+        .to_vec()
     };
     let stratus = crate::harness::fixture("stratus-red-team-detonation-logs");
     // A lake with a week of retention whose older days expire between the two clocks.

@@ -422,13 +422,33 @@ fn a_large_file_is_read_in_segments() {
     let big = lake.dir.path().join("big.ndjson");
     std::fs::write(&big, &ndjson).unwrap();
     let big = big.to_str().unwrap();
-    let report = lake.ok(&["ingest", "--store", "big", "--commit-mib", "8", big]);
+    let report = lake.ok(&["ingest", "--store", "big", "--create", "--commit-mib", "8", big]);
     assert_eq!(figure(&report, "files", "read"), 1, "{report}");
     assert_eq!(figure(&report, "events", "stored"), expected.len() as u64, "{report}");
     let events = lake.export("big");
     let ids: HashSet<&str> = events.iter().map(|e| e["eventID"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), events.len(), "duplicates");
     assert_eq!(ids, expected.iter().map(String::as_str).collect::<HashSet<_>>());
-    let again = lake.ok(&["ingest", "--store", "big", big]);
+    let again = lake.ok(&["ingest", "--store", "big", "--create", big]);
     assert_eq!(figure(&again, "files", "already"), 1, "{again}");
+}
+
+#[test]
+fn an_unknown_store_is_refused_and_named_unless_created() {
+    let lake = Lake::new("2026-01-01T00:00:00Z");
+    lake.ok(&["store", "create", "audit"]);
+    let stratus = fixture("stratus-red-team-detonation-logs");
+    // A typo creates nothing: the closest store is named, and the lake searched.
+    let (_, err) = lake.expect(1, &["ingest", "--store", "audti", &stratus]);
+    assert!(err.contains("no event data store 'audti' in the lake at"), "{err}");
+    assert!(err.contains("did you mean 'audit'?") && err.contains("--create"), "{err}");
+    assert!(!lake.ok(&["store", "list"]).contains("audti"));
+    // --create makes it, with the retention asked for.
+    let (_, err) =
+        lake.expect(0, &["ingest", "--store", "audits", "--create", "--retention-days", "400", &stratus]);
+    assert!(err.contains("created event data store audits"), "{err}");
+    assert_eq!(lake.show("audits")["config"]["retentionDays"], 400);
+    // An existing store's settings are not ingest's to change.
+    let (_, err) = lake.expect(1, &["ingest", "--store", "audit", "--retention-days", "400", &stratus]);
+    assert!(err.contains("store update"), "{err}");
 }

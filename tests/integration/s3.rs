@@ -83,7 +83,7 @@ fn lake_in_a_bucket() {
 
     // Ingest of local files into the bucket, then queries, export and retention.
     let fixtures = crate::harness::fixture("stratus-red-team-detonation-logs");
-    let report = lake.ok(&["ingest", "--store", "stratus", &fixtures]);
+    let report = lake.ok(&["ingest", "--store", "stratus", "--create", &fixtures]);
     let stored = figure(&report, "events", "stored");
     assert!(stored > 100, "{report}");
     assert_eq!(lake.events("stratus"), stored);
@@ -91,7 +91,7 @@ fn lake_in_a_bucket() {
     assert_eq!(scalar(&lake, "SELECT count(DISTINCT eventid) FROM stratus"), stored.to_string());
     let exported = lake.export("stratus");
     assert_eq!(exported.len() as u64, stored);
-    let again = lake.ok(&["ingest", "--store", "stratus", &fixtures]);
+    let again = lake.ok(&["ingest", "--store", "stratus", "--create", &fixtures]);
     assert_eq!(figure(&again, "events", "stored"), 0, "{again}");
     // Every object is under the lake's prefix, the Delta log included.
     let puts: Vec<String> = moto
@@ -145,6 +145,7 @@ fn trail_bucket_import_prunes_prefixes() {
         "ingest",
         "--store",
         "week",
+        "--create",
         "s3://org-trail/",
         "--start",
         "2026-03-03",
@@ -166,7 +167,7 @@ fn trail_bucket_import_prunes_prefixes() {
     );
 
     // The whole bucket: digests, Insights and Config left out, never mixed in.
-    let report = lake.ok(&["ingest", "--store", "all", "s3://org-trail/"]);
+    let report = lake.ok(&["ingest", "--store", "all", "--create", "s3://org-trail/"]);
     let (lists2, gets2) = moto.lists_and_gets("org-trail");
     assert_eq!(figure(&report, "prefixes", "found"), 60, "{report}");
     assert_eq!(figure(&report, "prefixes", "left"), 9, "{report}");
@@ -193,6 +194,7 @@ fn trail_bucket_import_prunes_prefixes() {
         "ingest",
         "--store",
         "member",
+        "--create",
         "s3://org-trail/AWSLogs/",
         "--account",
         "333333333333",
@@ -210,7 +212,7 @@ fn trail_bucket_import_prunes_prefixes() {
 
     // A rerun reads nothing: the ledger has every object (key, ETag, size).
     let (_, gets3) = moto.lists_and_gets("org-trail");
-    let report = lake.ok(&["ingest", "--store", "all", "s3://org-trail/"]);
+    let report = lake.ok(&["ingest", "--store", "all", "--create", "s3://org-trail/"]);
     let (_, gets4) = moto.lists_and_gets("org-trail");
     assert_eq!(gets4, gets3, "a rerun fetched objects\n{report}");
     assert_eq!(figure(&report, "files", "already"), 180, "{report}");
@@ -221,7 +223,7 @@ fn trail_bucket_import_prunes_prefixes() {
 fn follow_takes_objects_added_later() {
     let (moto, _, lake, total) = trail_and_lake("live-trail", "1");
     let mut follower = lake
-        .command(&["ingest", "--store", "live", "s3://live-trail/", "--follow", "1"])
+        .command(&["ingest", "--store", "live", "--create", "s3://live-trail/", "--follow", "1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -316,6 +318,7 @@ fn two_concurrent_ingests_lose_nothing() {
         "ingest",
         "--store",
         "one",
+        "--create",
         "s3://shared-trail/",
         "--account",
         "111111111111",
@@ -499,7 +502,7 @@ fn credentials_from_env_profiles_and_wrong_keys() {
 #[test]
 fn raw_trail_queries_equal_store_queries() {
     let (moto, summary, lake, total) = trail_and_lake("athena-trail", "3");
-    lake.ok(&["ingest", "--store", "ingested", "s3://athena-trail/"]);
+    lake.ok(&["ingest", "--store", "ingested", "--create", "s3://athena-trail/"]);
 
     let queries = [
         "SELECT count(*), count(DISTINCT eventid), min(eventtime), max(eventtime) FROM {t}",
@@ -569,7 +572,7 @@ fn raw_trail_queries_equal_store_queries() {
 fn raw_trail_over_a_local_directory() {
     let lake = Lake::new(NOW);
     let dir = crate::harness::fixture("stratus-red-team-detonation-logs");
-    lake.ok(&["ingest", "--store", "stratus", &dir]);
+    lake.ok(&["ingest", "--store", "stratus", "--create", &dir]);
     let q = "SELECT DISTINCT eventid, eventname, eventtime, useridentity.arn FROM {t} ORDER BY eventid";
     let trail = format!("local={dir}");
     let raw = lake.ok(&["query", "-q", "--format", "csv", "--trail", &trail, &q.replace("{t}", "local")]);
@@ -600,7 +603,7 @@ fn read_only_credentials() {
         Lake::at("s3://secure-lake/lake", NOW, env)
     };
     let writer = as_user(admin);
-    writer.ok(&["ingest", "--store", "audit", &crate::harness::fixture("plaso-testdata")]);
+    writer.ok(&["ingest", "--store", "audit", "--create", &crate::harness::fixture("plaso-testdata")]);
     writer.ok(&["store", "create", "gone", "--termination-protection", "off"]);
     writer.ok(&["store", "delete", "gone"]);
 

@@ -125,8 +125,8 @@ fn read_commands_never_delete() {
 fn one_broken_store_does_not_break_the_lake() {
     let lake = Lake::new("2024-12-31T00:00:00Z");
     let plaso = crate::harness::fixture("plaso-testdata");
-    lake.ok(&["ingest", "--store", "good", &plaso]);
-    lake.ok(&["ingest", "--store", "bad", &plaso]);
+    lake.ok(&["ingest", "--store", "good", "--create", &plaso]);
+    lake.ok(&["ingest", "--store", "bad", "--create", &plaso]);
     std::fs::write(lake.root().join("bad/_trawl/store.json"), b"{").unwrap();
     let (out, err) = lake.expect(0, &["store", "list"]);
     assert!(out.contains("good") && out.contains("UNREADABLE"), "{out}");
@@ -135,7 +135,7 @@ fn one_broken_store_does_not_break_the_lake() {
     assert_eq!(n, "n\n6\n");
     let (_, err) = lake.expect(1, &["query", "SELECT count(*) FROM bad"]);
     assert!(err.contains("event data store 'bad' cannot be read: corrupt metadata file"), "{err}");
-    lake.ok(&["ingest", "--store", "good", &plaso]);
+    lake.ok(&["ingest", "--store", "good", "--create", &plaso]);
     let (_, err) = lake.expect(1, &["store", "create", "bad"]);
     assert!(err.contains("already exists"), "{err}");
 }
@@ -146,9 +146,9 @@ fn one_broken_store_does_not_break_the_lake() {
 #[test]
 fn ledger_follows_the_delta_log() {
     let lake = Lake::new("2024-12-31T00:00:00Z");
-    lake.ok(&["ingest", "--store", "lossy", &crate::harness::fixture("plaso-testdata")]);
+    lake.ok(&["ingest", "--store", "lossy", "--create", &crate::harness::fixture("plaso-testdata")]);
     let stratus = crate::harness::fixture("stratus-red-team-detonation-logs");
-    lake.ok(&["ingest", "--store", "lossy", &stratus]);
+    lake.ok(&["ingest", "--store", "lossy", "--create", &stratus]);
     let all = lake.events("lossy");
     let log = lake.root().join("lossy/_delta_log");
     let newest = std::fs::read_dir(&log)
@@ -161,7 +161,7 @@ fn ledger_follows_the_delta_log() {
     let (_, err) = lake.expect(0, &["store", "show", "lossy"]);
     assert!(err.contains("commits are missing"), "{err}");
     assert_eq!(lake.events("lossy"), 6);
-    let again = lake.ok(&["ingest", "--store", "lossy", &stratus]);
+    let again = lake.ok(&["ingest", "--store", "lossy", "--create", &stratus]);
     assert_eq!(crate::harness::figure(&again, "events", "stored"), all - 6, "{again}");
     assert_eq!(lake.events("lossy"), all);
 }
@@ -181,7 +181,7 @@ fn half_made_stores_and_concurrent_creates() {
     let stratus = crate::harness::fixture("stratus-red-team-detonation-logs");
     let runs: Vec<_> = (0..2)
         .map(|_| {
-            lake.command(&["ingest", "--store", "fresh", &stratus])
+            lake.command(&["ingest", "--store", "fresh", "--create", &stratus])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -217,7 +217,7 @@ fn a_clock_pinned_ahead_deletes_nothing_early() {
     std::fs::write(&file, event).unwrap();
     let now = Lake { now: rfc3339(chrono::Utc::now()), ..lake };
     now.ok(&["store", "create", "fresh", "--retention-days", "7"]);
-    now.ok(&["ingest", "--store", "fresh", file.to_str().unwrap()]);
+    now.ok(&["ingest", "--store", "fresh", "--create", file.to_str().unwrap()]);
     let ahead = Lake { now: "2099-02-01T00:00:00Z".into(), ..now };
     let out = ahead.ok(&["retention", "apply"]);
     assert!(out.contains("fresh: retention 7 days") && out.contains("deleted 0 partitions"), "{out}");

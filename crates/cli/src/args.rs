@@ -131,7 +131,7 @@ impl OnOff {
     }
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct StoreSettings {
     #[arg(
         long,
@@ -232,9 +232,16 @@ pub(crate) struct IngestArgs {
     /// Send the alerts of those audits here too (repeatable; as `audit run --alert`)
     #[arg(long = "alert", value_name = "SINK", requires = "audits")]
     pub(crate) alerts: Vec<String>,
-    /// The store; created with default settings when missing
+    /// The store (name or id)
     #[arg(long, default_value = "default")]
     pub(crate) store: String,
+    /// Create the store when the lake has none of that name, with the settings below (a
+    /// store name mistyped is otherwise an error, not a new store)
+    #[arg(long)]
+    pub(crate) create: bool,
+    /// With --create: the new store's settings (`store update` changes an existing store's)
+    #[command(flatten)]
+    pub(crate) settings: StoreSettings,
     /// Reject a whole file when any of its records is malformed, and exit 1
     #[arg(long)]
     pub(crate) strict: bool,

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use trawl_ingest::{IngestOptions, IngestReport, ingest};
 use trawl_store::trail::TrailFilter;
 use trawl_store::{Clock, Lake, StoreConfig};
@@ -24,25 +24,7 @@ pub(super) async fn run(
     for source in args.sources.iter().filter(|s| !trawl_ingest::is_url(s)) {
         std::fs::metadata(source).with_context(|| format!("cannot read source {source}"))?;
     }
-    let eds = match lake.store(&args.store).await {
-        Ok(eds) => eds,
-        Err(trawl_store::Error::StoreNotFound(_)) => {
-            match lake.create_store(StoreConfig::new(&args.store, clock.now())?).await {
-                Ok(eds) => {
-                    note!(
-                        "created event data store {} ({}) with default settings",
-                        eds.config().name,
-                        eds.config().id
-                    );
-                    eds
-                }
-                // Another ingest created it meanwhile: this one goes on into it.
-                Err(trawl_store::Error::StoreExists(_)) => lake.store(&args.store).await?,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let eds = open_store(lake, location, &args, clock).await?;
     let mut options = IngestOptions::new(clock.now());
     options.strict = args.strict;
     options.wave_bytes = args.commit_mib << 20;
@@ -90,6 +72,64 @@ pub(super) async fn run(
     }
     note!("stopped following");
     Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(EXIT_BAD_INPUT) })
+}
+
+/// The store to ingest into: an existing one, or (with `--create`) a new one with the settings
+/// given. A name the lake does not have, without `--create`, is an error naming the closest.
+async fn open_store(
+    lake: &Lake,
+    location: &str,
+    args: &IngestArgs,
+    clock: &dyn Clock,
+) -> Result<trawl_store::EventDataStore> {
+    let settings = &args.settings;
+    let given = settings.retention_days.is_some()
+        || settings.termination_protection.is_some()
+        || settings.selectors.is_some()
+        || settings.ingestion.is_some();
+    match lake.store(&args.store).await {
+        Ok(eds) => {
+            if given {
+                bail!(
+                    "event data store {} exists: its settings are changed by `trawl store update`, not by ingest",
+                    eds.config().name
+                );
+            }
+            Ok(eds)
+        }
+        Err(trawl_store::Error::StoreNotFound(_)) if args.create => {
+            let mut config = StoreConfig::new(&args.store, clock.now())?;
+            super::store::apply_settings(&mut config, settings.clone())?;
+            match lake.create_store(config).await {
+                Ok(eds) => {
+                    note!(
+                        "created event data store {} ({}), {} days of retention",
+                        eds.config().name,
+                        eds.config().id,
+                        eds.config().retention_days
+                    );
+                    Ok(eds)
+                }
+                // Another ingest created it meanwhile: this one goes on into it.
+                Err(trawl_store::Error::StoreExists(_)) => Ok(lake.store(&args.store).await?),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Err(trawl_store::Error::StoreNotFound(_)) => {
+            let names: Vec<String> = lake.stores().await?.into_iter().map(|c| c.name).collect();
+            let closest = trawl_query::closest(&args.store, names.iter().map(String::as_str));
+            let hint = match (closest, names.is_empty()) {
+                (Some(c), _) => format!("did you mean '{c}'? "),
+                (None, false) => format!("it has {}; ", names.join(", ")),
+                (None, true) => "it has none; ".to_owned(),
+            };
+            bail!(
+                "no event data store '{}' in the lake at {location}: {hint}--create makes it (with --retention-days ...)",
+                args.store
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The `on-commit` audits of `--audit` packs, run over the store after each round that stored

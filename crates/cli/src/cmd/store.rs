@@ -10,7 +10,7 @@ use trawl_store::{Clock, Lake, Status, StoreConfig};
 
 use crate::args::{StoreCommand, StoreSettings};
 
-fn apply_settings(config: &mut StoreConfig, s: StoreSettings) -> Result<()> {
+pub(super) fn apply_settings(config: &mut StoreConfig, s: StoreSettings) -> Result<()> {
     if let Some(days) = s.retention_days {
         config.retention_days = days;
     }
