@@ -448,6 +448,9 @@ fn an_unknown_store_is_refused_and_named_unless_created() {
         lake.expect(0, &["ingest", "--store", "audits", "--create", "--retention-days", "400", &stratus]);
     assert!(err.contains("created event data store audits"), "{err}");
     assert_eq!(lake.show("audits")["config"]["retentionDays"], 400);
+    // Export writes to stdout unless -o says otherwise.
+    let exported = lake.ok(&["export", "--store", "audits"]);
+    assert_eq!(exported.lines().count() as u64, lake.events("audits"));
     // An existing store's settings are not ingest's to change.
     let (_, err) = lake.expect(1, &["ingest", "--store", "audit", "--retention-days", "400", &stratus]);
     assert!(err.contains("store update"), "{err}");

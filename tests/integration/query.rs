@@ -356,12 +356,18 @@ fn statements_and_unknown_stores() {
     let (lake, _) = stratus_lake();
     let sql = "SELECT eventID FROM EXAMPLE-f852-4e8f-8bd1-bcf6cEXAMPLE";
     let (_, stderr) = lake.expect(1, &["query", sql]);
+    // The lake searched is named: run from the wrong directory, the error says where it looked.
+    let root = std::fs::canonicalize(lake.root()).unwrap();
     assert_eq!(
         stderr.trim(),
-        "error: unknown event data store 'EXAMPLE-f852-4e8f-8bd1-bcf6cEXAMPLE'; the stores are stratus"
+        format!(
+            "error: unknown event data store 'EXAMPLE-f852-4e8f-8bd1-bcf6cEXAMPLE' in the lake at file://{}/; the stores are stratus",
+            root.display()
+        )
     );
     let (_, stderr) = lake.expect(1, &["query", "SELECT eventID FROM strtus"]);
-    assert!(stderr.contains("unknown event data store 'strtus'; did you mean 'stratus'?"), "{stderr}");
+    assert!(stderr.contains("unknown event data store 'strtus' in the lake at file://"), "{stderr}");
+    assert!(stderr.contains("/; did you mean 'stratus'?"), "{stderr}");
 
     let csv = lake.ok(&["query", "-q", "--format", "csv", "SELECT 1 AS x /* a; b */, 'c;d' AS \"e;f\";"]);
     assert_eq!(csv, "x,e;f\n1,c;d\n");

@@ -61,7 +61,8 @@ fn statements_from_stdin_and_errors() {
 
     let (code, _, err) = run("SELECT 1 FROM dmeo;\nSELECT x FROM demo;\n");
     assert_eq!(code, Some(1));
-    assert!(err.contains("unknown event data store 'dmeo'; did you mean 'demo'?"), "{err}");
+    assert!(err.contains("unknown event data store 'dmeo' in the lake at "), "{err}");
+    assert!(err.contains("; did you mean 'demo'?"), "{err}");
     assert!(err.contains("unknown column 'x'"), "{err}");
 
     // A file that includes itself is refused, not run until the stack overflows (issue 23,
@@ -122,6 +123,8 @@ fn demo_without_a_terminal_prints_three_audits() {
     assert!(err.contains("demo store:"), "{err}");
     assert_eq!(out.matches("-- ").count(), 3, "{out}");
     assert!(out.contains("Who deleted S3 buckets"), "{out}");
+    // Each example's SQL is shown before its result.
+    assert_eq!(out.matches("FROM $EDS_ID").count(), 3, "{out}");
     assert!(out.contains("StopLogging"), "{out}");
     // A second run keeps the store and stores nothing new.
     let (_, err) = lake.expect(0, &["demo"]);

@@ -103,13 +103,23 @@ def main(trawl, lake, history, deleted):
     t.type("SELECT count(*) AS n FROM $STORE WHERE eventName = 'DeleteTrail';\r")
     t.expect(f"| {deleted} ")
     t.expect("trawl> ")
+    # \examples N shows the example's SQL and puts it in history: the up arrow recalls it.
+    t.type("\\examples 1\r")
+    t.expect("FROM $EDS_ID")
+    t.expect("trawl> ")
+    t.type("\x1b[A")
+    t.expect("eventName = 'DeleteBucket'")
+    t.type("\r")
+    t.expect("events matched")
+    t.expect("trawl> ")
     t.type("\\q\r")
     code = t.wait()
     assert code == 0, f"exit code {code}"
 
     saved = open(history).read()
     assert "WHERE eventName = 'DeleteTrail';" in saved, saved
-    print("shell: \\d, multi-line, completion, Ctrl-C, suggestions, \\set, history: ok")
+    assert "eventName = 'DeleteBucket'" in saved, saved
+    print("shell: \\d, multi-line, completion, Ctrl-C, suggestions, \\set, \\examples, history: ok")
 
 
 if __name__ == "__main__":

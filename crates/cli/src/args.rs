@@ -277,8 +277,8 @@ pub(crate) struct ExportArgs {
     /// Only events before this time (RFC 3339 or YYYY-MM-DD)
     #[arg(long, value_name = "TIME")]
     pub(crate) end: Option<String>,
-    /// Output file ('-' for stdout)
-    #[arg(short, long, value_name = "FILE")]
+    /// Output file [default: stdout, as '-']
+    #[arg(short, long, value_name = "FILE", default_value = "-")]
     pub(crate) output: PathBuf,
 }
 

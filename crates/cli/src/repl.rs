@@ -166,6 +166,8 @@ pub(crate) struct Session<'r> {
     including: Vec<PathBuf>,
     /// Statements and commands that failed.
     pub(crate) errors: usize,
+    /// Statements a meta-command ran, for the editor's history.
+    recall: Vec<String>,
 }
 
 /// How deep `\i` files may include one another.
@@ -190,6 +192,7 @@ impl<'r> Session<'r> {
             interactive,
             including: Vec::new(),
             errors: 0,
+            recall: Vec::new(),
         };
         // With one store (or a store named demo), $EDS_ID names it, as in the bundled examples.
         let stores = session.lake.stores();
@@ -234,7 +237,17 @@ impl<'r> Session<'r> {
                         }
                         let _ = editor.save_history(path);
                     }
-                    if !self.input(&line) {
+                    let more = self.input(&line);
+                    // What meta-commands ran (an example's SQL) is recalled as typed SQL is.
+                    if !self.recall.is_empty() {
+                        for entry in self.recall.drain(..) {
+                            let _ = editor.add_history_entry(entry);
+                        }
+                        if let Some(path) = &history {
+                            let _ = editor.save_history(path);
+                        }
+                    }
+                    if !more {
                         return Ok(());
                     }
                 }
@@ -409,7 +422,16 @@ impl<'r> Session<'r> {
                 };
                 let (name, sql) =
                     found.ok_or_else(|| anyhow!("no example {which}; \\examples lists them"))?;
-                self.emit(&format!("-- {name}: {}\n", question(sql)))?;
+                // The SQL is shown, and recalled with the up arrow, so it can be edited and run.
+                let body: Vec<&str> = sql
+                    .lines()
+                    .skip_while(|l| l.trim_start().starts_with("--") || l.trim().is_empty())
+                    .collect();
+                let body = body.join("\n");
+                // Ended by ';' as the shell needs to run it.
+                let body = format!("{};", body.trim_end().trim_end_matches(';'));
+                self.emit(&format!("-- {name}: {}\n{body}\n", question(sql)))?;
+                self.recall.push(body);
                 self.run_sql(sql)?;
             }
             _ => return usage("examples"),

@@ -21,8 +21,8 @@ pub enum Error {
     #[error("give exactly one SQL statement (found {0})")]
     StatementCount(usize),
     /// No store by that name or id: the closest name, else the names there are.
-    #[error("unknown event data store '{name}'{}", closest_or_all(.suggestion, .stores))]
-    UnknownStore { name: String, suggestion: Option<String>, stores: Vec<String> },
+    #[error("unknown event data store '{name}' in the lake at {lake}{}", closest_or_all(.suggestion, .stores))]
+    UnknownStore { name: String, lake: String, suggestion: Option<String>, stores: Vec<String> },
     /// The store exists but cannot be read.
     #[error("event data store '{name}' cannot be read: {reason}")]
     BrokenStore { name: String, reason: String },

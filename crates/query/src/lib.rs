@@ -124,6 +124,8 @@ pub struct Lake {
     files: HashMap<String, (ObjectStoreUrl, Path, Vec<trawl_store::DataFile>)>,
     /// The records of the statements run, when asked for ([`Lake::record_queries`]).
     journal: Option<Arc<journal::Journal>>,
+    /// Where the lake is, for errors that name a store it does not have.
+    location: String,
 }
 
 /// What a statement started with [`Lake::start_in`] reads as `$EDS_ID`: some files of a store
@@ -280,6 +282,7 @@ impl Lake {
             time_bounds: options.time_bounds,
             files: store_files,
             journal: None,
+            location: lake.as_ref().map_or_else(|| location.to_owned(), |l| l.url().to_string()),
         })
     }
 
@@ -342,7 +345,12 @@ impl Lake {
         }
         let names = self.stores.iter().flat_map(|s| [s.name.as_str(), s.id.as_str()]);
         let stores = self.stores.iter().map(|s| s.name.clone()).collect();
-        Error::UnknownStore { name: name.to_owned(), suggestion: error::closest(name, names), stores }
+        Error::UnknownStore {
+            name: name.to_owned(),
+            lake: self.location.clone(),
+            suggestion: error::closest(name, names),
+            stores,
+        }
     }
 
     /// A planning error in the user's terms: unknown stores and columns with the closest match.

@@ -69,7 +69,8 @@ async fn prepare_demo(location: &str) -> Result<()> {
     let _ = std::fs::remove_dir_all(&sources);
     let report = report.context("cannot build the demo store")?;
     note!(
-        "demo store: {} events stored from {} bundled files ({} already there, {} malformed records skipped)",
+        "demo store: {} events stored from {} bundled files ({} already there, {} malformed records \
+         skipped: the bundled files include damaged ones on purpose, to show how bad input is reported)",
         report.events_stored,
         report.files_read,
         report.files_already_ingested,
