@@ -85,6 +85,14 @@ fn refuses_everything_but_select() {
     assert!(err.contains("nosuchstore"), "{err}");
     let (_, err) = lake.expect(1, &["query", "SELECT * FROM $EDS_ID"]);
     assert!(err.contains("$EDS_ID"), "{err}");
+
+    // What there is to query is answered, as datafusion-cli and duckdb answer it.
+    let tables = lake.ok(&["query", "-q", "--format", "csv", "SHOW TABLES"]);
+    assert!(tables.contains(",stratus,BASE TABLE") && tables.contains(",trawl_audit_runs,VIEW"), "{tables}");
+    let describe = lake.ok(&["query", "-q", "--format", "csv", "DESCRIBE stratus"]);
+    assert!(describe.starts_with("column_name,data_type,is_nullable\neventversion,Utf8,YES\n"), "{describe}");
+    let columns = lake.ok(&["query", "-q", "--format", "csv", "SHOW COLUMNS FROM stratus"]);
+    assert_eq!(columns.lines().count(), describe.lines().count(), "{columns}");
 }
 
 #[test]

@@ -59,6 +59,12 @@ fn statements_from_stdin_and_errors() {
     assert!(out.contains(&format!("n\n{n}\n")), "{out}");
     assert!(out.contains("demo\t"), "{out}");
 
+    // \dt is \d, as in psql; an unknown meta-command names the closest.
+    let (code, out, err) = run("\\dt\n\\timng\n");
+    assert_eq!(code, Some(1));
+    assert!(out.contains("demo\t"), "{out}");
+    assert!(err.contains("unknown command \\timng; did you mean \\timing?"), "{err}");
+
     let (code, _, err) = run("SELECT 1 FROM dmeo;\nSELECT x FROM demo;\n");
     assert_eq!(code, Some(1));
     assert!(err.contains("unknown event data store 'dmeo' in the lake at "), "{err}");

@@ -48,7 +48,7 @@ struct MetaCommand {
 const META_COMMANDS: &[MetaCommand] = &[
     MetaCommand {
         name: "d",
-        aliases: &[],
+        aliases: &["dt"],
         args: "[STORE]",
         help: "list the event data stores; with STORE, its columns, nested fields included",
         run: |s, a| s.describe(a),
@@ -293,7 +293,14 @@ impl<'r> Session<'r> {
         let name = words.next().unwrap_or("");
         let args: Vec<&str> = words.collect();
         let found = META_COMMANDS.iter().find(|m| m.name == name || m.aliases.contains(&name));
-        let Some(meta) = found else { bail!("unknown command \\{name}; \\? lists the commands") };
+        let Some(meta) = found else {
+            let names =
+                META_COMMANDS.iter().flat_map(|m| std::iter::once(m.name).chain(m.aliases.iter().copied()));
+            match trawl_query::closest(name, names) {
+                Some(c) => bail!("unknown command \\{name}; did you mean \\{c}? \\? lists the commands"),
+                None => bail!("unknown command \\{name}; \\? lists the commands"),
+            }
+        };
         (meta.run)(self, &args)
     }
 

@@ -15,7 +15,9 @@ pub enum Error {
     #[error("${name} stands for a store after FROM or JOIN, and '{value}' is not a store name or id")]
     InvalidParameter { name: String, value: String },
     /// Only `SELECT` (and `EXPLAIN` of one) may run.
-    #[error("only SELECT queries are allowed on event data stores; this is {0}")]
+    #[error(
+        "only SELECT queries are allowed on event data stores; this is {0} (DESCRIBE STORE, SHOW TABLES and the shell's \\d describe them)"
+    )]
     NotReadOnly(String),
     /// More or fewer than one statement.
     #[error("give exactly one SQL statement (found {0})")]
