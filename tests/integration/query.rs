@@ -403,12 +403,13 @@ fn results_stream_into_every_format() {
     let n = lake.export("stratus").len();
     assert!(n > 10);
     let (table, stderr) = lake.expect(0, &["query", "SELECT eventid FROM stratus", "--max-rows", "5"]);
-    // Borders, header, separator, five rows, bottom border.
-    assert_eq!(table.lines().count(), 9, "{table}");
+    // Borders, header, separator, five rows, bottom border, and the count of every row.
+    assert_eq!(table.lines().count(), 10, "{table}");
+    assert!(table.ends_with(&format!("({n} rows)\n")), "{table}");
     assert!(stderr.contains(&format!("({} more rows not shown", n - 5)), "{stderr}");
     assert!(stderr.contains(&format!("{n} events matched")), "{stderr}");
     let all = lake.ok(&["query", "-q", "SELECT eventid FROM stratus"]);
-    assert_eq!(all.lines().count(), n + 4);
+    assert_eq!(all.lines().count(), n + 5);
 
     let at = |name: &str| lake.dir.path().join(name).display().to_string();
     lake.ok(&["query", "-q", "SELECT * FROM stratus", "-o", &at("all.ndjson")]);
@@ -424,7 +425,16 @@ fn results_stream_into_every_format() {
         "-o",
         &at("none.csv"),
     ]);
-    assert_eq!(std::fs::read_to_string(at("none.csv")).unwrap(), "");
+    // An empty result keeps its header, in every text format; a table counts its rows.
+    assert_eq!(std::fs::read_to_string(at("none.csv")).unwrap(), "eventid\n");
+    let empty = lake.ok(&["query", "-q", "SELECT eventid FROM stratus WHERE false"]);
+    assert!(empty.contains("| eventid |") && empty.ends_with("(0 rows)\n"), "{empty}");
+    let markdown =
+        lake.ok(&["query", "-q", "--format", "markdown", "SELECT eventid FROM stratus WHERE false"]);
+    assert_eq!(markdown, "| eventid |\n|---|\n");
+    // NULL is not the empty string.
+    let nulls = lake.ok(&["query", "-q", "SELECT CAST(NULL AS VARCHAR) AS n, '' AS e"]);
+    assert!(nulls.contains("| NULL |   |") && nulls.ends_with("(1 row)\n"), "{nulls}");
     let rows = |name: &str| crate::support::run_python("verify.py", &["shape", &at(name)]).trim().to_owned();
     let columns = lake.ok(&[
         "query",

@@ -60,7 +60,12 @@ enum Inner<W: Write + Send> {
         rows: usize,
         max: Option<usize>,
     },
-    Csv(arrow::csv::Writer<W>),
+    Csv {
+        writer: arrow::csv::Writer<W>,
+        schema: SchemaRef,
+        /// A batch was written (with the header); else the header is written at the end.
+        wrote: bool,
+    },
     Json(arrow::json::ArrayWriter<W>),
     Ndjson(arrow::json::LineDelimitedWriter<W>),
     Markdown {
@@ -77,7 +82,11 @@ impl<W: Write + Send> Sink<W> {
     pub(crate) fn new(format: Format, schema: SchemaRef, out: W, max_rows: Option<usize>) -> Result<Self> {
         let inner = match format {
             Format::Table => Inner::Table { out, schema, kept: Vec::new(), rows: 0, max: max_rows },
-            Format::Csv => Inner::Csv(arrow::csv::WriterBuilder::new().with_header(true).build(out)),
+            Format::Csv => Inner::Csv {
+                writer: arrow::csv::WriterBuilder::new().with_header(true).build(out),
+                schema,
+                wrote: false,
+            },
             Format::Json => Inner::Json(arrow::json::ArrayWriter::new(out)),
             Format::Ndjson => Inner::Ndjson(arrow::json::LineDelimitedWriter::new(out)),
             Format::Markdown => Inner::Markdown { out, header: false, schema },
@@ -102,7 +111,10 @@ impl<W: Write + Send> Sink<W> {
                 }
                 *rows += batch.num_rows();
             }
-            Inner::Csv(w) => w.write(&trawl_query::nested_as_json(batch)?)?,
+            Inner::Csv { writer, wrote, .. } => {
+                writer.write(&trawl_query::nested_as_json(batch)?)?;
+                *wrote = true;
+            }
             Inner::Json(w) => w.write(batch)?,
             Inner::Ndjson(w) => w.write(batch)?,
             Inner::Markdown { out, header, schema } => {
@@ -132,15 +144,26 @@ impl<W: Write + Send> Sink<W> {
             Inner::Table { mut out, schema, kept, rows, .. } => {
                 let shown: usize = kept.iter().map(RecordBatch::num_rows).sum();
                 cut = rows - shown;
+                // NULL is not ''; the footer counts every row, shown or not, as psql's does.
+                let options = FormatOptions::default().with_null("NULL");
                 let table = if kept.is_empty() {
                     arrow::util::pretty::pretty_format_batches_with_schema(schema, &[])?.to_string()
                 } else {
-                    arrow::util::pretty::pretty_format_batches(&kept)?.to_string()
+                    arrow::util::pretty::pretty_format_batches_with_options(&kept, &options)?.to_string()
                 };
                 writeln!(out, "{table}")?;
+                writeln!(out, "({rows} {})", if rows == 1 { "row" } else { "rows" })?;
                 out
             }
-            Inner::Csv(w) => w.into_inner(),
+            Inner::Csv { writer, schema, wrote } => {
+                let mut out = writer.into_inner();
+                // An empty result still has its header, as in every format.
+                if !wrote {
+                    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    writeln!(out, "{}", csv_line(&names))?;
+                }
+                out
+            }
             Inner::Json(mut w) => {
                 w.finish()?;
                 let mut out = w.into_inner();
@@ -226,6 +249,21 @@ pub(crate) fn to_stdout(write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Res
     let closed = out.closed();
     let result = write(&mut out).and_then(|()| out.flush().map_err(Into::into));
     ended(result, &closed)
+}
+
+/// A CSV line of `cells`, quoted where they need it.
+fn csv_line(cells: &[&str]) -> String {
+    let quoted: Vec<String> = cells
+        .iter()
+        .map(|c| {
+            if c.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", c.replace('"', "\"\""))
+            } else {
+                (*c).to_owned()
+            }
+        })
+        .collect();
+    quoted.join(",")
 }
 
 fn markdown_header(schema: &SchemaRef, out: &mut impl Write) -> Result<()> {

@@ -63,8 +63,8 @@ const META_COMMANDS: &[MetaCommand] = &[
     MetaCommand {
         name: "timing",
         aliases: &[],
-        args: "",
-        help: "statistics after each query on or off",
+        args: "[on|off]",
+        help: "statistics after each query: on (the default), off, or toggled",
         run: |s, a| s.toggle_timing(a),
     },
     MetaCommand {
@@ -351,12 +351,18 @@ impl<'r> Session<'r> {
             bail!("parquet output needs `trawl query --format parquet -o FILE`");
         }
         self.format = format;
+        note!("format is {}", f.to_ascii_lowercase());
         Ok(true)
     }
 
+    /// `\timing` toggles; `\timing on|off` sets.
     fn toggle_timing(&mut self, args: &[&str]) -> Result<bool> {
-        let [] = args else { return usage("timing") };
-        self.timing = !self.timing;
+        self.timing = match args {
+            [] => !self.timing,
+            ["on"] => true,
+            ["off"] => false,
+            _ => return usage("timing"),
+        };
         note!("timing is {}", if self.timing { "on" } else { "off" });
         Ok(true)
     }
