@@ -103,6 +103,20 @@ def main(trawl, lake, history, deleted):
     t.type("SELECT count(*) AS n FROM $STORE WHERE eventName = 'DeleteTrail';\r")
     t.expect(f"| {deleted} ")
     t.expect("trawl> ")
+    # A row wider than the terminal is shown a line per column (\x auto, the default); \x off
+    # keeps the table; NULL is shown as NULL.
+    t.type("SELECT eventid, eventname, useridentity, requestparameters, errorcode FROM demo "
+           "WHERE eventName = 'DeleteTrail' LIMIT 1;\r")
+    t.expect("-[ RECORD 1 ]")
+    t.expect("eventname         | DeleteTrail")
+    t.expect("(1 row)")
+    t.expect("trawl> ")
+    t.type("\\x off\r")
+    t.expect("expanded display is off")
+    t.type("SELECT eventname, errorcode FROM demo WHERE eventName = 'DeleteTrail' LIMIT 1;\r")
+    t.expect("| DeleteTrail | NULL      |")
+    t.expect("trawl> ")
+
     # \examples N shows the example's SQL and puts it in history: the up arrow recalls it.
     t.type("\\examples 1\r")
     t.expect("FROM $EDS_ID")
@@ -119,7 +133,7 @@ def main(trawl, lake, history, deleted):
     saved = open(history).read()
     assert "WHERE eventName = 'DeleteTrail';" in saved, saved
     assert "eventName = 'DeleteBucket'" in saved, saved
-    print("shell: \\d, multi-line, completion, Ctrl-C, suggestions, \\set, \\examples, history: ok")
+    print("shell: \\d, multi-line, completion, Ctrl-C, suggestions, \\set, \\x, \\examples, history: ok")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,15 @@ use arrow::datatypes::SchemaRef;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use clap::ValueEnum;
 
+/// When a table is shown a row at a time, a line per column (psql's `\x`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expanded {
+    Off,
+    On,
+    /// When the table is wider than this many columns (the terminal's).
+    Auto(usize),
+}
+
 /// How results are written.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub(crate) enum Format {
@@ -59,6 +68,7 @@ enum Inner<W: Write + Send> {
         kept: Vec<RecordBatch>,
         rows: usize,
         max: Option<usize>,
+        expanded: Expanded,
     },
     Csv {
         writer: arrow::csv::Writer<W>,
@@ -81,7 +91,14 @@ impl<W: Write + Send> Sink<W> {
     /// counted, not kept.
     pub(crate) fn new(format: Format, schema: SchemaRef, out: W, max_rows: Option<usize>) -> Result<Self> {
         let inner = match format {
-            Format::Table => Inner::Table { out, schema, kept: Vec::new(), rows: 0, max: max_rows },
+            Format::Table => Inner::Table {
+                out,
+                schema,
+                kept: Vec::new(),
+                rows: 0,
+                max: max_rows,
+                expanded: Expanded::Off,
+            },
             Format::Csv => Inner::Csv {
                 writer: arrow::csv::WriterBuilder::new().with_header(true).build(out),
                 schema,
@@ -102,6 +119,14 @@ impl<W: Write + Send> Sink<W> {
     }
 
     /// Writes (or, for a table, keeps) one batch.
+    /// How a table is laid out (other formats have one layout).
+    pub(crate) fn with_expanded(mut self, mode: Expanded) -> Self {
+        if let Inner::Table { expanded, .. } = &mut self.inner {
+            *expanded = mode;
+        }
+        self
+    }
+
     pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         match &mut self.inner {
             Inner::Table { kept, rows, max, .. } => {
@@ -141,7 +166,7 @@ impl<W: Write + Send> Sink<W> {
     pub(crate) fn finish(self) -> Result<usize> {
         let mut cut = 0;
         let mut out = match self.inner {
-            Inner::Table { mut out, schema, kept, rows, .. } => {
+            Inner::Table { mut out, schema, kept, rows, expanded, .. } => {
                 let shown: usize = kept.iter().map(RecordBatch::num_rows).sum();
                 cut = rows - shown;
                 // NULL is not ''; the footer counts every row, shown or not, as psql's does.
@@ -151,7 +176,17 @@ impl<W: Write + Send> Sink<W> {
                 } else {
                     arrow::util::pretty::pretty_format_batches_with_options(&kept, &options)?.to_string()
                 };
-                writeln!(out, "{table}")?;
+                let wide = |t: &str| t.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+                let expand = match expanded {
+                    Expanded::Off => false,
+                    Expanded::On => true,
+                    Expanded::Auto(width) => wide(&table) > width,
+                };
+                if expand && !kept.is_empty() {
+                    write!(out, "{}", expanded_rows(&kept, &options)?)?;
+                } else {
+                    writeln!(out, "{table}")?;
+                }
                 writeln!(out, "({rows} {})", if rows == 1 { "row" } else { "rows" })?;
                 out
             }
@@ -249,6 +284,31 @@ pub(crate) fn to_stdout(write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Res
     let closed = out.closed();
     let result = write(&mut out).and_then(|()| out.flush().map_err(Into::into));
     ended(result, &closed)
+}
+
+/// Rows a record at a time, a line per column (`name | value`), nested values as compact JSON.
+fn expanded_rows(batches: &[RecordBatch], options: &FormatOptions<'_>) -> Result<String> {
+    let mut text = String::new();
+    let mut record = 0;
+    for batch in batches {
+        let batch = trawl_query::nested_as_json(batch)?;
+        let schema = batch.schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let pad = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+        let formatters: Vec<ArrayFormatter<'_>> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), options))
+            .collect::<Result<_, _>>()?;
+        for row in 0..batch.num_rows() {
+            record += 1;
+            text.push_str(&format!("-[ RECORD {record} ]{}\n", "-".repeat(pad.saturating_sub(10) + 3)));
+            for (name, f) in names.iter().zip(&formatters) {
+                text.push_str(&format!("{name:<pad$} | {}\n", f.value(row)));
+            }
+        }
+    }
+    Ok(text)
 }
 
 /// A CSV line of `cells`, quoted where they need it.

@@ -61,6 +61,13 @@ const META_COMMANDS: &[MetaCommand] = &[
         run: |s, a| s.set_format(a),
     },
     MetaCommand {
+        name: "x",
+        aliases: &[],
+        args: "[on|off|auto]",
+        help: "expanded display, a line per column: auto (the default) when a table is wider than the terminal",
+        run: |s, a| s.set_expanded(a),
+    },
+    MetaCommand {
         name: "timing",
         aliases: &[],
         args: "[on|off]",
@@ -168,6 +175,8 @@ pub(crate) struct Session<'r> {
     pub(crate) errors: usize,
     /// Statements a meta-command ran, for the editor's history.
     recall: Vec<String>,
+    /// `\x`: `Auto`'s width is the terminal's, read when a table is shown.
+    expanded: output::Expanded,
 }
 
 /// How deep `\i` files may include one another.
@@ -193,6 +202,7 @@ impl<'r> Session<'r> {
             including: Vec::new(),
             errors: 0,
             recall: Vec::new(),
+            expanded: output::Expanded::Auto(0),
         };
         // With one store (or a store named demo), $EDS_ID names it, as in the bundled examples.
         let stores = session.lake.stores();
@@ -355,6 +365,26 @@ impl<'r> Session<'r> {
         Ok(true)
     }
 
+    /// `\x` toggles on and off; `\x on|off|auto` sets.
+    fn set_expanded(&mut self, args: &[&str]) -> Result<bool> {
+        use output::Expanded;
+        self.expanded = match (args, self.expanded) {
+            ([], Expanded::On) => Expanded::Off,
+            ([], _) => Expanded::On,
+            (["on"], _) => Expanded::On,
+            (["off"], _) => Expanded::Off,
+            (["auto"], _) => Expanded::Auto(0),
+            _ => return usage("x"),
+        };
+        let state = match self.expanded {
+            Expanded::Off => "off",
+            Expanded::On => "on",
+            Expanded::Auto(_) => "auto",
+        };
+        note!("expanded display is {state}");
+        Ok(true)
+    }
+
     /// `\timing` toggles; `\timing on|off` sets.
     fn toggle_timing(&mut self, args: &[&str]) -> Result<bool> {
         self.timing = match args {
@@ -495,7 +525,13 @@ impl<'r> Session<'r> {
             Some((_, file)) => Box::new(file),
             None => Box::new(stdout),
         };
-        let mut sink = Sink::new(self.format, running.schema(), out, max_rows)?;
+        // Auto expands a table wider than the terminal; a file gets the table as it is.
+        let expanded = match self.expanded {
+            output::Expanded::Auto(_) if to_file.is_some() || !self.interactive => output::Expanded::Off,
+            output::Expanded::Auto(_) => output::Expanded::Auto(terminal_width()),
+            mode => mode,
+        };
+        let mut sink = Sink::new(self.format, running.schema(), out, max_rows)?.with_expanded(expanded);
         let finished = self.watcher.block_on(async {
             let spinner = Spinner::new();
             let ctrl_c = tokio::signal::ctrl_c();
@@ -735,4 +771,12 @@ pub(crate) fn run_stdin(session: &mut Session<'_>) -> Result<()> {
 /// Whether stdin and stdout are both a terminal.
 pub(crate) fn on_terminal() -> bool {
     std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+}
+
+/// The terminal's width in columns (80 when it cannot be told).
+fn terminal_width() -> usize {
+    match console::Term::stdout().size_checked() {
+        Some((_, columns)) if columns > 0 => usize::from(columns),
+        _ => 80,
+    }
 }
