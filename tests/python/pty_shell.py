@@ -103,6 +103,15 @@ def main(trawl, lake, history, deleted):
     t.type("SELECT count(*) AS n FROM $STORE WHERE eventName = 'DeleteTrail';\r")
     t.expect(f"| {deleted} ")
     t.expect("trawl> ")
+    # Tab on an ambiguous prefix completes what the choices share and lists them, as bash does.
+    t.type("SELECT eventt\t")
+    time.sleep(0.3)
+    t.type("\t")
+    t.expect("eventtime")
+    t.expect("eventtype")
+    t.type("\x03")
+    t.expect("trawl> ")
+
     # A row wider than the terminal is shown a line per column (\x auto, the default); \x off
     # keeps the table; NULL is shown as NULL.
     t.type("SELECT eventid, eventname, useridentity, requestparameters, errorcode FROM demo "
