@@ -59,6 +59,18 @@ fn statements_from_stdin_and_errors() {
     assert!(out.contains(&format!("n\n{n}\n")), "{out}");
     assert!(out.contains("demo\t"), "{out}");
 
+    // \d STORE lists the keys its map columns hold, counted over a sample, and the fields of
+    // each element of `resources`; both as SQL over the store says.
+    let (code, out, err) = run("\\d demo\n");
+    assert_eq!(code, Some(0), "{err}");
+    let keys = answer(
+        &lake,
+        "SELECT k || ' (' || n || ')' FROM (SELECT k, count(*) AS n FROM (SELECT unnest(map_keys(requestparameters)) AS k \
+         FROM demo) t GROUP BY k ORDER BY n DESC, k LIMIT 1) u",
+    );
+    assert!(out.contains(&format!("keys seen (of 10000 events at most): {keys}, ")), "{keys}\n{out}");
+    assert!(out.contains("  [].type ") && out.contains("  [].arn "), "{out}");
+
     // \dt is \d, as in psql; an unknown meta-command names the closest.
     let (code, out, err) = run("\\dt\n\\timng\n");
     assert_eq!(code, Some(1));

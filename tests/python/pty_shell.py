@@ -109,7 +109,10 @@ def main(trawl, lake, history, deleted):
     t.type("\t")
     t.expect("eventtime")
     t.expect("eventtype")
-    t.type("\x03")
+    time.sleep(0.3)
+    t.type("ime FROM demo LIMIT 0;\r")
+    t.expect("| eventtime |")
+    t.expect("(0 rows)")
     t.expect("trawl> ")
 
     # A row wider than the terminal is shown a line per column (\x auto, the default); \x off

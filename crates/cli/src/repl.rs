@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use arrow::datatypes::DataType;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
 use clap::ValueEnum;
 use futures::StreamExt;
 use rustyline::completion::{Completer, Pair};
@@ -325,6 +326,33 @@ impl<'r> Session<'r> {
         Ok(true)
     }
 
+    /// The keys most seen in a map column, over a sample of the store's events: a line for
+    /// `\d STORE`, or nothing when none are seen (or the sample cannot be read).
+    fn map_keys(&self, store: &str, column: &str) -> String {
+        let sql = format!(
+            "SELECT k, count(*) AS n FROM (SELECT unnest(map_keys({column})) AS k FROM \
+             (SELECT {column} FROM \"{store}\" LIMIT {KEY_SAMPLE}) s) t GROUP BY k ORDER BY n DESC, k LIMIT 12"
+        );
+        let Ok((batches, _)) = self.runtime.block_on(self.lake.collect(&sql)) else { return String::new() };
+        let mut keys = Vec::new();
+        for batch in &batches {
+            let options = FormatOptions::default();
+            let (Ok(k), Ok(n)) = (
+                ArrayFormatter::try_new(batch.column(0).as_ref(), &options),
+                ArrayFormatter::try_new(batch.column(1).as_ref(), &options),
+            ) else {
+                continue;
+            };
+            for row in 0..batch.num_rows() {
+                keys.push(format!("{} ({})", k.value(row), n.value(row)));
+            }
+        }
+        if keys.is_empty() {
+            return String::new();
+        }
+        format!("  keys seen (of {KEY_SAMPLE} events at most): {}\n", keys.join(", "))
+    }
+
     fn describe(&mut self, args: &[&str]) -> Result<bool> {
         let mut out = String::new();
         match args {
@@ -345,6 +373,9 @@ impl<'r> Session<'r> {
                     .schema();
                 for field in schema.fields() {
                     describe_field(&mut out, field.name(), field.data_type(), 0);
+                    if matches!(field.data_type(), DataType::Map(..)) {
+                        out.push_str(&self.map_keys(store, field.name()));
+                    }
                 }
             }
             _ => return usage("d"),
@@ -610,12 +641,28 @@ fn describe_field(out: &mut String, name: &str, t: &DataType, depth: usize) {
         indent = depth * 2,
         width = 40 - depth * 2
     ));
-    if let DataType::Struct(fields) = t {
-        for f in fields {
-            describe_field(out, f.name(), f.data_type(), depth + 1);
+    match t {
+        DataType::Struct(fields) => {
+            for f in fields {
+                describe_field(out, f.name(), f.data_type(), depth + 1);
+            }
         }
+        // The fields of each element (`resources`: type, arn, ...), as UNNEST gives them.
+        DataType::List(item) | DataType::LargeList(item)
+            if matches!(item.data_type(), DataType::Struct(_)) =>
+        {
+            if let DataType::Struct(fields) = item.data_type() {
+                for f in fields {
+                    describe_field(out, &format!("[].{}", f.name()), f.data_type(), depth + 1);
+                }
+            }
+        }
+        _ => {}
     }
 }
+
+/// Map keys listed per map column by `\d STORE`, from a sample of this many events.
+const KEY_SAMPLE: usize = 10_000;
 
 /// A type as Lake's schema reference writes it; a struct is a `row` whose fields follow.
 fn lake_type(t: &DataType) -> String {
