@@ -542,3 +542,52 @@ fn the_query_log_records_every_statement_when_the_lake_asks() {
         "the reading query above is the one more"
     );
 }
+
+/// `trawl lookup` answers as Event history does, checked against the same lookups computed over
+/// the fixture JSON by `tests/python/lookup.py`.
+#[test]
+fn lookups_equal_an_independent_evaluation() {
+    let lake = Lake::new("2026-12-01T00:00:00Z");
+    lake.ok(&["store", "create", "all", "--retention-days", "3653"]);
+    // The raw sets: Panther's curated tests reuse event ids, which a store keeps once.
+    let dirs = [
+        "otrf-security-datasets",
+        "plaso-testdata",
+        "stratus-red-team-detonation-logs",
+        "trailscraper-fixtures",
+    ];
+    let dirs: Vec<String> = dirs.iter().map(|d| crate::harness::fixture(d)).collect();
+    let mut ingest = vec!["ingest", "--store", "all"];
+    ingest.extend(dirs.iter().map(String::as_str));
+    lake.ok(&ingest);
+    for attrs in [
+        &["EventName=StopLogging"][..],
+        &["ResourceType=AWS::IAM::Role"],
+        &["Username=christophe"],
+        &["EventSource=iam.amazonaws.com", "ReadOnly=false"],
+        &["AccessKeyId=AKIAW9X2Q2U25SK79UCX"],
+    ] {
+        let mut args = vec!["lookup", "--format", "json", "--max-results", "100000"];
+        for a in attrs {
+            args.extend(["--attr", a]);
+        }
+        let out: serde_json::Value = serde_json::from_str(&lake.ok(&args)).unwrap();
+        let ids: Vec<&str> =
+            out["Events"].as_array().unwrap().iter().map(|e| e["EventId"].as_str().unwrap()).collect();
+        let mut python: Vec<&str> = dirs.iter().map(String::as_str).collect();
+        python.extend(attrs.iter().copied());
+        let expected = crate::support::run_python("lookup.py", &python);
+        let expected: Vec<&str> = expected.lines().collect();
+        assert!(!expected.is_empty(), "{attrs:?}");
+        assert_eq!(ids, expected, "{attrs:?}");
+        // Each event carries itself, as CloudTrail's lookup-events output does.
+        let first: serde_json::Value =
+            serde_json::from_str(out["Events"][0]["CloudTrailEvent"].as_str().unwrap()).unwrap();
+        assert_eq!(first["eventID"].as_str(), Some(ids[0]));
+    }
+    // The table leaves the event's JSON out; a key LookupEvents does not have is refused.
+    let table = lake.ok(&["lookup", "--attr", "EventName=StopLogging"]);
+    assert!(table.contains("| EventTime ") && !table.contains("CloudTrailEvent"), "{table}");
+    let (_, err) = lake.expect(1, &["lookup", "--attr", "Region=us-east-1"]);
+    assert!(err.contains("'Region' is not one of EventId, EventName"), "{err}");
+}

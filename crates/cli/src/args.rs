@@ -48,6 +48,9 @@ pub(crate) enum Command {
     Retention(RetentionCommand),
     /// Run one SQL query (CloudTrail Lake's dialect) over the stores
     Query(QueryArgs),
+    /// Look events up by attribute, as CloudTrail's Event history (`aws cloudtrail
+    /// lookup-events`) does: newest first
+    Lookup(LookupArgs),
     /// Scheduled audits: run the packs' audits that are due, list them, show their SQL and runs
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -78,6 +81,35 @@ fn on_off(s: &str) -> Result<bool, String> {
         "off" | "false" => Ok(false),
         _ => Err(format!("'{s}' is not on or off")),
     }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LookupArgs {
+    /// KEY=VALUE, with LookupEvents' keys: EventId, EventName, ReadOnly, Username,
+    /// ResourceType, ResourceName, EventSource, AccessKeyId (repeatable: all must hold)
+    #[arg(long = "attr", value_name = "KEY=VALUE")]
+    pub(crate) attrs: Vec<String>,
+    /// Events at or after this time (RFC 3339 or YYYY-MM-DD)
+    #[arg(long, value_name = "TIME")]
+    pub(crate) start: Option<String>,
+    /// Events before this time
+    #[arg(long, value_name = "TIME")]
+    pub(crate) end: Option<String>,
+    /// The store [default: the lake's only store]
+    #[arg(long)]
+    pub(crate) store: Option<String>,
+    /// Events at most, newest first
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub(crate) max_results: u64,
+    /// table, or json as `aws cloudtrail lookup-events` prints it
+    #[arg(long, value_enum, default_value = "table")]
+    pub(crate) format: LookupFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum LookupFormat {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -53,6 +53,7 @@ fn main() -> ExitCode {
         Some(Command::Demo) => cmd::shell::shell(&runtime, &cli.lake, true),
         // A query opens the lake for SQL itself (and needs none for raw trail tables).
         Some(Command::Query(args)) => runtime.block_on(cmd::query::run(&cli.lake, args)),
+        Some(Command::Lookup(args)) => runtime.block_on(cmd::lookup::run(&cli.lake, args)),
         Some(command) => runtime.block_on(cmd::run(&cli.lake, command)),
     };
     // A query abandoned by Ctrl-C may still be winding down: do not wait for it.

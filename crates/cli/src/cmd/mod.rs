@@ -3,6 +3,7 @@
 mod audit;
 mod export;
 mod ingest;
+pub(crate) mod lookup;
 pub(crate) mod query;
 mod retention;
 pub(crate) mod shell;
@@ -96,9 +97,12 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
         Command::Store(_) | Command::Ingest(_) => true,
         Command::Retention(RetentionCommand::Apply { dry_run, .. }) => !dry_run,
         Command::Lake(LakeCommand::Set { .. }) => true,
-        Command::Export(_) | Command::Query(_) | Command::Demo | Command::Audit(_) | Command::Lake(_) => {
-            false
-        }
+        Command::Export(_)
+        | Command::Query(_)
+        | Command::Lookup(_)
+        | Command::Demo
+        | Command::Audit(_)
+        | Command::Lake(_) => false,
     };
     let lake = if writes { Lake::create(location) } else { Lake::open(location) }
         .with_context(|| format!("cannot open the lake at {location}"))?;
@@ -116,7 +120,7 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
         Command::Retention(RetentionCommand::Apply { store, dry_run }) => {
             retention::run(&lake, store, dry_run, deletion_clock(clock.as_ref())).await
         }
-        Command::Query(_) | Command::Demo | Command::Audit(_) => {
+        Command::Query(_) | Command::Lookup(_) | Command::Demo | Command::Audit(_) => {
             bail!("queries and the demo open the lake themselves")
         }
     }
