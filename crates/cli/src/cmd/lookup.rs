@@ -44,7 +44,7 @@ pub(crate) async fn run(location: &str, args: LookupArgs) -> Result<ExitCode> {
         }
     };
     // The table leaves the event's JSON out: it would be every row's width.
-    let sql = statement(&store, &args, args.format == LookupFormat::Json)?;
+    let sql = statement(&lake, &store, &args, args.format == LookupFormat::Json).await?;
     let running = lake.start(&sql).await?;
     let mut batches = running.stream()?;
     match args.format {
@@ -73,8 +73,11 @@ pub(crate) async fn run(location: &str, args: LookupArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The statement of a lookup: the attributes' predicates, the time range, newest first.
-fn statement(store: &str, args: &LookupArgs, with_event: bool) -> Result<String> {
+/// The statement of a lookup: the attributes' predicates, the time range, newest first. The
+/// newest events are found first by their ids and times alone, then read whole by id within
+/// their time span: bloom filters and partitions find them without reading every matching
+/// event's JSON.
+async fn statement(lake: &Lake, store: &str, args: &LookupArgs, with_event: bool) -> Result<String> {
     let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
     let mut conditions = Vec::new();
     for attr in &args.attrs {
@@ -101,11 +104,43 @@ fn statement(store: &str, args: &LookupArgs, with_event: bool) -> Result<String>
             conditions.push(format!("eventtime {op} TIMESTAMP '{}'", t.format("%Y-%m-%d %H:%M:%S%.6f")));
         }
     }
-    let filter =
-        if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+    let filter = |more: &[String]| {
+        let all: Vec<&String> = conditions.iter().chain(more).collect();
+        if all.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", all.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" AND "))
+        }
+    };
+    let newest = format!(
+        "SELECT eventid, CAST(eventtime AS VARCHAR) AS t FROM \"{store}\" {} \
+         ORDER BY eventtime DESC, eventid LIMIT {}",
+        filter(&[]),
+        args.max_results
+    );
+    let (batches, _) = lake.collect(&newest).await?;
+    let mut ids = Vec::new();
+    let mut times = Vec::new();
+    for batch in &batches {
+        let options = arrow::util::display::FormatOptions::default();
+        let id = arrow::util::display::ArrayFormatter::try_new(batch.column(0).as_ref(), &options)?;
+        let t = arrow::util::display::ArrayFormatter::try_new(batch.column(1).as_ref(), &options)?;
+        for row in 0..batch.num_rows() {
+            ids.push(quote(&id.value(row).to_string()));
+            times.push(t.value(row).to_string());
+        }
+    }
+    let found = match (times.iter().min(), times.iter().max()) {
+        (Some(first), Some(last)) => vec![
+            format!("eventid IN ({})", ids.join(", ")),
+            format!("eventtime >= TIMESTAMP {} AND eventtime <= TIMESTAMP {}", quote(first), quote(last)),
+        ],
+        _ => vec!["false".to_owned()],
+    };
     let event = if with_event { ", eventjson AS \"CloudTrailEvent\"" } else { "" };
     Ok(format!(
-        "SELECT {COLUMNS}{event} FROM \"{store}\" {filter} ORDER BY eventtime DESC, eventid LIMIT {}",
+        "SELECT {COLUMNS}{event} FROM \"{store}\" {} ORDER BY eventtime DESC, eventid LIMIT {}",
+        filter(&found),
         args.max_results
     ))
 }
