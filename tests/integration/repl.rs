@@ -71,6 +71,12 @@ fn statements_from_stdin_and_errors() {
     assert!(out.contains(&format!("keys seen (of 10000 events at most): {keys}, ")), "{keys}\n{out}");
     assert!(out.contains("  [].type ") && out.contains("  [].arn "), "{out}");
 
+    // \lookup is `trawl lookup` over $EDS_ID's store.
+    let (code, out, err) = run("\\lookup EventName=DeleteTrail\n");
+    assert_eq!(code, Some(0), "{err}");
+    let deleted = answer(&lake, "SELECT count(*) FROM demo WHERE eventname = 'DeleteTrail'");
+    assert!(out.contains("| DeleteTrail ") && out.contains(&format!("({deleted} row")), "{out}");
+
     // \dt is \d, as in psql; an unknown meta-command names the closest.
     let (code, out, err) = run("\\dt\n\\timng\n");
     assert_eq!(code, Some(1));

@@ -62,6 +62,13 @@ const META_COMMANDS: &[MetaCommand] = &[
         run: |s, a| s.set_format(a),
     },
     MetaCommand {
+        name: "lookup",
+        aliases: &[],
+        args: "KEY=VALUE...",
+        help: "Event history lookup (EventName=..., Username=..., ...), the newest 50, as `trawl lookup`",
+        run: |s, a| s.lookup(a),
+    },
+    MetaCommand {
         name: "x",
         aliases: &[],
         args: "[on|off|auto]",
@@ -393,6 +400,29 @@ impl<'r> Session<'r> {
         }
         self.format = format;
         note!("format is {}", f.to_ascii_lowercase());
+        Ok(true)
+    }
+
+    /// `\lookup KEY=VALUE...` over `$EDS_ID`'s store (or the only one).
+    fn lookup(&mut self, args: &[&str]) -> Result<bool> {
+        if args.is_empty() {
+            return usage("lookup");
+        }
+        let store = match (self.lake.params().get("EDS_ID"), self.lake.stores()) {
+            (Some(store), _) => store.clone(),
+            (None, [one]) => one.name.clone(),
+            _ => bail!("\\lookup reads the store $EDS_ID names: \\set EDS_ID STORE"),
+        };
+        let args = crate::args::LookupArgs {
+            attrs: args.iter().map(|a| (*a).to_owned()).collect(),
+            start: None,
+            end: None,
+            store: Some(store.clone()),
+            max_results: 50,
+            format: crate::args::LookupFormat::Table,
+        };
+        let sql = self.runtime.block_on(crate::cmd::lookup::statement(&self.lake, &store, &args, false))?;
+        self.run_sql(&sql)?;
         Ok(true)
     }
 

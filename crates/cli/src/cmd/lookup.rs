@@ -77,7 +77,12 @@ pub(crate) async fn run(location: &str, args: LookupArgs) -> Result<ExitCode> {
 /// newest events are found first by their ids and times alone, then read whole by id within
 /// their time span: bloom filters and partitions find them without reading every matching
 /// event's JSON.
-async fn statement(lake: &Lake, store: &str, args: &LookupArgs, with_event: bool) -> Result<String> {
+pub(crate) async fn statement(
+    lake: &Lake,
+    store: &str,
+    args: &LookupArgs,
+    with_event: bool,
+) -> Result<String> {
     let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
     let mut conditions = Vec::new();
     for attr in &args.attrs {
