@@ -129,6 +129,12 @@ def main(trawl, lake, history, deleted):
     t.expect("| DeleteTrail | NULL      |")
     t.expect("trawl> ")
 
+    # \lookup: Event history over $EDS_ID's store.
+    t.type("\\lookup EventName=DeleteTrail\r")
+    t.expect("| DeleteTrail ")
+    t.expect(f"({deleted} row")
+    t.expect("trawl> ")
+
     # \examples N shows the example's SQL and puts it in history: the up arrow recalls it.
     t.type("\\examples 1\r")
     t.expect("FROM $EDS_ID")
@@ -145,7 +151,7 @@ def main(trawl, lake, history, deleted):
     saved = open(history).read()
     assert "WHERE eventName = 'DeleteTrail';" in saved, saved
     assert "eventName = 'DeleteBucket'" in saved, saved
-    print("shell: \\d, multi-line, completion, Ctrl-C, suggestions, \\set, \\x, \\examples, history: ok")
+    print("shell: \\d, multi-line, completion, Ctrl-C, suggestions, \\set, \\x, \\lookup, \\examples, history: ok")
 
 
 if __name__ == "__main__":
