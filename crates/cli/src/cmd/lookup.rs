@@ -10,21 +10,26 @@ use trawl_query::Lake;
 use crate::args::{LookupArgs, LookupFormat};
 use crate::output::{self, Format, Sink};
 
-/// `LookupEvents`' attribute keys and the predicate each stands for (`{}`: the value, quoted).
+/// Event history's user name: the IAM user's, else the last part of the identity's ARN (an
+/// assumed role's session, `root`).
+const USERNAME: &str = "coalesce(useridentity.username, regexp_extract(useridentity.arn, '[^/:]+$'))";
+
+/// `LookupEvents`' attribute keys and the predicate each stands for (`{}`: the value, quoted;
+/// `{user}`: [`USERNAME`]).
 const ATTRIBUTES: &[(&str, &str)] = &[
     ("EventId", "eventid = {}"),
     ("EventName", "eventname = {}"),
     ("ReadOnly", "readonly = {}"),
-    ("Username", "coalesce(useridentity.username, regexp_extract(useridentity.arn, '[^/:]+$')) = {}"),
+    ("Username", "{user} = {}"),
     ("ResourceType", "array_has(json_leaves(eventjson, 'resources.type'), {})"),
     ("ResourceName", "array_has(json_leaves(eventjson, 'resources.ARN'), {})"),
     ("EventSource", "eventsource = {}"),
     ("AccessKeyId", "useridentity.accesskeyid = {}"),
 ];
 
-/// The columns of an event as Event history shows them.
+/// The columns of an event as Event history shows them (`{user}`: [`USERNAME`]).
 const COLUMNS: &str = "CAST(eventtime AS VARCHAR) AS \"EventTime\", eventname AS \"EventName\", \
-    coalesce(useridentity.username, regexp_extract(useridentity.arn, '[^/:]+$')) AS \"Username\", \
+    {user} AS \"Username\", \
     eventsource AS \"EventSource\", CAST(readonly AS VARCHAR) AS \"ReadOnly\", \
     useridentity.accesskeyid AS \"AccessKeyId\", eventid AS \"EventId\", \
     json_format(json_extract(eventjson, '$.resources')) AS \"Resources\"";
@@ -101,7 +106,7 @@ pub(crate) async fn statement(
         } else {
             quote(value)
         };
-        conditions.push(predicate.replace("{}", &value));
+        conditions.push(predicate.replace("{user}", USERNAME).replace("{}", &value));
     }
     for (bound, op) in [(&args.start, ">="), (&args.end, "<")] {
         if let Some(t) = bound {
@@ -143,8 +148,9 @@ pub(crate) async fn statement(
         _ => vec!["false".to_owned()],
     };
     let event = if with_event { ", eventjson AS \"CloudTrailEvent\"" } else { "" };
+    let columns = COLUMNS.replace("{user}", USERNAME);
     Ok(format!(
-        "SELECT {COLUMNS}{event} FROM \"{store}\" {} ORDER BY eventtime DESC, eventid LIMIT {}",
+        "SELECT {columns}{event} FROM \"{store}\" {} ORDER BY eventtime DESC, eventid LIMIT {}",
         filter(&found),
         args.max_results
     ))
