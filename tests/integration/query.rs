@@ -574,7 +574,8 @@ fn lookups_equal_an_independent_evaluation() {
         let out: serde_json::Value = serde_json::from_str(&lake.ok(&args)).unwrap();
         let ids: Vec<&str> =
             out["Events"].as_array().unwrap().iter().map(|e| e["EventId"].as_str().unwrap()).collect();
-        let mut python: Vec<&str> = dirs.iter().map(String::as_str).collect();
+        let mut python: Vec<&str> = vec![&lake.now];
+        python.extend(dirs.iter().map(String::as_str));
         python.extend(attrs.iter().copied());
         let expected = crate::support::run_python("lookup.py", &python);
         let expected: Vec<&str> = expected.lines().collect();
