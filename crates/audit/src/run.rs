@@ -581,15 +581,11 @@ async fn run_audit(
             run.bytes_scanned = stats.bytes_scanned;
             run.rows = batches.iter().map(|b| b.num_rows() as u64).sum();
             // The hash of the result as NDJSON, a batch at a time: never the whole text at once.
-            let mut hash = Sha256::new();
-            for batch in &batches {
-                let lines = ndjson_lines(batch)
-                    .map_err(|reason| Error::Results { audit: t.audit.id.clone(), reason })?;
-                hash.update(&lines);
-            }
-            run.result_sha256 = Some(hex(&hash.finalize()));
+            let (sha256, counts) = tally(t.audit, &batches)
+                .map_err(|reason| Error::Results { audit: t.audit.id.clone(), reason })?;
+            run.result_sha256 = Some(sha256);
             let cap = options.max_findings.unwrap_or(MAX_FINDINGS);
-            match findings(sql, t, &window, scheduled, &batches, cap).await {
+            match findings(sql, t, &window, scheduled, &batches, &counts, cap).await {
                 Ok((found, unrecorded)) => {
                     run.outcome = if found.is_empty() { Outcome::Clean } else { Outcome::Findings };
                     run.findings = found;
@@ -727,6 +723,39 @@ fn ndjson(batches: &[RecordBatch]) -> std::result::Result<Vec<Row>, String> {
 }
 
 /// The rows that fire, with their ids and whether `realert` suppresses them.
+/// The dedup key of a result row: its `dedup` columns' values as a JSON array (`None` without
+/// `dedup` columns).
+fn dedup_key(audit: &Audit, row: &Map<String, Value>) -> Option<String> {
+    if audit.dedup.is_empty() {
+        return None;
+    }
+    let values: Vec<Value> = audit.dedup.iter().map(|c| row.get(c).cloned().unwrap_or(Value::Null)).collect();
+    Some(Value::from(values).to_string())
+}
+
+/// One pass over a result, a batch at a time as JSON lines: the SHA-256 of the result as NDJSON,
+/// and its rows per dedup key (without `dedup` columns, all rows under `None`).
+fn tally(
+    audit: &Audit,
+    batches: &[RecordBatch],
+) -> std::result::Result<(String, HashMap<Option<String>, u64>), String> {
+    let mut hash = Sha256::new();
+    let mut counts: HashMap<Option<String>, u64> = HashMap::new();
+    for batch in batches {
+        let lines = ndjson_lines(batch)?;
+        hash.update(&lines);
+        if audit.dedup.is_empty() {
+            *counts.entry(None).or_default() += batch.num_rows() as u64;
+            continue;
+        }
+        for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let row: Map<String, Value> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+            *counts.entry(dedup_key(audit, &row)).or_default() += 1;
+        }
+    }
+    Ok((hex(&hash.finalize()), counts))
+}
+
 /// The result is read a batch at a time as JSON (twice when rows count per dedup key), so a
 /// large result is never held as JSON whole; past `cap` findings, rows that fire are counted.
 async fn findings(
@@ -735,6 +764,7 @@ async fn findings(
     window: &trawl_query::Window,
     scheduled: DateTime<Utc>,
     batches: &[RecordBatch],
+    counts: &HashMap<Option<String>, u64>,
     cap: usize,
 ) -> std::result::Result<(Vec<Finding>, u64), String> {
     let audit = t.audit;
@@ -752,23 +782,7 @@ async fn findings(
             }
         }
     }
-    let key = |row: &Map<String, Value>| -> Option<String> {
-        if audit.dedup.is_empty() {
-            return None;
-        }
-        let values: Vec<&Value> = audit.dedup.iter().map(|c| row.get(c).unwrap_or(&Value::Null)).collect();
-        Some(Value::from(values.into_iter().cloned().collect::<Vec<_>>()).to_string())
-    };
-    let mut counts: HashMap<Option<String>, u64> = HashMap::new();
-    if audit.dedup.is_empty() {
-        counts.insert(None, rows);
-    } else {
-        for batch in batches {
-            for (_, row) in ndjson(std::slice::from_ref(batch))? {
-                *counts.entry(key(&row)).or_default() += 1;
-            }
-        }
-    }
+    let key = |row: &Map<String, Value>| dedup_key(audit, row);
     // The keys the same query finds in the period before the window, for `new-value`.
     let seen = match audit.fires {
         Fires::NewValue { within } | Fires::Flatline { within, .. } => {
@@ -778,12 +792,12 @@ async fn findings(
     };
     let (mut found, unrecorded) = match (audit.fires, &seen) {
         (Fires::Flatline { below, .. }, Some(expected)) => {
-            let mut found = flatlines(t, window, expected, &counts, below);
+            let mut found = flatlines(t, window, expected, counts, below);
             let over = found.len().saturating_sub(cap);
             found.truncate(cap);
             (found, over as u64)
         }
-        _ => fired(t, window, batches, &seen, &counts, &key, cap)?,
+        _ => fired(t, window, batches, &seen, counts, &key, cap)?,
     };
     if let Some(realert) = audit.realert {
         let mut last = last_alerts(sql, t).await?;
