@@ -443,17 +443,7 @@ async fn deliver_outbox(
                 row
             })
             .collect();
-        let batch = record_batch(&rows)?;
-        let mut attempt = 0;
-        loop {
-            match log.append(std::slice::from_ref(&batch), &[]).await {
-                Err(trawl_store::Error::Conflict { .. }) if attempt < 3 => {
-                    attempt += 1;
-                    log.refresh().await?;
-                }
-                result => break result.map(|_| ())?,
-            }
-        }
+        log.append_rows(&record_batch(&rows)?).await?;
     }
     Ok((deliveries, waiting))
 }

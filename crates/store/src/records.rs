@@ -228,16 +228,7 @@ pub async fn append_queries(lake: &Lake, records: &[QueryRecord]) -> Result<()> 
     }
     let batch = query_log_batch(records)?;
     let mut log = RecordLog::open_records(lake, Records::Queries).await?;
-    let mut attempt = 0;
-    loop {
-        match log.append(std::slice::from_ref(&batch), &[]).await {
-            Err(Error::Conflict { .. }) if attempt < 5 => {
-                attempt += 1;
-                log.refresh().await?;
-            }
-            result => return result.map(|_| ()),
-        }
-    }
+    log.append_rows(&batch).await
 }
 
 /// The audit log of a lake.
@@ -371,6 +362,21 @@ impl RecordLog {
             deltalake::checkpoints::create_checkpoint(table, None).await.map_err(delta)?;
         }
         Ok(version)
+    }
+
+    /// Appends rows that depend on nothing read (no watermark), reading the newest version and
+    /// trying again when another writer committed first.
+    pub async fn append_rows(&mut self, batch: &RecordBatch) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            match self.append(std::slice::from_ref(batch), &[]).await {
+                Err(Error::Conflict { .. }) if attempt < 5 => {
+                    attempt += 1;
+                    self.refresh().await?;
+                }
+                result => return result.map(|_| ()),
+            }
+        }
     }
 
     async fn create(&mut self) -> Result<()> {
