@@ -563,6 +563,9 @@ fn lookups_equal_an_independent_evaluation() {
     for attrs in [
         &["EventName=StopLogging"][..],
         &["ResourceType=AWS::IAM::Role"],
+        // By the ARN, or by its last part as Event history names resources.
+        &["ResourceName=arn:aws:s3:::mordors3stack-s3bucket-llp2yingx64a"],
+        &["ResourceName=ring.txt"],
         &["Username=christophe"],
         &["EventSource=iam.amazonaws.com", "ReadOnly=false"],
         &["AccessKeyId=AKIAW9X2Q2U25SK79UCX"],

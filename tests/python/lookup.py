@@ -5,6 +5,7 @@
 The events are those a store of ten years' retention at NOW holds (`examples.store_events`).
 """
 import datetime as dt
+import re
 import sys
 
 import examples
@@ -18,6 +19,11 @@ def username(e):
     return arn.replace(":", "/").rsplit("/", 1)[-1] if arn else None
 
 
+def name_of(arn):
+    """An ARN's last part: a bucket's name, an instance's id."""
+    return re.split(r"[:/]", arn)[-1] if arn else None
+
+
 def matches(e, key, value):
     resources = e.get("resources") or []
     return {
@@ -25,7 +31,7 @@ def matches(e, key, value):
         "EventSource": lambda: e.get("eventSource") == value,
         "Username": lambda: username(e) == value,
         "ResourceType": lambda: any(r.get("type") == value for r in resources),
-        "ResourceName": lambda: any(r.get("ARN") == value for r in resources),
+        "ResourceName": lambda: any(value in (r.get("ARN"), name_of(r.get("ARN"))) for r in resources),
         "AccessKeyId": lambda: (e.get("userIdentity") or {}).get("accessKeyId") == value,
         "EventId": lambda: e.get("eventID") == value,
         "ReadOnly": lambda: str(e.get("readOnly")).lower() == value,

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::catalog::Session;
 use datafusion::common::config::TableParquetOptions;
-use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::common::{ColumnStatistics, DataFusionError, Result, ScalarValue, Statistics};
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::PartitionedFile;
@@ -58,13 +58,21 @@ pub(crate) struct StoreProvider {
 impl StoreProvider {
     /// `root`: the table's root inside the object store that `store_url` names; `files`: the
     /// snapshot's live files.
-    pub(crate) fn new(store_url: ObjectStoreUrl, root: Path, files: Vec<DataFile>) -> Self {
+    /// The files are scanned newest first: a query for the newest events (`ORDER BY eventtime
+    /// DESC LIMIT n`, Event history's order) fills its top n from the first files, and its
+    /// dynamic filter then skips every older file by its `eventtime` statistics.
+    pub(crate) fn new(store_url: ObjectStoreUrl, root: Path, mut files: Vec<DataFile>) -> Self {
+        files.sort_by(|a, b| {
+            let newest = |f: &DataFile| (f.time_range.map(|r| r.1), f.date);
+            newest(b).cmp(&newest(a))
+        });
         Self { store_url, root, files }
     }
 
     fn partitioned_file(&self, file: &DataFile) -> PartitionedFile {
         let mut pf = parquet_file(self.root.parts().chain(file.path.parts()).collect(), file.size);
         pf.partition_values = vec![ScalarValue::Date32(Some(epoch_day(file.date)))];
+        pf.statistics = file_statistics(file).map(Arc::new);
         pf
     }
 }
@@ -135,6 +143,42 @@ impl TableProvider for StoreProvider {
             TableSchema::builder(file_schema()).with_table_partition_cols(vec![Arc::new(partition)]).build();
         parquet_scan(state, &self.store_url, table_schema, files, projection, limit).await
     }
+}
+
+/// What the Delta log says of a file, for DataFusion to skip it when a filter on `eventtime`
+/// (static, or the dynamic filter of a top-n) cannot hold in it.
+///
+/// DataFusion prunes a file only by `Exact` bounds. The log's are the true bounds rounded
+/// outward to the millisecond, which is all pruning needs; the one other use of exact bounds on
+/// a file, treating a column whose minimum equals its maximum as constant, stays right because
+/// outward-rounded bounds are equal only when every value is. The row count stays inexact: an
+/// exact one would answer `count(*)` from the log, and Lake counts the events such a query
+/// scans.
+fn file_statistics(file: &DataFile) -> Option<Statistics> {
+    use datafusion::common::stats::Precision;
+    let (first, last) = file.time_range?;
+    let schema = file_schema();
+    let index = schema.index_of(EVENT_TIME).ok()?;
+    let zone = match schema.field(index).data_type() {
+        arrow::datatypes::DataType::Timestamp(_, zone) => zone.clone(),
+        _ => return None,
+    };
+    // Delta's statistics keep milliseconds: the largest time is rounded up to the next one.
+    let last = last.timestamp_micros().checked_add(999)? / 1_000 * 1_000;
+    let mut columns = vec![ColumnStatistics::new_unknown(); schema.fields().len()];
+    // `eventtime` is never null; pruning predicates ask (`IS NULL OR ...`).
+    columns[index] = ColumnStatistics::new_unknown()
+        .with_null_count(Precision::Exact(0))
+        .with_min_value(Precision::Exact(ScalarValue::TimestampMicrosecond(
+            Some(first.timestamp_micros()),
+            zone.clone(),
+        )))
+        .with_max_value(Precision::Exact(ScalarValue::TimestampMicrosecond(Some(last), zone)));
+    Some(Statistics {
+        num_rows: Precision::Inexact(usize::try_from(file.num_records).ok()?),
+        total_byte_size: Precision::Absent,
+        column_statistics: columns,
+    })
 }
 
 /// A Parquet file at `location` (in the object store a scan reads), of `size` bytes.

@@ -21,8 +21,10 @@ const ATTRIBUTES: &[(&str, &str)] = &[
     ("EventName", "eventname = {}"),
     ("ReadOnly", "readonly = {}"),
     ("Username", "{user} = {}"),
-    ("ResourceType", "array_has(json_leaves(eventjson, 'resources.type'), {})"),
-    ("ResourceName", "array_has(json_leaves(eventjson, 'resources.ARN'), {})"),
+    ("ResourceType", "any_match(resources, r -> r.type = {})"),
+    // Event history names a resource by its ARN or by the ARN's last part (a bucket's name, an
+    // instance's id).
+    ("ResourceName", "any_match(resources, r -> r.arn = {} OR regexp_extract(r.arn, '[^:/]+$') = {})"),
     ("EventSource", "eventsource = {}"),
     ("AccessKeyId", "useridentity.accesskeyid = {}"),
 ];
