@@ -26,6 +26,15 @@ fn shell_on_a_terminal() {
     let lake = stratus();
     let deleted = answer(&lake, "SELECT count(*) FROM demo WHERE eventName = 'DeleteTrail'");
     let history = lake.dir.path().join("history");
+    lake.ok(&["lake", "set", "--query-log", "on"]);
+    lake.ok(&[
+        "saved",
+        "add",
+        "deletes",
+        "SELECT count(*) AS n FROM demo WHERE eventName = $name",
+        "--description",
+        "events of one name",
+    ]);
     let report = run_python(
         "pty_shell.py",
         &[env!("CARGO_BIN_EXE_trawl"), lake.root().to_str().unwrap(), history.to_str().unwrap(), &deleted],
@@ -39,6 +48,8 @@ fn statements_from_stdin_and_errors() {
     let run = |input: &str| {
         let mut child = lake
             .command(&[])
+            // Set, and not used: stdout is not a terminal.
+            .env("PAGER", "sed s/^/PAGED:/")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -58,6 +69,15 @@ fn statements_from_stdin_and_errors() {
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains(&format!("n\n{n}\n")), "{out}");
     assert!(out.contains("demo\t"), "{out}");
+
+    // Not on a terminal: no pager, no cut cells; nested values as compact JSON, nulls left out.
+    let (code, out, err) = run("SELECT eventid, eventjson FROM demo LIMIT 30;\n");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("(30 rows)") && !out.contains("PAGED:") && !out.contains('…'), "{out}");
+    let (code, out, err) =
+        run("SELECT useridentity FROM demo WHERE useridentity.sessioncontext IS NULL LIMIT 1;\n");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("| {\"") && !out.contains("null") && !out.contains("sessioncontext"), "{out}");
 
     // \d STORE lists the keys its map columns hold, counted over a sample, and the fields of
     // each element of `resources`; both as SQL over the store says.
@@ -153,4 +173,78 @@ fn demo_without_a_terminal_prints_three_audits() {
     // A second run keeps the store and stores nothing new.
     let (_, err) = lake.expect(0, &["demo"]);
     assert!(err.contains("demo store: 0 events stored"), "{err}");
+}
+
+/// `trawl saved`: queries saved in the lake, listed, shown, run with their placeholders filled,
+/// removed; `trawl history`: the statements the query log kept, oldest of the last N first.
+#[test]
+fn saved_queries_and_history() {
+    let lake = stratus();
+    let sql = "SELECT count(*) AS n FROM demo WHERE eventName = $name";
+    lake.ok(&["saved", "add", "deletes", sql, "--description", "events of one name"]);
+    let file = lake.dir.path().join("recent.sql");
+    std::fs::write(&file, "-- the newest event\nSELECT max(eventtime) AS newest FROM demo;\n").unwrap();
+    lake.ok(&["saved", "add", "recent", "-f", file.to_str().unwrap()]);
+
+    let (_, err) = lake.expect(1, &["saved", "add", "deletes", "SELECT 1"]);
+    assert!(err.contains("a saved query named 'deletes' already exists"), "{err}");
+    let (_, err) = lake.expect(1, &["saved", "add", "two", "SELECT 1; SELECT 2"]);
+    assert!(err.contains("one statement"), "{err}");
+    let (_, err) = lake.expect(1, &["saved", "add", "../up", "SELECT 1"]);
+    assert!(err.contains("invalid saved query"), "{err}");
+
+    let list = lake.ok(&["saved", "list"]);
+    assert!(
+        list.contains("deletes") && list.contains("$name") && list.contains("events of one name"),
+        "{list}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&lake.ok(&["saved", "list", "--json"])).unwrap();
+    assert_eq!(json[0]["name"], "deletes");
+    assert_eq!(json[0]["placeholders"], serde_json::json!(["name"]));
+    assert_eq!(json[0]["sql"], sql);
+    assert_eq!(json[1]["sql"], "SELECT max(eventtime) AS newest FROM demo");
+    assert_eq!(lake.ok(&["saved", "show", "deletes"]), format!("-- events of one name\n{sql};\n"));
+
+    // A run fills the placeholders, and answers as the same SQL run by `query` does.
+    let (_, err) = lake.expect(1, &["saved", "run", "deletes"]);
+    assert!(err.contains("saved query deletes needs --param name=..."), "{err}");
+    let ran = lake.ok(&["saved", "run", "deletes", "--param", "name=DeleteTrail", "--format", "csv", "-q"]);
+    let direct = answer(&lake, "SELECT count(*) AS n FROM demo WHERE eventName = 'DeleteTrail'");
+    assert_eq!(ran, format!("n\n{direct}\n"));
+    let (_, err) = lake.expect(1, &["saved", "run", "delets"]);
+    assert!(
+        err.contains("no saved query named 'delets' in the lake at ")
+            && err.contains("did you mean 'deletes'?"),
+        "{err}"
+    );
+
+    // `--replace` replaces; `rm` removes.
+    lake.ok(&["saved", "add", "deletes", "SELECT 1 AS one", "--replace"]);
+    assert_eq!(lake.ok(&["saved", "run", "deletes", "--format", "csv", "-q"]), "one\n1\n");
+    lake.ok(&["saved", "rm", "deletes"]);
+    let (_, err) = lake.expect(1, &["saved", "show", "deletes"]);
+    assert!(err.contains("no saved query named 'deletes'"), "{err}");
+    assert!(!lake.ok(&["saved", "list"]).contains("deletes"));
+
+    // History: nothing kept before the query log is on, then each statement with its outcome.
+    let (out, err) = lake.expect(0, &["history", "--format", "csv"]);
+    assert!(err.contains("keeps no query log"), "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    lake.ok(&["lake", "set", "--query-log", "on"]);
+    lake.ok(&["query", "-q", "SELECT count(*)\n  FROM demo"]);
+    lake.expect(1, &["query", "-q", "SELECT nope FROM demo"]);
+    lake.ok(&["saved", "run", "recent", "-q"]);
+    let out = lake.ok(&["history", "-n", "2", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(rows[0]["sql"], "SELECT nope FROM demo");
+    assert_eq!(rows[0]["outcome"], "error");
+    assert!(rows[0]["error"].as_str().unwrap().contains("unknown column 'nope'"), "{out}");
+    assert_eq!(rows[1]["source"], "saved");
+    assert_eq!(rows[1]["outcome"], "ok");
+    let events = answer(&lake, "SELECT count(*) FROM demo");
+    assert_eq!(rows[1]["events_scanned"].to_string(), events, "{out}");
+    let all = lake.ok(&["history", "--format", "csv"]);
+    // One line a statement: the line break inside the first is a space.
+    assert!(all.contains(",SELECT count(*) FROM demo,"), "{all}");
 }

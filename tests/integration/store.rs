@@ -29,7 +29,8 @@ fn create_list_show_update() {
     let (_, err) = lake.expect(1, &["store", "update", "audit-1"]);
     assert!(err.contains("nothing to update"), "{err}");
     let (_, err) = lake.expect(1, &["store", "show", "nope"]);
-    assert!(err.contains("no event data store named 'nope'"), "{err}");
+    // Naming the lake searched: run from the wrong directory, that is the mistake.
+    assert!(err.contains("no event data store named 'nope' in the lake at /"), "{err}");
 
     let selectors = r#"[{"Name":"iam","FieldSelectors":[{"Field":"eventCategory","Equals":["Management"]},{"Field":"eventSource","Equals":["iam.amazonaws.com"]}]}]"#;
     lake.ok(&["store", "update", "audit-1", "--selectors", selectors, "--ingestion", "off"]);

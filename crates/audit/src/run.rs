@@ -463,7 +463,7 @@ async fn stores(lake: &trawl_store::Lake, names: &[String]) -> Result<Vec<StoreC
                 .iter()
                 .find(|c| c.name.eq_ignore_ascii_case(n) || c.id.to_string().eq_ignore_ascii_case(n))
                 .cloned()
-                .ok_or_else(|| Error::Store(trawl_store::Error::StoreNotFound(n.clone())))
+                .ok_or_else(|| Error::Store(lake.store_not_found(n)))
         })
         .collect()
 }

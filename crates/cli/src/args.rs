@@ -51,6 +51,12 @@ pub(crate) enum Command {
     /// Look events up by attribute, as CloudTrail's Event history (`aws cloudtrail
     /// lookup-events`) does: newest first
     Lookup(LookupArgs),
+    /// Saved queries, shared through the lake (`_trawl/queries/`): add, list, show, run, rm
+    #[command(subcommand)]
+    Saved(SavedCommand),
+    /// The last statements run over the lake, with their status, duration and statistics, from
+    /// its query log (`trawl lake set --query-log on` keeps one)
+    History(HistoryArgs),
     /// Scheduled audits: run the packs' audits that are due, list them, show their SQL and runs
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -60,6 +66,52 @@ pub(crate) enum Command {
     /// Build a demo store from bundled real CloudTrail events and open the SQL shell on it
     /// (without a terminal: run three example audits and print them)
     Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SavedCommand {
+    /// Save a query under a name: the SQL as an argument, from -f FILE, or from stdin
+    Add {
+        /// 1 to 128 letters, digits, '.', '_' and '-'
+        name: String,
+        /// One statement; $NAME placeholders are filled at each run (--param NAME=VALUE)
+        sql: Option<String>,
+        /// Read the SQL from a file
+        #[arg(short, long, value_name = "FILE", conflicts_with = "sql")]
+        file: Option<PathBuf>,
+        /// What the query answers
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        description: String,
+        /// Replace a saved query of that name
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List the saved queries
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a saved query's SQL
+    Show { name: String },
+    /// Run a saved query, as `query` runs SQL
+    Run {
+        name: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Remove a saved query
+    Rm { name: String },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HistoryArgs {
+    /// Statements shown, the newest last
+    #[arg(short = 'n', long, default_value_t = 20, value_name = "N", value_parser = at_least(1))]
+    pub(crate) limit: usize,
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    pub(crate) format: Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +171,13 @@ pub(crate) struct QueryArgs {
     /// Read the SQL from a file
     #[arg(short, long, value_name = "FILE", conflicts_with = "sql")]
     pub(crate) file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+}
+
+/// How a statement runs and where its result goes: what `query` and `saved run` share.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
     /// Output format [default: from the extension of -o FILE (.csv, .json, .ndjson, .jsonl,
     /// .md, .parquet), else table]
     #[arg(long, value_enum)]

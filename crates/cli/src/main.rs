@@ -54,6 +54,8 @@ fn main() -> ExitCode {
         // A query opens the lake for SQL itself (and needs none for raw trail tables).
         Some(Command::Query(args)) => runtime.block_on(cmd::query::run(&cli.lake, args)),
         Some(Command::Lookup(args)) => runtime.block_on(cmd::lookup::run(&cli.lake, args)),
+        Some(Command::Saved(cmd)) => runtime.block_on(cmd::saved::run(&cli.lake, cmd)),
+        Some(Command::History(args)) => runtime.block_on(cmd::history::run(&cli.lake, args)),
         Some(command) => runtime.block_on(cmd::run(&cli.lake, command)),
     };
     // A query abandoned by Ctrl-C may still be winding down: do not wait for it.

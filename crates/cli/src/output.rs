@@ -69,6 +69,8 @@ enum Inner<W: Write + Send> {
         rows: usize,
         max: Option<usize>,
         expanded: Expanded,
+        /// The terminal's width, which the table is fitted to (long cells cut).
+        width: Option<usize>,
     },
     Csv {
         writer: arrow::csv::Writer<W>,
@@ -98,6 +100,7 @@ impl<W: Write + Send> Sink<W> {
                 rows: 0,
                 max: max_rows,
                 expanded: Expanded::Off,
+                width: None,
             },
             Format::Csv => Inner::Csv {
                 writer: arrow::csv::WriterBuilder::new().with_header(true).build(out),
@@ -123,6 +126,15 @@ impl<W: Write + Send> Sink<W> {
     pub(crate) fn with_expanded(mut self, mode: Expanded) -> Self {
         if let Inner::Table { expanded, .. } = &mut self.inner {
             *expanded = mode;
+        }
+        self
+    }
+
+    /// Fits a table to `columns` of terminal: its widest columns are narrowed, their long cells
+    /// cut and marked with `…`.
+    pub(crate) fn with_width(mut self, columns: Option<usize>) -> Self {
+        if let Inner::Table { width, .. } = &mut self.inner {
+            *width = columns;
         }
         self
     }
@@ -166,27 +178,21 @@ impl<W: Write + Send> Sink<W> {
     pub(crate) fn finish(self) -> Result<usize> {
         let mut cut = 0;
         let mut out = match self.inner {
-            Inner::Table { mut out, schema, kept, rows, expanded, .. } => {
+            Inner::Table { mut out, schema, kept, rows, expanded, width, .. } => {
                 let shown: usize = kept.iter().map(RecordBatch::num_rows).sum();
                 cut = rows - shown;
-                // NULL is not ''; the footer counts every row, shown or not, as psql's does.
-                let options = FormatOptions::default().with_null("NULL");
-                let table = if kept.is_empty() {
-                    arrow::util::pretty::pretty_format_batches_with_schema(schema, &[])?.to_string()
-                } else {
-                    arrow::util::pretty::pretty_format_batches_with_options(&kept, &options)?.to_string()
-                };
-                let wide = |t: &str| t.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+                let table = TextTable::new(&schema, &kept)?;
                 let expand = match expanded {
                     Expanded::Off => false,
                     Expanded::On => true,
-                    Expanded::Auto(width) => wide(&table) > width,
+                    Expanded::Auto(columns) => table.natural_width() > columns,
                 };
                 if expand && !kept.is_empty() {
-                    write!(out, "{}", expanded_rows(&kept, &options)?)?;
+                    write!(out, "{}", expanded_rows(&kept, &FormatOptions::default().with_null(NULL))?)?;
                 } else {
-                    writeln!(out, "{table}")?;
+                    write!(out, "{}", table.render(width))?;
                 }
+                // The footer counts every row, shown or not, as psql's does.
                 writeln!(out, "({rows} {})", if rows == 1 { "row" } else { "rows" })?;
                 out
             }
@@ -278,12 +284,180 @@ pub(crate) fn ended<T>(result: Result<T>, closed: &AtomicBool) -> Result<T> {
     result
 }
 
+/// Text held whole before it is shown (a table for the terminal, which may go to the pager);
+/// clones share it.
+#[derive(Clone, Default)]
+pub(crate) struct Held(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Held {
+    /// The text written so far, taken out.
+    pub(crate) fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+impl Write for Held {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Shows `text` on the terminal: through the pager when it has more lines than the terminal
+/// (`$PAGER`, else `less -FRSX`, as psql and git do), else directly. A pager that cannot be
+/// started is said once and the text written directly.
+pub(crate) fn page(text: &[u8]) -> Result<()> {
+    let lines = text.iter().filter(|&&b| b == b'\n').count();
+    let height = console::Term::stdout().size_checked().map(|(rows, _)| usize::from(rows));
+    // A line is left for the prompt that follows.
+    if height.is_some_and(|h| lines >= h) {
+        let command = std::env::var("PAGER")
+            .ok()
+            .filter(|p| !p.trim().is_empty())
+            .unwrap_or_else(|| "less -FRSX".to_owned());
+        let started = std::process::Command::new("sh")
+            .args(["-c", &command])
+            .stdin(std::process::Stdio::piped())
+            .spawn();
+        match started {
+            Ok(mut child) => {
+                if let Some(mut input) = child.stdin.take() {
+                    // Quitting the pager before the end closes its input: that is no error.
+                    let _ = input.write_all(text);
+                }
+                // 127: the shell found no such program (no `less` on a minimal system).
+                if child.wait()?.code() != Some(127) {
+                    return Ok(());
+                }
+                note!("warning: no pager `{command}` (set $PAGER, or \\pager off)");
+            }
+            Err(e) => note!("warning: cannot start the pager `{command}`: {e}"),
+        }
+    }
+    to_stdout(|out| Ok(out.write_all(text)?))
+}
+
+/// The terminal's width in columns (80 when it cannot be told).
+pub(crate) fn terminal_width() -> usize {
+    match console::Term::stdout().size_checked() {
+        Some((_, columns)) if columns > 0 => usize::from(columns),
+        _ => 80,
+    }
+}
+
 /// Runs `write` on stdout, then flushes it (see [`ended`]).
 pub(crate) fn to_stdout(write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
     let mut out = Stdout::new();
     let closed = out.closed();
     let result = write(&mut out).and_then(|()| out.flush().map_err(Into::into));
     ended(result, &closed)
+}
+
+/// How a table shows NULL: not as '', which is a value.
+const NULL: &str = "NULL";
+
+/// The narrowest a column is cut to when a table is fitted to the terminal.
+const MIN_COLUMN_WIDTH: usize = 6;
+
+/// A result as text cells, laid out as arrow's tables are (`+---+` rules, `| x |` rows, left
+/// aligned), with nested values as compact JSON (null fields left out) and NULL shown.
+struct TextTable {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl TextTable {
+    fn new(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Self> {
+        let header = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let options = FormatOptions::default().with_null(NULL);
+        let mut rows = Vec::new();
+        for batch in batches {
+            let batch = trawl_query::nested_as_json(batch)?;
+            let formatters: Vec<ArrayFormatter<'_>> = batch
+                .columns()
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+                .collect::<Result<_, _>>()?;
+            for row in 0..batch.num_rows() {
+                // A line break or tab inside a cell would break the table's lines.
+                rows.push(
+                    formatters
+                        .iter()
+                        .map(|f| f.value(row).to_string().replace(['\n', '\r', '\t'], " "))
+                        .collect(),
+                );
+            }
+        }
+        Ok(Self { header, rows })
+    }
+
+    /// Each column's width: its widest cell or its name.
+    fn widths(&self) -> Vec<usize> {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| console::measure_text_width(h)).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(console::measure_text_width(cell));
+            }
+        }
+        widths
+    }
+
+    /// The width of the table with every cell whole.
+    fn natural_width(&self) -> usize {
+        frame_width(self.header.len()) + self.widths().iter().sum::<usize>()
+    }
+
+    /// The table as text, fitted into `fit` columns when given: the columns wider than a cap are
+    /// cut to it, the cap as wide as the room allows (never under [`MIN_COLUMN_WIDTH`]).
+    fn render(&self, fit: Option<usize>) -> String {
+        let mut widths = self.widths();
+        if let Some(room) = fit.map(|f| f.saturating_sub(frame_width(widths.len())))
+            && widths.iter().sum::<usize>() > room
+        {
+            let fits = |cap: usize| widths.iter().map(|&w| w.min(cap)).sum::<usize>() <= room;
+            let (mut low, mut high) = (MIN_COLUMN_WIDTH, widths.iter().copied().max().unwrap_or(0));
+            while low < high {
+                let mid = (low + high).div_ceil(2);
+                if fits(mid) { low = mid } else { high = mid - 1 }
+            }
+            for w in &mut widths {
+                *w = (*w).min(low);
+            }
+        }
+        let rule: String =
+            widths.iter().map(|&w| format!("+{}", "-".repeat(w + 2))).collect::<String>() + "+\n";
+        let line = |cells: &[String]| -> String {
+            let mut text = String::new();
+            for (cell, &w) in cells.iter().zip(&widths) {
+                let cell = console::truncate_str(cell, w, "…");
+                let pad = w.saturating_sub(console::measure_text_width(&cell));
+                text.push_str(&format!("| {cell}{} ", " ".repeat(pad)));
+            }
+            text + "|\n"
+        };
+        if widths.is_empty() {
+            return String::new();
+        }
+        let mut text = rule.clone();
+        text.push_str(&line(&self.header));
+        text.push_str(&rule);
+        for row in &self.rows {
+            text.push_str(&line(row));
+        }
+        if !self.rows.is_empty() {
+            text.push_str(&rule);
+        }
+        text
+    }
+}
+
+/// The columns a table's rules and padding take around `n` columns of cells.
+fn frame_width(n: usize) -> usize {
+    3 * n + 1
 }
 
 /// Rows a record at a time, a line per column (`name | value`), nested values as compact JSON.

@@ -76,6 +76,13 @@ const META_COMMANDS: &[MetaCommand] = &[
         run: |s, a| s.set_expanded(a),
     },
     MetaCommand {
+        name: "pager",
+        aliases: &[],
+        args: "[on|off]",
+        help: "tables longer than the terminal through $PAGER (else less): on (the default), off, or toggled",
+        run: |s, a| s.set_pager(a),
+    },
+    MetaCommand {
         name: "timing",
         aliases: &[],
         args: "[on|off]",
@@ -116,6 +123,20 @@ const META_COMMANDS: &[MetaCommand] = &[
         args: "[N]",
         help: "list the bundled audit queries, or run number N",
         run: |s, a| s.examples(a),
+    },
+    MetaCommand {
+        name: "s",
+        aliases: &["saved"],
+        args: "[NAME [KEY=VALUE...]]",
+        help: "list the lake's saved queries; with NAME, show its SQL and run it ($KEY set to VALUE)",
+        run: |s, a| s.saved(a),
+    },
+    MetaCommand {
+        name: "history",
+        aliases: &[],
+        args: "[N]",
+        help: "the last N (20) statements run over the lake, from its query log",
+        run: |s, a| s.history(a),
     },
     MetaCommand { name: "q", aliases: &["quit"], args: "", help: "quit", run: |_, _| Ok(false) },
     MetaCommand { name: "?", aliases: &["h", "help"], args: "", help: "this help", run: |s, a| s.help(a) },
@@ -175,6 +196,8 @@ pub(crate) struct Session<'r> {
     watcher: Runtime,
     format: Format,
     timing: bool,
+    /// `\pager`: long tables on the terminal go through the pager.
+    pager: bool,
     output: Option<(PathBuf, std::fs::File)>,
     interactive: bool,
     /// The files `\i` is running, outermost first: a file that includes itself is refused.
@@ -185,6 +208,8 @@ pub(crate) struct Session<'r> {
     recall: Vec<String>,
     /// `\x`: `Auto`'s width is the terminal's, read when a table is shown.
     expanded: output::Expanded,
+    /// Where the lake is: `\s` reads its saved queries.
+    location: String,
 }
 
 /// How deep `\i` files may include one another.
@@ -192,6 +217,7 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 
 impl<'r> Session<'r> {
     pub(crate) fn new(
+        location: &str,
         lake: Lake,
         journal: Option<trawl_store::Lake>,
         runtime: &'r Runtime,
@@ -205,12 +231,14 @@ impl<'r> Session<'r> {
             watcher,
             format: Format::Table,
             timing: true,
+            pager: true,
             output: None,
             interactive,
             including: Vec::new(),
             errors: 0,
             recall: Vec::new(),
             expanded: output::Expanded::Auto(0),
+            location: location.to_owned(),
         };
         // With one store (or a store named demo), $EDS_ID names it, as in the bundled examples.
         let stores = session.lake.stores();
@@ -447,6 +475,17 @@ impl<'r> Session<'r> {
     }
 
     /// `\timing` toggles; `\timing on|off` sets.
+    fn set_pager(&mut self, args: &[&str]) -> Result<bool> {
+        self.pager = match args {
+            [] => !self.pager,
+            ["on"] => true,
+            ["off"] => false,
+            _ => return usage("pager"),
+        };
+        note!("pager is {}", if self.pager { "on" } else { "off" });
+        Ok(true)
+    }
+
     fn toggle_timing(&mut self, args: &[&str]) -> Result<bool> {
         self.timing = match args {
             [] => !self.timing,
@@ -543,6 +582,51 @@ impl<'r> Session<'r> {
         Ok(true)
     }
 
+    fn saved(&mut self, args: &[&str]) -> Result<bool> {
+        let lake = trawl_store::Lake::open(&self.location)
+            .with_context(|| format!("cannot open the lake at {}", self.location))?;
+        let Some((name, values)) = args.split_first() else {
+            let queries = self.runtime.block_on(lake.saved_queries())?;
+            let mut text = Vec::new();
+            crate::cmd::saved::list(&mut text, &queries, false)?;
+            self.emit(&String::from_utf8_lossy(&text))?;
+            return Ok(true);
+        };
+        let query = self.runtime.block_on(crate::cmd::saved::find(&lake, name))?;
+        for value in values {
+            let Some((key, value)) = value.split_once('=') else { return usage("s") };
+            self.lake.set_param(key.trim_start_matches('$'), value);
+        }
+        let description =
+            if query.description.is_empty() { String::new() } else { format!(": {}", query.description) };
+        let body = format!("{};", query.sql);
+        self.emit(&format!("-- {}{description}\n{body}\n", query.name))?;
+        self.recall.push(body);
+        self.run_sql(&query.sql)?;
+        Ok(true)
+    }
+
+    fn history(&mut self, args: &[&str]) -> Result<bool> {
+        let limit = match args {
+            [] => 20,
+            [n] => match n.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => return usage("history"),
+            },
+            _ => return usage("history"),
+        };
+        if self.journal.is_none() {
+            note!(
+                "the lake keeps no query log now (`trawl lake set --query-log on` keeps one): earlier records only"
+            );
+        }
+        let result = self.run_statement(&crate::cmd::history::history_sql(limit));
+        // Reading the log is not itself recorded in it.
+        drop(self.lake.take_query_records());
+        result?;
+        Ok(true)
+    }
+
     /// Plans and runs one statement: a spinner while it runs, Ctrl-C cancels it. The query runs
     /// on the worker runtime; this thread's own runtime watches for Ctrl-C, so a query that
     /// keeps every worker busy can still be cancelled. Its batches are written as they come, to
@@ -579,20 +663,26 @@ impl<'r> Session<'r> {
             }
         });
         let to_file = self.output.as_ref().map(|(path, _)| path.clone());
-        let max_rows = (self.interactive && to_file.is_none()).then_some(MAX_ROWS);
+        let on_terminal = self.interactive && to_file.is_none();
+        let max_rows = on_terminal.then_some(MAX_ROWS);
+        // A table for the terminal is held whole (it is, to size its columns) and paged.
+        let held = (on_terminal && self.pager && self.format == Format::Table).then(output::Held::default);
         let stdout = output::Stdout::new();
         let closed = stdout.closed();
-        let out: Box<dyn Write + Send + '_> = match &mut self.output {
-            Some((_, file)) => Box::new(file),
-            None => Box::new(stdout),
+        let out: Box<dyn Write + Send + '_> = match (&mut self.output, &held) {
+            (Some((_, file)), _) => Box::new(file),
+            (None, Some(held)) => Box::new(held.clone()),
+            (None, None) => Box::new(stdout),
         };
         // Auto expands a table wider than the terminal; a file gets the table as it is.
         let expanded = match self.expanded {
             output::Expanded::Auto(_) if to_file.is_some() || !self.interactive => output::Expanded::Off,
-            output::Expanded::Auto(_) => output::Expanded::Auto(terminal_width()),
+            output::Expanded::Auto(_) => output::Expanded::Auto(output::terminal_width()),
             mode => mode,
         };
-        let mut sink = Sink::new(self.format, running.schema(), out, max_rows)?.with_expanded(expanded);
+        let mut sink = Sink::new(self.format, running.schema(), out, max_rows)?
+            .with_expanded(expanded)
+            .with_width(on_terminal.then(output::terminal_width));
         let finished = self.watcher.block_on(async {
             let spinner = Spinner::new();
             let ctrl_c = tokio::signal::ctrl_c();
@@ -621,7 +711,12 @@ impl<'r> Session<'r> {
         task.abort();
         let _ = self.runtime.block_on(task);
         let written = match finished {
-            Ok(true) => sink.finish(),
+            Ok(true) => sink.finish().and_then(|cut| {
+                if let Some(held) = &held {
+                    output::page(&held.take())?;
+                }
+                Ok(cut)
+            }),
             Ok(false) => {
                 note!("query cancelled");
                 return Ok(());
@@ -848,12 +943,4 @@ pub(crate) fn run_stdin(session: &mut Session<'_>) -> Result<()> {
 /// Whether stdin and stdout are both a terminal.
 pub(crate) fn on_terminal() -> bool {
     std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
-}
-
-/// The terminal's width in columns (80 when it cannot be told).
-fn terminal_width() -> usize {
-    match console::Term::stdout().size_checked() {
-        Some((_, columns)) if columns > 0 => usize::from(columns),
-        _ => 80,
-    }
 }

@@ -72,6 +72,7 @@ use object_store::path::Path;
 
 pub use error::{Error, Result, closest};
 pub use functions::trino_type;
+pub use sql::placeholders;
 pub use sql::split::{Piece, Split, split};
 pub use stats::QueryStats;
 pub use trail::{Decoder, TrailTable};
@@ -624,8 +625,8 @@ impl futures::Stream for Batches {
     }
 }
 
-/// Registers the Trino functions (the pack's, and Trino's names for DataFusion's) on `ctx`.
-/// Struct, list and map columns as compact JSON text, for formats whose cells are text.
+/// Struct, list and map columns as compact JSON text (null fields left out), for formats whose
+/// cells are text.
 pub fn nested_as_json(batch: &RecordBatch) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
     if !batch.schema().fields().iter().any(|f| f.data_type().is_nested()) {
         return Ok(batch.clone());
@@ -663,6 +664,7 @@ pub fn nested_as_json(batch: &RecordBatch) -> std::result::Result<RecordBatch, a
     RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)
 }
 
+/// Registers the Trino functions (the pack's, and Trino's names for DataFusion's) on `ctx`.
 pub(crate) fn register_functions(ctx: &SessionContext) {
     ctx.add_analyzer_rule(Arc::new(functions::TryRule));
     for f in functions::scalars() {

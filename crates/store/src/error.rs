@@ -15,9 +15,9 @@ pub enum Error {
     /// No lake at that local path.
     #[error("no lake at {0} (`trawl store create` or `trawl ingest` makes one there)")]
     NoLake(String),
-    /// No event data store has that name or id.
-    #[error("no event data store named '{0}' (see `trawl store list`)")]
-    StoreNotFound(String),
+    /// No event data store of the lake at `lake` has that name or id.
+    #[error("no event data store named '{name}' in the lake at {lake} (see `trawl store list`)")]
+    StoreNotFound { name: String, lake: String },
     /// A store with that name already exists.
     #[error("an event data store named '{0}' already exists")]
     StoreExists(String),
@@ -43,6 +43,15 @@ pub enum Error {
     /// A data file of a store does not hold what the store's schema says it must.
     #[error("data file {file} of event data store '{store}': {reason}")]
     DataFile { store: String, file: String, reason: String },
+    /// No saved query of the lake at `lake` has that name.
+    #[error("no saved query named '{name}' in the lake at {lake} (see `trawl saved list`)")]
+    SavedQueryNotFound { name: String, lake: String },
+    /// A saved query of that name exists, and replacing it was not asked for.
+    #[error("a saved query named '{0}' already exists (--replace replaces it)")]
+    SavedQueryExists(String),
+    /// A saved query's name is not a plain file name.
+    #[error("invalid saved query: {0}")]
+    InvalidSavedQuery(String),
     /// An advanced event selector is malformed.
     #[error("invalid advanced event selector: {0}")]
     InvalidSelector(String),

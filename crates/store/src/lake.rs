@@ -102,6 +102,25 @@ impl Lake {
         &self.url
     }
 
+    /// Where the lake is, as people write it: a local path, or its URL.
+    pub fn location(&self) -> String {
+        match self.url.to_file_path() {
+            Ok(path) if self.url.scheme() == "file" => {
+                let path = path.display().to_string();
+                match path.strip_suffix('/') {
+                    Some(trimmed) if !trimmed.is_empty() => trimmed.to_owned(),
+                    _ => path,
+                }
+            }
+            _ => self.url.to_string(),
+        }
+    }
+
+    /// [`Error::StoreNotFound`] for `name` in this lake.
+    pub fn store_not_found(&self, name: &str) -> Error {
+        Error::StoreNotFound { name: name.to_owned(), lake: self.location() }
+    }
+
     /// The object store rooted at the lake.
     pub fn objects(&self) -> &Arc<dyn ObjectStore> {
         &self.objects
@@ -170,7 +189,7 @@ impl Lake {
             .await?
             .into_iter()
             .find(|c| c.id.to_string().eq_ignore_ascii_case(name_or_id))
-            .ok_or_else(|| Error::StoreNotFound(name_or_id.to_owned()))
+            .ok_or_else(|| self.store_not_found(name_or_id))
     }
 
     /// Opens an enabled store by name or id.

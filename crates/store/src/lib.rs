@@ -8,6 +8,8 @@
 //!       part-*.zstd.parquet      sorted by eventtime, zstd, page index, bloom filters
 //!     _trawl/store.json          the store's configuration
 //!     _trawl/ledger/*.json       source objects whose events are all committed
+//!   _trawl/lake.json             the lake's settings
+//!   _trawl/queries/NAME.json     saved queries ([`SavedQuery`])
 //! ```
 //!
 //! [`Lake`] finds, creates, deletes and restores stores; [`EventDataStore`] reads figures and
@@ -28,6 +30,7 @@ mod lake;
 pub mod records;
 pub mod retention;
 pub mod s3;
+mod saved;
 pub mod schema;
 pub mod selectors;
 mod snapshot;
@@ -46,5 +49,6 @@ pub use eds::{
 };
 pub use error::{Error, Result};
 pub use lake::{Lake, LakeSettings};
+pub use saved::{SavedQuery, validate_query_name};
 pub use snapshot::Snapshot;
 pub use writer::StoreWriter;

@@ -97,7 +97,7 @@ async fn open_store(
             }
             Ok(eds)
         }
-        Err(trawl_store::Error::StoreNotFound(_)) if args.create => {
+        Err(trawl_store::Error::StoreNotFound { .. }) if args.create => {
             let mut config = StoreConfig::new(&args.store, clock.now())?;
             super::store::apply_settings(&mut config, settings.clone())?;
             match lake.create_store(config).await {
@@ -115,7 +115,7 @@ async fn open_store(
                 Err(e) => Err(e.into()),
             }
         }
-        Err(trawl_store::Error::StoreNotFound(_)) => {
+        Err(trawl_store::Error::StoreNotFound { .. }) => {
             let names: Vec<String> = lake.stores().await?.into_iter().map(|c| c.name).collect();
             let closest = trawl_query::closest(&args.store, names.iter().map(String::as_str));
             let hint = match (closest, names.is_empty()) {

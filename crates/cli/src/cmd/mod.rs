@@ -2,10 +2,12 @@
 
 mod audit;
 mod export;
+pub(crate) mod history;
 mod ingest;
 pub(crate) mod lookup;
 pub(crate) mod query;
 mod retention;
+pub(crate) mod saved;
 pub(crate) mod shell;
 mod store;
 
@@ -100,6 +102,8 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
         Command::Export(_)
         | Command::Query(_)
         | Command::Lookup(_)
+        | Command::Saved(_)
+        | Command::History(_)
         | Command::Demo
         | Command::Audit(_)
         | Command::Lake(_) => false,
@@ -120,7 +124,12 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
         Command::Retention(RetentionCommand::Apply { store, dry_run }) => {
             retention::run(&lake, store, dry_run, deletion_clock(clock.as_ref())).await
         }
-        Command::Query(_) | Command::Lookup(_) | Command::Demo | Command::Audit(_) => {
+        Command::Query(_)
+        | Command::Lookup(_)
+        | Command::Saved(_)
+        | Command::History(_)
+        | Command::Demo
+        | Command::Audit(_) => {
             bail!("queries and the demo open the lake themselves")
         }
     }

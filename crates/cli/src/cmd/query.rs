@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use futures::TryStreamExt;
 use trawl_query::{Batches, Lake, LakeOptions, QueryStats};
 
-use crate::args::QueryArgs;
+use crate::args::{QueryArgs, RunArgs};
 use crate::output::{self, Format, Sink};
 
 pub(crate) async fn run(location: &str, args: QueryArgs) -> Result<ExitCode> {
@@ -22,6 +22,12 @@ pub(crate) async fn run(location: &str, args: QueryArgs) -> Result<ExitCode> {
             sql
         }
     };
+    run_sql(location, &sql, &args.run, "query").await
+}
+
+/// Runs `sql` over the lake at `location` as `run` asks; `source` names the command in the
+/// query log.
+pub(crate) async fn run_sql(location: &str, sql: &str, args: &RunArgs, source: &str) -> Result<ExitCode> {
     let options = LakeOptions {
         memory_limit: args.memory_mib.map(|m| m << 20),
         time_bounds: (
@@ -46,8 +52,8 @@ pub(crate) async fn run(location: &str, args: QueryArgs) -> Result<ExitCode> {
         };
         lake.set_param(name.trim_start_matches('$'), value);
     }
-    let journal = super::journal(&mut lake, location, "query").await?;
-    let result = execute(&lake, &sql, &args).await;
+    let journal = super::journal(&mut lake, location, source).await?;
+    let result = execute(&lake, sql, args).await;
     if let Some(store) = &journal {
         // Recorded whatever came of it: a statement that failed is evidence too.
         let recorded = super::record(store, &lake).await;
@@ -63,7 +69,7 @@ pub(crate) async fn run(location: &str, args: QueryArgs) -> Result<ExitCode> {
 }
 
 /// Runs the statement, its results to stdout or `-o`, its statistics to stderr.
-async fn execute(lake: &Lake, sql: &str, args: &QueryArgs) -> Result<()> {
+async fn execute(lake: &Lake, sql: &str, args: &RunArgs) -> Result<()> {
     let format =
         args.format.or_else(|| args.output.as_deref().and_then(Format::of_path)).unwrap_or(Format::Table);
     let running = lake.start(sql).await?;
@@ -97,10 +103,20 @@ async fn execute(lake: &Lake, sql: &str, args: &QueryArgs) -> Result<()> {
                 Some(n) => Some(n),
                 None => terminal.then_some(crate::repl::MAX_ROWS),
             };
-            let out = output::Stdout::new();
-            let closed = out.closed();
-            let sink = Sink::new(format, schema, out, max_rows)?;
-            output::ended(drain(batches, sink, "stdout").await, &closed)?
+            if terminal && format == Format::Table {
+                // Held whole to size its columns anyway; fitted to the terminal, and paged.
+                let held = output::Held::default();
+                let sink = Sink::new(format, schema, held.clone(), max_rows)?
+                    .with_width(Some(output::terminal_width()));
+                let cut = drain(batches, sink, "stdout").await?;
+                output::page(&held.take())?;
+                cut
+            } else {
+                let out = output::Stdout::new();
+                let closed = out.closed();
+                let sink = Sink::new(format, schema, out, max_rows)?;
+                output::ended(drain(batches, sink, "stdout").await, &closed)?
+            }
         }
     };
     if cut > 0 {

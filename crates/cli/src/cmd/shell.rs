@@ -23,7 +23,7 @@ pub(crate) fn shell(runtime: &tokio::runtime::Runtime, location: &str, demo: boo
         .with_context(|| format!("cannot open the lake at {location}"))?;
     let journal = runtime.block_on(super::journal(&mut lake, location, "shell"))?;
     let interactive = crate::repl::on_terminal();
-    let mut session = crate::repl::Session::new(lake, journal, runtime, interactive)?;
+    let mut session = crate::repl::Session::new(location, lake, journal, runtime, interactive)?;
     if interactive {
         session.interact()?;
     } else if demo {
@@ -46,7 +46,7 @@ async fn prepare_demo(location: &str) -> Result<()> {
     let clock = clock()?;
     let eds = match lake.store("demo").await {
         Ok(eds) => eds,
-        Err(trawl_store::Error::StoreNotFound(_)) => {
+        Err(trawl_store::Error::StoreNotFound { .. }) => {
             let mut config = StoreConfig::new("demo", clock.now())?;
             config.retention_days = trawl_store::MAX_RETENTION_DAYS;
             lake.create_store(config).await?

@@ -7,3 +7,5 @@ pub(crate) mod ast;
 pub(crate) mod dialect;
 pub mod split;
 pub(crate) mod text;
+
+pub use text::placeholders;

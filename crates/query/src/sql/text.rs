@@ -121,6 +121,33 @@ fn outside_literals(sql: &str, mut f: impl FnMut(&str, &mut String) -> Result<()
 }
 
 fn substitute(sql: &str, params: &HashMap<String, String>) -> Result<String> {
+    each_placeholder(sql, |name, out| {
+        let value = params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .ok_or_else(|| Error::MissingParameter(name.to_owned()))?;
+        push_value(out, name, value)
+    })
+}
+
+/// The `$NAME` placeholders of `sql`, each once, in the order they first appear: what a saved
+/// query asks its runs to fill.
+pub fn placeholders(sql: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    each_placeholder(sql, |name, _| {
+        if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            names.push(name.to_owned());
+        }
+        Ok(())
+    })
+    .expect("collecting names cannot fail");
+    names
+}
+
+/// Copies `sql`, letting `f` write what stands for each `$NAME` or `${NAME}` outside string
+/// literals and comments.
+fn each_placeholder(sql: &str, mut f: impl FnMut(&str, &mut String) -> Result<()>) -> Result<String> {
     outside_literals(sql, |text, out| {
         let mut rest = text;
         while let Some(at) = rest.find('$') {
@@ -143,12 +170,7 @@ fn substitute(sql: &str, params: &HashMap<String, String>) -> Result<String> {
                 rest = after;
                 continue;
             }
-            let value = params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v)
-                .ok_or_else(|| Error::MissingParameter(name.to_owned()))?;
-            push_value(out, name, value)?;
+            f(name, out)?;
             rest = &after[consumed..];
         }
         out.push_str(rest);
@@ -265,6 +287,13 @@ mod tests {
         let params =
             HashMap::from([("EDS_ID".to_owned(), "5e2676f8-9fce-46ef-8142-3e36a94e6691".to_owned())]);
         rewrite(sql, &params, &["my-store".to_owned()]).unwrap()
+    }
+
+    #[test]
+    fn placeholders_are_listed_once_outside_literals() {
+        let sql = "SELECT * FROM $EDS WHERE u = $user AND e = ${Event} AND x = '$notme' -- $nor_me\n AND y = $USER AND z = $1";
+        assert_eq!(super::placeholders(sql), ["EDS", "user", "Event"]);
+        assert!(super::placeholders("SELECT 1").is_empty());
     }
 
     #[test]
