@@ -474,26 +474,13 @@ impl<'r> Session<'r> {
         Ok(true)
     }
 
-    /// `\timing` toggles; `\timing on|off` sets.
     fn set_pager(&mut self, args: &[&str]) -> Result<bool> {
-        self.pager = match args {
-            [] => !self.pager,
-            ["on"] => true,
-            ["off"] => false,
-            _ => return usage("pager"),
-        };
-        note!("pager is {}", if self.pager { "on" } else { "off" });
+        self.pager = switch("pager", self.pager, args)?;
         Ok(true)
     }
 
     fn toggle_timing(&mut self, args: &[&str]) -> Result<bool> {
-        self.timing = match args {
-            [] => !self.timing,
-            ["on"] => true,
-            ["off"] => false,
-            _ => return usage("timing"),
-        };
-        note!("timing is {}", if self.timing { "on" } else { "off" });
+        self.timing = switch("timing", self.timing, args)?;
         Ok(true)
     }
 
@@ -744,6 +731,22 @@ impl<'r> Session<'r> {
         }
         Ok(())
     }
+}
+
+/// A switch of the shell (`\timing`, `\pager`): no argument toggles it, `on` or `off` sets it;
+/// the new state is said.
+fn switch(name: &str, now: bool, args: &[&str]) -> Result<bool> {
+    let on = match args {
+        [] => !now,
+        ["on"] => true,
+        ["off"] => false,
+        _ => {
+            usage(name)?;
+            now
+        }
+    };
+    note!("{name} is {}", if on { "on" } else { "off" });
+    Ok(on)
 }
 
 /// The error for a meta-command called with the wrong arguments.
