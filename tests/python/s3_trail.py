@@ -154,6 +154,36 @@ def iam_reader(endpoint):
         print(key["AccessKeyId"], key["SecretAccessKey"])
 
 
+def tamper(endpoint, bucket, action, key, other=""):
+    """Changes a lake's objects behind trawl's back, as an attacker with write access would."""
+    s3 = client(endpoint)
+    if action == "list":
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
+            for obj in page.get("Contents", []):
+                print(obj["Key"])
+        return
+    if action == "delete":
+        s3.delete_object(Bucket=bucket, Key=key)
+        return
+    if action == "copy":
+        s3.copy_object(Bucket=bucket, Key=other, CopySource={"Bucket": bucket, "Key": key})
+        return
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    if action == "flip":
+        body = bytearray(body)
+        body[len(body) // 2] ^= 0x01
+        body = bytes(body)
+    elif action == "replace":
+        old, new = other.split("=>", 1)
+        assert old.encode() in body, (old, key)
+        body = body.replace(old.encode(), new.encode(), 1)
+    elif action == "read":
+        sys.stdout.write(body.decode())
+        return
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
-    {"bucket": bucket, "layout": layout, "add": add, "download": download, "iam": iam, "iam-reader": iam_reader}[command](*args)
+    {"bucket": bucket, "layout": layout, "add": add, "download": download, "iam": iam, "iam-reader": iam_reader,
+     "tamper": tamper}[command](*args)

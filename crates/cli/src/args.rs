@@ -57,6 +57,15 @@ pub(crate) enum Command {
     /// The last statements run over the lake, with their status, duration and statistics, from
     /// its query log (`trawl lake set --query-log on` keeps one)
     History(HistoryArgs),
+    /// Check stores against their integrity chains: every Delta commit recorded, every record
+    /// linked to the one before (and signed, with --public-key), every live file there with
+    /// its recorded size (and SHA-256, with --deep), no file no commit added. Exit 1 on any
+    /// finding
+    Verify(VerifyArgs),
+    /// Signing keys for the integrity chain: `key generate FILE` writes one ($TRAWL_SIGNING_KEY
+    /// names it to the commands that commit)
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Scheduled audits: run the packs' audits that are due, list them, show their SQL and runs
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -66,6 +75,32 @@ pub(crate) enum Command {
     /// Build a demo store from bundled real CloudTrail events and open the SQL shell on it
     /// (without a terminal: run three example audits and print them)
     Demo,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// Only this store (repeatable) [default: every enabled store]
+    #[arg(long = "store", value_name = "NAME")]
+    pub(crate) stores: Vec<String>,
+    /// Also read every live file and check its SHA-256 (reads the whole store)
+    #[arg(long)]
+    pub(crate) deep: bool,
+    /// Check each record's signature against this Ed25519 public key: 64 hex digits, or a file
+    /// holding them (as `key generate` writes FILE.pub)
+    #[arg(long, value_name = "KEY|FILE")]
+    pub(crate) public_key: Option<String>,
+    /// Print the findings as JSON
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeyCommand {
+    /// Write a new Ed25519 signing key to FILE (PKCS#8 PEM, readable by its owner only) and its
+    /// public key to FILE.pub
+    Generate {
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

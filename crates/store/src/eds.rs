@@ -114,13 +114,15 @@ pub struct CommitOutcome {
 /// An event data store of a lake.
 #[derive(Debug, Clone)]
 pub struct EventDataStore {
-    lake: Lake,
+    pub(crate) lake: Lake,
     config: StoreConfig,
+    /// The newest record of the integrity chain this process knows of: its version and hash.
+    pub(crate) chain_tail: Arc<tokio::sync::Mutex<Option<(u64, String)>>>,
 }
 
 impl EventDataStore {
     pub(crate) fn new(lake: Lake, config: StoreConfig) -> Self {
-        Self { lake, config }
+        Self { lake, config, chain_tail: Arc::default() }
     }
 
     /// The store's configuration.
@@ -133,7 +135,7 @@ impl EventDataStore {
         self.lake.store_url(&self.config.name)
     }
 
-    fn meta_path(&self, rest: &str) -> Path {
+    pub(crate) fn meta_path(&self, rest: &str) -> Path {
         Path::from(format!("{}/{META_DIR}/{rest}", self.config.name))
     }
 
@@ -196,7 +198,7 @@ impl EventDataStore {
 
     /// A delta-rs error of this store: an object store failure restated for its location (see
     /// [`crate::s3::explain`]), anything else naming the store.
-    fn delta(&self, e: DeltaTableError) -> Error {
+    pub(crate) fn delta(&self, e: DeltaTableError) -> Error {
         delta_error(&self.config.name, e).at(&self.url())
     }
 
@@ -300,7 +302,9 @@ impl EventDataStore {
     }
 
     /// Commits `actions` to this store through [`commit`]: the one way anything is committed to
-    /// a store (ingest waves, retention's removals, and next, compaction).
+    /// a store (ingest waves, retention's removals, and next, compaction). Then writes the
+    /// commit's record in the integrity chain (see [`crate::chain`]): a process killed between
+    /// the two leaves the record to the next commit, which writes the missing ones first.
     async fn commit_actions<const N: usize>(
         &self,
         snapshot: &mut Snapshot,
@@ -308,7 +312,9 @@ impl EventDataStore {
         operation: DeltaOperation,
         metadata: [(&str, serde_json::Value); N],
     ) -> Result<u64> {
-        commit(&mut snapshot.table, actions, operation, metadata, &|e| self.delta(e)).await
+        let version = commit(&mut snapshot.table, actions, operation, metadata, &|e| self.delta(e)).await?;
+        self.extend_chain(snapshot, version).await?;
+        Ok(version)
     }
 
     /// Writes a Delta checkpoint of `table`'s version, so that opening the table (which every
@@ -465,10 +471,10 @@ impl EventDataStore {
                 .into_iter()
                 .filter(|view| partition_date(view).is_some_and(|d| dates.contains(&d)))
                 .map(|view| {
-                    Action::Remove(Remove {
-                        deletion_timestamp: Some(deleted_at),
-                        ..view.remove_action(true)
-                    })
+                    // The file's tags go with its removal: the chain records its SHA-256.
+                    #[allow(deprecated)]
+                    let tags = view.add_action().tags;
+                    Action::Remove(Remove { deletion_timestamp: Some(deleted_at), tags, ..view.remove_action(true) })
                 })
                 .collect();
             if removes.is_empty() {
@@ -550,6 +556,11 @@ impl EventDataStore {
             report.version = self.remove_partitions(&mut table, &report.partitions, clock.as_ref()).await?;
         }
         (report.files_deleted, report.orphans_deleted) = self.vacuum(table, clock).await?;
+        // A vacuum commits to the log itself (its start and end): those versions get records too.
+        let vacuumed = self.snapshot().await?;
+        if let Some(version) = vacuumed.version() {
+            self.extend_chain(&vacuumed, version).await?;
+        }
         Ok(report)
     }
 }

@@ -52,6 +52,12 @@ pub enum Error {
     /// A saved query's name is not a plain file name.
     #[error("invalid saved query: {0}")]
     InvalidSavedQuery(String),
+    /// A store's integrity chain cannot be read or extended.
+    #[error("the integrity chain of event data store '{store}': {reason}")]
+    Chain { store: String, reason: String },
+    /// A signing or public key is unusable.
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
     /// An advanced event selector is malformed.
     #[error("invalid advanced event selector: {0}")]
     InvalidSelector(String),

@@ -37,6 +37,8 @@ const SETTINGS_FILE: &str = "_trawl/lake.json";
 pub struct Lake {
     url: Url,
     objects: Arc<dyn ObjectStore>,
+    /// Signs the records of the stores' integrity chains.
+    signer: Option<Arc<crate::chain::Signer>>,
 }
 
 impl Lake {
@@ -66,7 +68,7 @@ impl Lake {
                 } else {
                     Arc::new(PrefixStore::new(bucket, prefix))
                 };
-                return Ok(Self { url, objects });
+                return Ok(Self { url, objects, signer: None });
             }
             Ok(url) if url.scheme() == "file" => {
                 url.to_file_path().map_err(|()| invalid("not a local file URL".into()))?
@@ -94,7 +96,17 @@ impl Lake {
             url.set_path(&format!("{}/", url.path()));
         }
         let objects = Arc::new(LocalFileSystem::new_with_prefix(&path)?);
-        Ok(Self { url, objects })
+        Ok(Self { url, objects, signer: None })
+    }
+
+    /// This lake, signing the integrity chain records its stores' commits write.
+    pub fn with_signer(mut self, signer: crate::chain::Signer) -> Self {
+        self.signer = Some(Arc::new(signer));
+        self
+    }
+
+    pub(crate) fn signer(&self) -> Option<&crate::chain::Signer> {
+        self.signer.as_deref()
     }
 
     /// The lake's root URL, ending in `/`.

@@ -8,6 +8,7 @@
 //!       part-*.zstd.parquet      sorted by eventtime, zstd, page index, bloom filters
 //!     _trawl/store.json          the store's configuration
 //!     _trawl/ledger/*.json       source objects whose events are all committed
+//!     _trawl/chain/<v>.json      the integrity chain: a digest record per Delta commit
 //!   _trawl/lake.json             the lake's settings
 //!   _trawl/queries/NAME.json     saved queries ([`SavedQuery`])
 //! ```
@@ -22,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod blocks;
+pub mod chain;
 mod clock;
 mod config;
 mod eds;

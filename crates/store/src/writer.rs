@@ -330,6 +330,7 @@ impl StoreWriter {
                         format!("{EVENT_DATE}={date}/part-00000-{}-c000.zstd.parquet", uuid::Uuid::new_v4());
                     let size = file.bytes.len();
                     let blocks = crate::blocks::tag_of(&file.bytes);
+                    let sha256 = crate::chain::sha256_hex(&file.bytes);
                     objects.put(&Path::from(name.as_str()), PutPayload::from(file.bytes)).await?;
                     let modification_time =
                         SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
@@ -340,7 +341,10 @@ impl StoreWriter {
                         modification_time,
                         data_change: true,
                         stats: Some(delta_stats(&file.metadata).to_string()),
-                        tags: Some(HashMap::from([(crate::blocks::TAG.to_owned(), Some(blocks))])),
+                        tags: Some(HashMap::from([
+                            (crate::blocks::TAG.to_owned(), Some(blocks)),
+                            (crate::chain::SHA256_TAG.to_owned(), Some(sha256)),
+                        ])),
                         ..Default::default()
                     })
                 }

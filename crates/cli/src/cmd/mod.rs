@@ -10,6 +10,7 @@ mod retention;
 pub(crate) mod saved;
 pub(crate) mod shell;
 mod store;
+mod verify;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -92,6 +93,9 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
     if let Command::Audit(cmd) = command {
         return audit::run(location, cmd, clock.as_ref()).await;
     }
+    if let Command::Key(cmd) = command {
+        return verify::key(cmd);
+    }
     // Stores deleted seven days ago or more go for good, but only when a command writes anyway:
     // a command that reads never writes (nor fails on a lake it may only read, nor creates one).
     let writes = match &command {
@@ -104,12 +108,18 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
         | Command::Lookup(_)
         | Command::Saved(_)
         | Command::History(_)
+        | Command::Verify(_)
+        | Command::Key(_)
         | Command::Demo
         | Command::Audit(_)
         | Command::Lake(_) => false,
     };
-    let lake = if writes { Lake::create(location) } else { Lake::open(location) }
+    let mut lake = if writes { Lake::create(location) } else { Lake::open(location) }
         .with_context(|| format!("cannot open the lake at {location}"))?;
+    // Commits sign their integrity chain records with the key `$TRAWL_SIGNING_KEY` names.
+    if writes && let Some(signer) = verify::signer()? {
+        lake = lake.with_signer(signer);
+    }
     if writes {
         let purged = lake.purge_expired(deletion_clock(clock.as_ref()).as_ref()).await;
         for name in purged.context("cannot purge deleted stores")? {
@@ -121,6 +131,7 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
         Command::Lake(cmd) => lake_settings(&lake, cmd).await,
         Command::Ingest(args) => ingest::run(&lake, location, args, clock.as_ref()).await,
         Command::Export(args) => export::run(&lake, args).await,
+        Command::Verify(args) => verify::run(&lake, args).await,
         Command::Retention(RetentionCommand::Apply { store, dry_run }) => {
             retention::run(&lake, store, dry_run, deletion_clock(clock.as_ref())).await
         }
@@ -128,6 +139,7 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
         | Command::Lookup(_)
         | Command::Saved(_)
         | Command::History(_)
+        | Command::Key(_)
         | Command::Demo
         | Command::Audit(_) => {
             bail!("queries and the demo open the lake themselves")

@@ -1,0 +1,107 @@
+//! `trawl verify`: stores checked against their integrity chains; `trawl key generate`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use trawl_store::chain::{PublicKey, Signer};
+use trawl_store::{Lake, Status};
+
+use crate::args::{KeyCommand, VerifyArgs};
+
+pub(super) async fn run(lake: &Lake, args: VerifyArgs) -> Result<ExitCode> {
+    let key = args.public_key.as_deref().map(public_key).transpose()?;
+    let stores = if args.stores.is_empty() {
+        lake.stores().await?.into_iter().filter(|c| c.status == Status::Enabled).map(|c| c.name).collect()
+    } else {
+        args.stores.clone()
+    };
+    let mut reports = Vec::new();
+    for name in &stores {
+        let eds = lake.store(name).await?;
+        let report = eds.verify(args.deep, key.as_ref()).await.with_context(|| format!("cannot verify {name}"))?;
+        reports.push(report);
+    }
+    let problems: usize = reports.iter().map(|r| r.problems.len()).sum();
+    crate::output::to_stdout(|out| {
+        if args.json {
+            serde_json::to_writer_pretty(&mut *out, &reports)?;
+            writeln!(out)?;
+            return Ok(());
+        }
+        for r in &reports {
+            for p in &r.problems {
+                writeln!(out, "{}\t{}\t{}\t{}", r.store, p.kind.label(), p.subject, p.detail)?;
+            }
+            let version = r.version.map_or("no commits".to_owned(), |v| format!("version {v}"));
+            let hashed = if args.deep { format!(", {} hashed", r.files_hashed) } else { String::new() };
+            let signed = match (&key, r.signed) {
+                (Some(_), n) => format!(", {n} signatures checked"),
+                (None, 0) => String::new(),
+                (None, n) => format!(", {n} signed (--public-key checks them)"),
+            };
+            let verdict = match r.problems.len() {
+                0 => "intact".to_owned(),
+                n => format!("{n} finding{}", if n == 1 { "" } else { "s" }),
+            };
+            writeln!(
+                out,
+                "{}: {verdict}: {version}, {} chain records{signed}, {} live files{hashed}",
+                r.store, r.records, r.live_files
+            )?;
+        }
+        Ok(())
+    })?;
+    Ok(if problems > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// A public key given as its hex, or as a file holding it.
+fn public_key(text: &str) -> Result<PublicKey> {
+    if let Ok(key) = PublicKey::parse(text) {
+        return Ok(key);
+    }
+    let held = std::fs::read_to_string(text)
+        .with_context(|| format!("--public-key {text}: neither 64 hex digits nor a readable file"))?;
+    Ok(PublicKey::parse(&held).with_context(|| format!("--public-key {text}"))?)
+}
+
+/// The signer `$TRAWL_SIGNING_KEY` names, if any.
+pub(super) fn signer() -> Result<Option<Signer>> {
+    let Some(path) = std::env::var_os("TRAWL_SIGNING_KEY").filter(|p| !p.is_empty()) else { return Ok(None) };
+    let path = Path::new(&path);
+    let bytes = std::fs::read(path).with_context(|| format!("TRAWL_SIGNING_KEY: cannot read {}", path.display()))?;
+    Ok(Some(Signer::from_pkcs8(&bytes).with_context(|| format!("TRAWL_SIGNING_KEY: {}", path.display()))?))
+}
+
+pub(super) fn key(command: KeyCommand) -> Result<ExitCode> {
+    let KeyCommand::Generate { file } = command;
+    if file.exists() {
+        bail!("{} exists: a signing key is never overwritten", file.display());
+    }
+    let pem = Signer::generate()?;
+    let public = Signer::from_pkcs8(pem.as_bytes())?.public_key();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(&file)
+        .and_then(|mut f| f.write_all(pem.as_bytes()))
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    let mut public_file = file.clone().into_os_string();
+    public_file.push(".pub");
+    std::fs::write(&public_file, format!("{}\n", public.to_hex()))
+        .with_context(|| format!("cannot write {}", Path::new(&public_file).display()))?;
+    crate::output::to_stdout(|out| {
+        writeln!(out, "{}", public.to_hex())?;
+        Ok(())
+    })?;
+    note!(
+        "signing key in {}, public key (above) in {}; fingerprint {}",
+        file.display(),
+        Path::new(&public_file).display(),
+        public.fingerprint()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,249 @@
+//! `trawl verify`: every tampering case named, on a local lake and on the S3 test server, and
+//! nothing found on a store nobody touched; queries over a tampered file fail naming it.
+
+use std::path::PathBuf;
+
+use crate::harness::{Lake, fixture};
+use crate::support::Moto;
+
+const NOW: &str = "2024-12-31T00:00:00Z";
+
+/// Where a lake's objects are, to change them behind trawl's back. Paths are relative to the
+/// lake's root.
+enum Storage<'m> {
+    Local(PathBuf),
+    S3 { moto: &'m Moto, bucket: &'static str, prefix: &'static str },
+}
+
+impl Storage<'_> {
+    fn tamper(&self, action: &str, key: &str, other: &str) -> String {
+        let Storage::S3 { moto, bucket, prefix } = self else { unreachable!("S3 only") };
+        moto.script(&["tamper", bucket, action, &format!("{prefix}/{key}"), other])
+    }
+
+    /// The files under `dir`, relative to the root, sorted.
+    fn files(&self, dir: &str) -> Vec<String> {
+        let mut files = match self {
+            Storage::Local(root) => crate::support::walk(&root.join(dir))
+                .into_iter()
+                .map(|p| p.trim_start_matches(&format!("{}/", root.display())).to_owned())
+                .collect(),
+            Storage::S3 { prefix, .. } => self
+                .tamper("list", &format!("{dir}/"), "")
+                .lines()
+                .map(|k| k.trim_start_matches(&format!("{prefix}/")).to_owned())
+                .collect::<Vec<_>>(),
+        };
+        files.sort();
+        files
+    }
+
+    fn data_files(&self, store: &str) -> Vec<String> {
+        self.files(store).into_iter().filter(|f| f.ends_with(".parquet") && f.contains("/eventdate=")).collect()
+    }
+
+    fn read(&self, path: &str) -> String {
+        match self {
+            Storage::Local(root) => std::fs::read_to_string(root.join(path)).unwrap(),
+            Storage::S3 { .. } => self.tamper("read", path, ""),
+        }
+    }
+
+    fn flip(&self, path: &str) {
+        match self {
+            Storage::Local(root) => {
+                let mut bytes = std::fs::read(root.join(path)).unwrap();
+                let middle = bytes.len() / 2;
+                bytes[middle] ^= 1;
+                std::fs::write(root.join(path), bytes).unwrap();
+            }
+            Storage::S3 { .. } => drop(self.tamper("flip", path, "")),
+        }
+    }
+
+    fn delete(&self, path: &str) {
+        match self {
+            Storage::Local(root) => std::fs::remove_file(root.join(path)).unwrap(),
+            Storage::S3 { .. } => drop(self.tamper("delete", path, "")),
+        }
+    }
+
+    fn copy(&self, from: &str, to: &str) {
+        match self {
+            Storage::Local(root) => {
+                std::fs::create_dir_all(root.join(to).parent().unwrap()).unwrap();
+                std::fs::copy(root.join(from), root.join(to)).unwrap();
+            }
+            Storage::S3 { prefix, .. } => drop(self.tamper("copy", from, &format!("{prefix}/{to}"))),
+        }
+    }
+
+    fn replace(&self, path: &str, old: &str, new: &str) {
+        match self {
+            Storage::Local(_) => {
+                let text = self.read(path);
+                assert!(text.contains(old), "{old} not in {path}");
+                let Storage::Local(root) = self else { unreachable!() };
+                std::fs::write(root.join(path), text.replacen(old, new, 1)).unwrap();
+            }
+            Storage::S3 { .. } => drop(self.tamper("replace", path, &format!("{old}=>{new}"))),
+        }
+    }
+}
+
+fn record(store: &str, version: u64) -> String {
+    format!("{store}/_trawl/chain/{version:020}.json")
+}
+
+/// A store of three ingests (versions 1 to 3 after its creation), each commit signed.
+fn build(lake: &Lake, store: &str) {
+    lake.ok(&["store", "create", store, "--retention-days", "3653"]);
+    for dir in ["stratus-red-team-detonation-logs", "trailscraper-fixtures", "plaso-testdata"] {
+        lake.ok(&["ingest", "--store", store, &fixture(dir)]);
+    }
+}
+
+/// Runs `verify` on `store` and expects `code`; returns stdout.
+fn verify(lake: &Lake, store: &str, extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["verify", "--store", store];
+    args.extend(extra);
+    let out = lake.run(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code().unwrap_or(-1), stdout)
+}
+
+/// Every case on its own store of `lake`, tampered with through `storage`.
+fn tampering_is_found(lake: &Lake, storage: &Storage<'_>, public: &str) {
+    let key = ["--public-key", public];
+    let cases =
+        ["intact", "flipped", "deleted", "added", "edited", "record-deleted", "signature-swapped", "commit-removed"];
+    for case in cases {
+        build(lake, case);
+    }
+
+    // Untouched: intact, deep and with every signature checked.
+    let (code, out) = verify(lake, "intact", &["--deep", "--public-key", public]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("intact: intact: version 3, 4 chain records, 4 signatures checked"), "{out}");
+
+    // A byte flipped: the size holds, the SHA-256 does not (--deep); a query reading it fails
+    // naming the file, never answering with altered values.
+    let file = storage.data_files("flipped")[0].clone();
+    storage.flip(&file);
+    let (code, out) = verify(lake, "flipped", &["--deep"]);
+    assert_eq!(code, 1, "{out}");
+    let name = file.trim_start_matches("flipped/");
+    assert!(out.contains(&format!("flipped\tMODIFIED\t{name}\tSHA-256 ")), "{out}");
+    let (_, err) = lake.expect(1, &["query", "-q", "SELECT count(*), max(eventjson), max(eventid) FROM flipped"]);
+    assert!(err.contains(name.rsplit('/').next().unwrap()), "{err}");
+
+    // A file deleted: missing, and a query fails naming it.
+    let file = storage.data_files("deleted")[0].clone();
+    storage.delete(&file);
+    let (code, out) = verify(lake, "deleted", &[]);
+    let name = file.trim_start_matches("deleted/");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("deleted\tMISSING\t{name}\t")), "{out}");
+    let (_, err) = lake.expect(1, &["query", "-q", "SELECT max(eventjson) FROM deleted"]);
+    assert!(err.contains(name.rsplit('/').next().unwrap()), "{err}");
+
+    // A file put in: in no commit.
+    let file = storage.data_files("added")[0].clone();
+    storage.copy(&file, "added/eventdate=2024-01-01/part-00000-planted.zstd.parquet");
+    let (code, out) = verify(lake, "added", &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("added\tUNEXPECTED\teventdate=2024-01-01/part-00000-planted.zstd.parquet\t"), "{out}");
+
+    // A record edited: the next record's link breaks, it no longer says what the log says, and
+    // its signature no longer holds.
+    storage.replace(&record("edited", 1), "\"size\": ", "\"size\": 1");
+    let (code, out) = verify(lake, "edited", &key);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("edited\tBROKEN LINK\tchain record 2\t"), "{out}");
+    assert!(out.contains("edited\tMISMATCH\tchain record 1\t"), "{out}");
+    assert!(out.contains("edited\tBAD SIGNATURE\tchain record 1\t"), "{out}");
+
+    // A record deleted: its version has no digest, and the chain has a hole.
+    storage.delete(&record("record-deleted", 2));
+    let (code, out) = verify(lake, "record-deleted", &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("record-deleted\tNO DIGEST\tDelta version 2\t"), "{out}");
+    assert!(out.contains("record-deleted\tBROKEN LINK\tchain record 3\tfollows record 1"), "{out}");
+
+    // A signature swapped for another record's.
+    let signature = |version| {
+        let text = storage.read(&record("signature-swapped", version));
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        value["signature"]["value"].as_str().unwrap().to_owned()
+    };
+    let (first, second) = (signature(1), signature(2));
+    storage.replace(&record("signature-swapped", 1), &first, &second);
+    let (code, out) = verify(lake, "signature-swapped", &key);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("signature-swapped\tBAD SIGNATURE\tchain record 1\t"), "{out}");
+    // Without the key the swap is not seen, and verify says that signatures went unchecked.
+    let (code, out) = verify(lake, "signature-swapped", &[]);
+    assert!(code == 1 && out.contains("4 signed (--public-key checks them)"), "{out}");
+
+    // A Delta commit removed: the chain records a version the log no longer has.
+    storage.delete("commit-removed/_delta_log/00000000000000000003.json");
+    let (code, out) = verify(lake, "commit-removed", &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("commit-removed\tMISSING COMMIT\tDelta version 3\t"), "{out}");
+
+    // Every store at once: exit 1, the intact one still intact.
+    let (code, out) = verify(lake, "intact", &["--store", "added"]);
+    assert!(code == 1 && out.contains("intact: intact") && out.contains("added: 1 finding"), "{out}");
+}
+
+/// A signing key in `lake`'s directory, named to every command; returns the public key file.
+fn signing_key(lake: &mut Lake) -> String {
+    let key = lake.dir.path().join("chain.pem");
+    let public = lake.ok(&["key", "generate", key.to_str().unwrap()]);
+    assert_eq!(public.trim().len(), 64, "{public}");
+    assert_eq!(std::fs::read_to_string(format!("{}.pub", key.display())).unwrap(), public);
+    lake.env.push(("TRAWL_SIGNING_KEY".to_owned(), key.display().to_string()));
+    format!("{}.pub", key.display())
+}
+
+#[test]
+fn tampering_with_a_local_lake_is_found() {
+    let mut lake = Lake::new(NOW);
+    let public = signing_key(&mut lake);
+    let storage = Storage::Local(lake.root());
+    tampering_is_found(&lake, &storage, &public);
+}
+
+#[test]
+fn tampering_with_a_lake_in_a_bucket_is_found() {
+    let moto = Moto::start(&[]);
+    moto.script(&["bucket", "evidence"]);
+    let mut lake = Lake::at("s3://evidence/lake", NOW, moto.env());
+    let public = signing_key(&mut lake);
+    let storage = Storage::S3 { moto: &moto, bucket: "evidence", prefix: "lake" };
+    tampering_is_found(&lake, &storage, &public);
+}
+
+/// Retention removes files and vacuums (commits of its own): the chain records them all, and
+/// the store stays intact.
+#[test]
+fn retention_keeps_the_chain_whole() {
+    let lake = Lake::new("2026-12-31T00:00:00Z");
+    lake.ok(&["store", "create", "audit", "--retention-days", "3653"]);
+    lake.ok(&["ingest", "--store", "audit", &fixture("stratus-red-team-detonation-logs")]);
+    lake.ok(&["ingest", "--store", "audit", &fixture("trailscraper-fixtures")]);
+    let before = lake.show("audit")["summary"]["files"].as_u64().unwrap();
+    // The 2017 events go; those of 2024 stay.
+    lake.ok(&["store", "update", "audit", "--retention-days", "2000"]);
+    lake.ok(&["retention", "apply"]);
+    let after = lake.show("audit")["summary"]["files"].as_u64().unwrap();
+    assert!(0 < after && after < before, "retention: {before} files, then {after}");
+    let (code, out) = verify(&lake, "audit", &["--deep"]);
+    assert_eq!(code, 0, "{out}");
+    let removals = std::fs::read_dir(lake.root().join("audit/_trawl/chain"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .filter(|text| text.contains("\"operation\": \"retention\""))
+        .count();
+    assert_eq!(removals, 1, "{out}");
+}
