@@ -12,6 +12,6 @@ mod repl;
 mod s3;
 mod slt;
 mod store;
-mod verify;
 #[path = "../support/mod.rs"]
 mod support;
+mod verify;

@@ -39,7 +39,10 @@ impl Storage<'_> {
     }
 
     fn data_files(&self, store: &str) -> Vec<String> {
-        self.files(store).into_iter().filter(|f| f.ends_with(".parquet") && f.contains("/eventdate=")).collect()
+        self.files(store)
+            .into_iter()
+            .filter(|f| f.ends_with(".parquet") && f.contains("/eventdate="))
+            .collect()
     }
 
     fn read(&self, path: &str) -> String {
@@ -115,8 +118,16 @@ fn verify(lake: &Lake, store: &str, extra: &[&str]) -> (i32, String) {
 /// Every case on its own store of `lake`, tampered with through `storage`.
 fn tampering_is_found(lake: &Lake, storage: &Storage<'_>, public: &str) {
     let key = ["--public-key", public];
-    let cases =
-        ["intact", "flipped", "deleted", "added", "edited", "record-deleted", "signature-swapped", "commit-removed"];
+    let cases = [
+        "intact",
+        "flipped",
+        "deleted",
+        "added",
+        "edited",
+        "record-deleted",
+        "signature-swapped",
+        "commit-removed",
+    ];
     for case in cases {
         build(lake, case);
     }
@@ -134,7 +145,8 @@ fn tampering_is_found(lake: &Lake, storage: &Storage<'_>, public: &str) {
     assert_eq!(code, 1, "{out}");
     let name = file.trim_start_matches("flipped/");
     assert!(out.contains(&format!("flipped\tMODIFIED\t{name}\tSHA-256 ")), "{out}");
-    let (_, err) = lake.expect(1, &["query", "-q", "SELECT count(*), max(eventjson), max(eventid) FROM flipped"]);
+    let (_, err) =
+        lake.expect(1, &["query", "-q", "SELECT count(*), max(eventjson), max(eventid) FROM flipped"]);
     assert!(err.contains(name.rsplit('/').next().unwrap()), "{err}");
 
     // A file deleted: missing, and a query fails naming it.
@@ -152,7 +164,10 @@ fn tampering_is_found(lake: &Lake, storage: &Storage<'_>, public: &str) {
     storage.copy(&file, "added/eventdate=2024-01-01/part-00000-planted.zstd.parquet");
     let (code, out) = verify(lake, "added", &[]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("added\tUNEXPECTED\teventdate=2024-01-01/part-00000-planted.zstd.parquet\t"), "{out}");
+    assert!(
+        out.contains("added\tUNEXPECTED\teventdate=2024-01-01/part-00000-planted.zstd.parquet\t"),
+        "{out}"
+    );
 
     // A record edited: the next record's link breaks, it no longer says what the log says, and
     // its signature no longer holds.
@@ -246,4 +261,52 @@ fn retention_keeps_the_chain_whole() {
         .filter(|text| text.contains("\"operation\": \"retention\""))
         .count();
     assert_eq!(removals, 1, "{out}");
+}
+
+/// The Delta log stays small: small ingests (an hourly cron) write no checkpoint each, and once
+/// a checkpoint stands, the commits older than the log retention (Delta's
+/// `logRetentionDuration`, 30 days) before it are deleted. The chain still verifies: the
+/// versions the log no longer holds are not checked against it, the records still link.
+#[test]
+fn the_delta_log_is_checkpointed_at_an_interval_and_cleaned_up() {
+    let lake = Lake::new(NOW);
+    lake.ok(&["store", "create", "hourly", "--retention-days", "3653"]);
+    let files: Vec<_> = std::fs::read_dir(fixture("stratus-red-team-detonation-logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    let mut runs = 0;
+    for file in files.iter().take(12) {
+        lake.ok(&["ingest", "--store", "hourly", file.to_str().unwrap()]);
+        runs += 1;
+    }
+    let log = lake.root().join("hourly/_delta_log");
+    let listed = |suffix: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&log)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(suffix))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(runs, 12);
+    assert!(listed(".checkpoint.parquet").is_empty(), "{:?}", listed(".checkpoint.parquet"));
+    let commits = listed(".json").len();
+    assert!(commits >= 12, "{commits} commits");
+
+    // Forty days later, a checkpoint, then the next commit cleans up what it supersedes.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 86_400);
+    for name in listed(".json") {
+        std::fs::File::options().write(true).open(log.join(name)).unwrap().set_modified(old).unwrap();
+    }
+    let events = lake.events("hourly");
+    lake.ok(&["ingest", "--store", "hourly", "--checkpoint-every", "1", files[12].to_str().unwrap()]);
+    lake.ok(&["ingest", "--store", "hourly", files[13].to_str().unwrap()]);
+    let left = listed(".json");
+    assert!(left.len() <= 3 && !left.contains(&format!("{:020}.json", 0)), "{left:?}");
+    assert!(lake.events("hourly") > events);
+    let (code, out) = verify(&lake, "hourly", &["--deep"]);
+    assert_eq!(code, 0, "{out}");
 }

@@ -98,9 +98,7 @@ pub(crate) struct VerifyArgs {
 pub(crate) enum KeyCommand {
     /// Write a new Ed25519 signing key to FILE (PKCS#8 PEM, readable by its owner only) and its
     /// public key to FILE.pub
-    Generate {
-        file: PathBuf,
-    },
+    Generate { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

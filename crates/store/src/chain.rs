@@ -48,7 +48,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
     let text = text.trim();
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
@@ -117,7 +117,7 @@ impl DigestRecord {
     }
 
     /// The record's bytes as stored, signed by `signer` when given.
-    pub(crate) fn to_bytes(&mut self, signer: Option<&Signer>) -> Vec<u8> {
+    pub(crate) fn sign_and_encode(&mut self, signer: Option<&Signer>) -> Vec<u8> {
         if let Some(signer) = signer {
             let value = signer.pair.sign(&self.signed_bytes());
             self.signature = Some(RecordSignature {
@@ -258,10 +258,11 @@ impl crate::EventDataStore {
             };
             let mut record = record_of_commit(next, &entry).map_err(|e| self.chain_error(e.to_string()))?;
             record.previous_hash = tail.as_ref().map(|(_, hash)| hash.clone());
-            let bytes = record.to_bytes(self.lake.signer());
+            let bytes = record.sign_and_encode(self.lake.signer());
             let path = self.record_path(next);
             let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-            let hash = match self.lake.objects().put_opts(&path, PutPayload::from(bytes.clone()), opts).await {
+            let hash = match self.lake.objects().put_opts(&path, PutPayload::from(bytes.clone()), opts).await
+            {
                 Ok(_) => sha256_hex(&bytes),
                 // Another writer recorded it first: the chain goes on from its record.
                 Err(object_store::Error::AlreadyExists { .. }) => {
@@ -280,7 +281,11 @@ impl crate::EventDataStore {
     /// [`VerifyReport`]); with `deep`, every live file is read and hashed.
     pub async fn verify(&self, deep: bool, key: Option<&PublicKey>) -> Result<VerifyReport> {
         let snapshot = self.snapshot().await?;
-        let mut report = VerifyReport { store: self.config().name.clone(), version: snapshot.version(), ..Default::default() };
+        let mut report = VerifyReport {
+            store: self.config().name.clone(),
+            version: snapshot.version(),
+            ..Default::default()
+        };
         let latest = snapshot.version();
         let objects = self.lake.objects();
 
@@ -307,7 +312,9 @@ impl crate::EventDataStore {
                         (Some((v, _)), _) => report.problem(
                             Problem::BrokenLink,
                             subject.clone(),
-                            format!("its link does not match the hash of record {v} (one of them was edited)"),
+                            format!(
+                                "its link does not match the hash of record {v} (one of them was edited)"
+                            ),
                         ),
                         (None, Some(_)) if i == 0 => report.problem(
                             Problem::BrokenLink,
@@ -321,12 +328,17 @@ impl crate::EventDataStore {
                     }
                     if let Some(key) = key {
                         if record.signature.is_none() {
-                            report.problem(Problem::BadSignature, subject.clone(), "is not signed".to_owned());
+                            report.problem(
+                                Problem::BadSignature,
+                                subject.clone(),
+                                "is not signed".to_owned(),
+                            );
                         } else if !record.signed_by(key) {
                             report.problem(
                                 Problem::BadSignature,
                                 subject.clone(),
-                                "its signature is not by the key given, or does not match the record".to_owned(),
+                                "its signature is not by the key given, or does not match the record"
+                                    .to_owned(),
                             );
                         }
                     }
@@ -361,12 +373,17 @@ impl crate::EventDataStore {
                     );
                     continue;
                 };
-                let logged = record_of_commit(version, &entry).map_err(|e| self.chain_error(e.to_string()))?;
+                let logged =
+                    record_of_commit(version, &entry).map_err(|e| self.chain_error(e.to_string()))?;
                 match by_version.get(&version) {
                     None => report.problem(
                         Problem::NoDigest,
                         format!("Delta version {version}"),
-                        format!("has no chain record ({} files added, {} removed)", logged.added.len(), logged.removed.len()),
+                        format!(
+                            "has no chain record ({} files added, {} removed)",
+                            logged.added.len(),
+                            logged.removed.len()
+                        ),
                     ),
                     Some(record) if !record.same_commit(&logged) => report.problem(
                         Problem::Mismatch,
@@ -407,7 +424,9 @@ impl crate::EventDataStore {
                 let root = root.clone();
                 async move {
                     let rel = m.location.as_ref().strip_prefix(&root).map(str::to_owned);
-                    Ok(rel.filter(|r| !r.starts_with("_delta_log/") && !r.starts_with("_trawl/")).map(|r| (r, m.size)))
+                    Ok(rel
+                        .filter(|r| !r.starts_with("_delta_log/") && !r.starts_with("_trawl/"))
+                        .map(|r| (r, m.size)))
                 }
             })
             .try_collect()
@@ -418,10 +437,16 @@ impl crate::EventDataStore {
             let path = file.path.to_string();
             let expected = chained.remove(path.as_str());
             if expected.is_none() {
-                report.problem(Problem::Unrecorded, path.clone(), "live in the Delta log, added by no chain record".to_owned());
+                report.problem(
+                    Problem::Unrecorded,
+                    path.clone(),
+                    "live in the Delta log, added by no chain record".to_owned(),
+                );
             }
             match present.remove(&path) {
-                None => report.problem(Problem::Missing, path, "live in the Delta log, not in storage".to_owned()),
+                None => {
+                    report.problem(Problem::Missing, path, "live in the Delta log, not in storage".to_owned())
+                }
                 Some(size) if size != file.size || expected.is_some_and(|e| e.size != size) => {
                     report.problem(
                         Problem::Modified,
@@ -437,7 +462,11 @@ impl crate::EventDataStore {
             }
         }
         for (path, _) in chained {
-            report.problem(Problem::Missing, path.to_owned(), "the chain has it live, the Delta log does not".to_owned());
+            report.problem(
+                Problem::Missing,
+                path.to_owned(),
+                "the chain has it live, the Delta log does not".to_owned(),
+            );
         }
         let mut unexpected: Vec<(String, u64)> =
             present.into_iter().filter(|(path, _)| !removed.contains_key(path.as_str())).collect();
@@ -448,8 +477,16 @@ impl crate::EventDataStore {
         report.files_hashed = to_hash.len();
         let hashed: Vec<(String, String, String)> = futures::stream::iter(to_hash)
             .map(|(path, sha)| async move {
-                let location = Path::from(format!("{root}{path}", root = format_args!("{}/", self.config().name)));
-                let bytes = self.lake.objects().get(&location).await.map_err(|e| self.lake.explain(e))?.bytes().await?;
+                let location =
+                    Path::from(format!("{root}{path}", root = format_args!("{}/", self.config().name)));
+                let bytes = self
+                    .lake
+                    .objects()
+                    .get(&location)
+                    .await
+                    .map_err(|e| self.lake.explain(e))?
+                    .bytes()
+                    .await?;
                 let actual = tokio::task::spawn_blocking(move || sha256_hex(&bytes))
                     .await
                     .map_err(|e| self.chain_error(e.to_string()))?;
@@ -643,7 +680,7 @@ mod tests {
             previous_hash: Some(sha256_hex(b"previous")),
             signature: None,
         };
-        let bytes = record.to_bytes(Some(&key));
+        let bytes = record.sign_and_encode(Some(&key));
         let stored: DigestRecord = serde_json::from_slice(&bytes).unwrap();
         assert!(stored.signed_by(&key.public_key()));
         let other = Signer::from_pkcs8(Signer::generate().unwrap().as_bytes()).unwrap();

@@ -474,7 +474,11 @@ impl EventDataStore {
                     // The file's tags go with its removal: the chain records its SHA-256.
                     #[allow(deprecated)]
                     let tags = view.add_action().tags;
-                    Action::Remove(Remove { deletion_timestamp: Some(deleted_at), tags, ..view.remove_action(true) })
+                    Action::Remove(Remove {
+                        deletion_timestamp: Some(deleted_at),
+                        tags,
+                        ..view.remove_action(true)
+                    })
                 })
                 .collect();
             if removes.is_empty() {

@@ -20,7 +20,8 @@ pub(super) async fn run(lake: &Lake, args: VerifyArgs) -> Result<ExitCode> {
     let mut reports = Vec::new();
     for name in &stores {
         let eds = lake.store(name).await?;
-        let report = eds.verify(args.deep, key.as_ref()).await.with_context(|| format!("cannot verify {name}"))?;
+        let report =
+            eds.verify(args.deep, key.as_ref()).await.with_context(|| format!("cannot verify {name}"))?;
         reports.push(report);
     }
     let problems: usize = reports.iter().map(|r| r.problems.len()).sum();
@@ -63,14 +64,15 @@ fn public_key(text: &str) -> Result<PublicKey> {
     }
     let held = std::fs::read_to_string(text)
         .with_context(|| format!("--public-key {text}: neither 64 hex digits nor a readable file"))?;
-    Ok(PublicKey::parse(&held).with_context(|| format!("--public-key {text}"))?)
+    PublicKey::parse(&held).with_context(|| format!("--public-key {text}"))
 }
 
 /// The signer `$TRAWL_SIGNING_KEY` names, if any.
 pub(super) fn signer() -> Result<Option<Signer>> {
     let Some(path) = std::env::var_os("TRAWL_SIGNING_KEY").filter(|p| !p.is_empty()) else { return Ok(None) };
     let path = Path::new(&path);
-    let bytes = std::fs::read(path).with_context(|| format!("TRAWL_SIGNING_KEY: cannot read {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("TRAWL_SIGNING_KEY: cannot read {}", path.display()))?;
     Ok(Some(Signer::from_pkcs8(&bytes).with_context(|| format!("TRAWL_SIGNING_KEY: {}", path.display()))?))
 }
 
