@@ -477,8 +477,7 @@ impl crate::EventDataStore {
         report.files_hashed = to_hash.len();
         let hashed: Vec<(String, String, String)> = futures::stream::iter(to_hash)
             .map(|(path, sha)| async move {
-                let location =
-                    Path::from(format!("{root}{path}", root = format_args!("{}/", self.config().name)));
+                let location = Path::from(format!("{}/{path}", self.config().name));
                 let bytes = self
                     .lake
                     .objects()
