@@ -62,6 +62,15 @@ pub(crate) enum Command {
     /// its recorded size (and SHA-256, with --deep), no file no commit added. Exit 1 on any
     /// finding
     Verify(VerifyArgs),
+    /// Check results delivered with `query --deliver`: each file against its SHA-256 in
+    /// result_sign.json, and the sign file's signature. Exit 1 on anything invalid
+    VerifyResults {
+        /// The delivery's folder or its result_sign.json (a directory or s3://)
+        location: String,
+        /// The Ed25519 public key the results were signed with: 64 hex digits, or a file
+        #[arg(long, value_name = "KEY|FILE", required = true)]
+        public_key: String,
+    },
     /// Signing keys for the integrity chain: `key generate FILE` writes one ($TRAWL_SIGNING_KEY
     /// names it to the commands that commit)
     #[command(subcommand)]
@@ -218,6 +227,12 @@ pub(crate) struct RunArgs {
     /// Write results to a file instead of stdout
     #[arg(short, long, value_name = "FILE")]
     pub(crate) output: Option<PathBuf>,
+    /// Deliver the result as CloudTrail Lake does, signed: gzipped CSV files and a
+    /// result_sign.json under LOCATION/CloudTrail-Lake/Query/YYYY/MM/DD/QUERY_ID/ (a directory
+    /// or s3://bucket/prefix), signed with the key $TRAWL_SIGNING_KEY names; prints the sign
+    /// file's location
+    #[arg(long, value_name = "LOCATION", conflicts_with_all = ["output", "format"])]
+    pub(crate) deliver: Option<String>,
     /// Rows a table shows; the rest are counted, not kept (0: all) [default: 100 on a
     /// terminal, else all]
     #[arg(long, value_name = "N")]

@@ -486,7 +486,7 @@ fn expanded_rows(batches: &[RecordBatch], options: &FormatOptions<'_>) -> Result
 }
 
 /// A CSV line of `cells`, quoted where they need it.
-fn csv_line(cells: &[&str]) -> String {
+pub(crate) fn csv_line(cells: &[&str]) -> String {
     let quoted: Vec<String> = cells
         .iter()
         .map(|c| {

@@ -46,7 +46,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     })
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
     let text = text.trim();
     if !text.len().is_multiple_of(2) {
         return None;
@@ -110,20 +110,16 @@ impl DigestRecord {
     pub fn signed_by(&self, key: &PublicKey) -> bool {
         let Some(signature) = &self.signature else { return false };
         let Some(value) = unhex(&signature.value) else { return false };
-        signature.public_key_fingerprint == key.fingerprint()
-            && ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &key.0)
-                .verify(&self.signed_bytes(), &value)
-                .is_ok()
+        signature.public_key_fingerprint == key.fingerprint() && key.verifies(&self.signed_bytes(), &value)
     }
 
     /// The record's bytes as stored, signed by `signer` when given.
     pub(crate) fn sign_and_encode(&mut self, signer: Option<&Signer>) -> Vec<u8> {
         if let Some(signer) = signer {
-            let value = signer.pair.sign(&self.signed_bytes());
             self.signature = Some(RecordSignature {
                 algorithm: "Ed25519".to_owned(),
                 public_key_fingerprint: signer.fingerprint.clone(),
-                value: hex(value.as_ref()),
+                value: hex(&signer.sign(&self.signed_bytes())),
             });
         }
         serde_json::to_vec_pretty(self).expect("a record serializes")
@@ -614,6 +610,11 @@ impl Signer {
         Ok(pem("PRIVATE KEY", der.as_ref()))
     }
 
+    /// The signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        self.pair.sign(message).as_ref().to_vec()
+    }
+
     /// Its public key.
     pub fn public_key(&self) -> PublicKey {
         use ring::signature::KeyPair;
@@ -637,6 +638,13 @@ impl PublicKey {
     /// 64 hex digits.
     pub fn to_hex(&self) -> String {
         hex(&self.0)
+    }
+
+    /// Whether `signature` is this key's of `message`.
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &self.0)
+            .verify(message, signature)
+            .is_ok()
     }
 
     /// Hex SHA-256 of the raw key: how records name it.

@@ -35,6 +35,7 @@ pub mod s3;
 mod saved;
 pub mod schema;
 pub mod selectors;
+pub mod signed;
 mod snapshot;
 pub mod time;
 pub mod trail;

@@ -10,7 +10,7 @@ mod retention;
 pub(crate) mod saved;
 pub(crate) mod shell;
 mod store;
-mod verify;
+pub(crate) mod verify;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -109,6 +109,7 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
         | Command::Saved(_)
         | Command::History(_)
         | Command::Verify(_)
+        | Command::VerifyResults { .. }
         | Command::Key(_)
         | Command::Demo
         | Command::Audit(_)
@@ -140,6 +141,7 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
         | Command::Saved(_)
         | Command::History(_)
         | Command::Key(_)
+        | Command::VerifyResults { .. }
         | Command::Demo
         | Command::Audit(_) => {
             bail!("queries and the demo open the lake themselves")

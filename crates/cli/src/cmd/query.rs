@@ -74,6 +74,13 @@ async fn execute(lake: &Lake, sql: &str, args: &RunArgs) -> Result<()> {
         args.format.or_else(|| args.output.as_deref().and_then(Format::of_path)).unwrap_or(Format::Table);
     let running = lake.start(sql).await?;
     let batches = running.stream()?;
+    if let Some(location) = &args.deliver {
+        deliver(batches, location).await?;
+        if !args.quiet {
+            note!("{}", describe(&running.stats()));
+        }
+        return Ok(());
+    }
     let schema = batches.schema();
     let cut = match &args.output {
         Some(path) => {
@@ -125,6 +132,59 @@ async fn execute(lake: &Lake, sql: &str, args: &RunArgs) -> Result<()> {
     if !args.quiet {
         note!("{}", describe(&running.stats()));
     }
+    Ok(())
+}
+
+/// A delivered result file closes at this compressed size; the next one opens.
+const DELIVERY_PART_BYTES: usize = 64 << 20;
+
+/// Delivers the result to `location` as CloudTrail Lake does: gzipped CSV files (each with its
+/// header, closed at [`DELIVERY_PART_BYTES`]), then the signed `result_sign.json`. Prints the
+/// sign file's location.
+async fn deliver(mut batches: Batches, location: &str) -> Result<()> {
+    use flate2::write::GzEncoder;
+    let Some(signer) = super::verify::signer()? else {
+        bail!(
+            "--deliver signs its results: $TRAWL_SIGNING_KEY names the key (`trawl key generate FILE` makes one)"
+        );
+    };
+    let query_id = uuid::Uuid::new_v4().to_string();
+    let mut delivery = trawl_store::signed::Delivery::new(location, &query_id, chrono::Utc::now())
+        .with_context(|| format!("cannot deliver to {location}"))?;
+    let new_part = || GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let (mut part, mut rows, mut in_part) = (new_part(), 0, 0);
+    let mut csv = Vec::new();
+    while let Some(batch) = batches.try_next().await? {
+        csv.clear();
+        // Each file has its header.
+        let mut writer = arrow::csv::WriterBuilder::new().with_header(in_part == 0).build(&mut csv);
+        writer.write(&trawl_query::nested_as_json(&batch)?)?;
+        drop(writer);
+        part.write_all(&csv)?;
+        rows += batch.num_rows();
+        in_part += batch.num_rows();
+        if part.get_ref().len() >= DELIVERY_PART_BYTES {
+            delivery.put(std::mem::replace(&mut part, new_part()).finish()?).await?;
+            in_part = 0;
+        }
+    }
+    if rows == 0 {
+        // An empty result is one file holding the header, as in every format.
+        let schema = batches.schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        writeln!(part, "{}", output::csv_line(&names))?;
+    }
+    if in_part > 0 || rows == 0 {
+        delivery.put(part.finish()?).await?;
+    }
+    let place = delivery.location().to_owned();
+    let sign = delivery.finish(&query_id, chrono::Utc::now(), &signer).await?;
+    output::to_stdout(|out| Ok(writeln!(out, "{place}{}", trawl_store::signed::SIGN_FILE)?))?;
+    note!(
+        "delivered {rows} rows in {} files, signed by key {}",
+        sign.files.len(),
+        &sign.public_key_fingerprint[..16]
+    );
     Ok(())
 }
 

@@ -58,7 +58,7 @@ pub(super) async fn run(lake: &Lake, args: VerifyArgs) -> Result<ExitCode> {
 }
 
 /// A public key given as its hex, or as a file holding it.
-fn public_key(text: &str) -> Result<PublicKey> {
+pub(super) fn public_key(text: &str) -> Result<PublicKey> {
     if let Ok(key) = PublicKey::parse(text) {
         return Ok(key);
     }
@@ -106,4 +106,28 @@ pub(super) fn key(command: KeyCommand) -> Result<ExitCode> {
         public.fingerprint()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `trawl verify-results`: a delivery's files and signature, a line each, as `aws cloudtrail
+/// validate-logs` prints its files.
+pub(crate) async fn results(location: &str, key: &str) -> Result<ExitCode> {
+    let key = public_key(key)?;
+    let report = trawl_store::signed::verify_results(location, &key)
+        .await
+        .with_context(|| format!("cannot read the results at {location}"))?;
+    crate::output::to_stdout(|out| {
+        for (name, verdict) in &report.files {
+            writeln!(out, "Results file\t{name}\t{verdict}")?;
+        }
+        writeln!(out, "Sign file\t{}\t{}", trawl_store::signed::SIGN_FILE, report.signature)?;
+        let valid = report.files.iter().filter(|(_, v)| v == "valid").count();
+        writeln!(
+            out,
+            "{valid}/{} result files valid, signature {}",
+            report.files.len(),
+            if report.signature == "valid" { "valid" } else { "INVALID" }
+        )?;
+        Ok(())
+    })?;
+    Ok(if report.valid() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
