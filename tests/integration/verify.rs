@@ -337,7 +337,7 @@ fn deliveries(lake: &Lake, storage: &Storage<'_>, target: &str, public: &str) {
         .verify(hashes.join(" ").as_bytes(), &signature)
         .expect("the sign file's signature holds over the hashes joined by spaces");
     if let Storage::Local(_) = storage {
-        let gz = std::fs::read(&format!("{folder}result_1.csv.gz")).unwrap();
+        let gz = std::fs::read(format!("{folder}result_1.csv.gz")).unwrap();
         let mut csv = String::new();
         std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut csv).unwrap();
         assert_eq!(csv, expected);
