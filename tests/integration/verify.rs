@@ -421,3 +421,155 @@ fn results_delivered_to_a_bucket_are_signed_and_checked() {
     let storage = Storage::S3 { moto: &moto, bucket: "evidence", prefix: "results" };
     deliveries(&lake, &storage, "s3://evidence/results", &public);
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Rewrites the gzipped file at `path` through `edit` of its text.
+fn edit_gz(path: &std::path::Path, edit: impl FnOnce(String) -> String) {
+    let mut text = String::new();
+    let raw = std::fs::read(path).unwrap();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&raw[..]), &mut text).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, edit(text).as_bytes()).unwrap();
+    std::fs::write(path, gz.finish().unwrap()).unwrap();
+}
+
+/// `validate-trail` over a trail signed with our own RSA key (`signed_trail.py`, written with
+/// Python's `cryptography`, not trawl's code): valid as built, and each defect named as `aws
+/// cloudtrail validate-logs` names it.
+#[test]
+fn trail_digests_are_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let built = crate::support::run_python("signed_trail.py", &["build", dir.path().to_str().unwrap()]);
+    assert!(built.contains("\"digests\": 5") && built.contains("\"logs\": 8"), "{built}");
+    let lake = Lake::new(NOW);
+    let keys = dir.path().join("keys.json").display().to_string();
+    let validate = |trail: &std::path::Path, keys: &str| {
+        let out = lake.run(&["validate-trail", trail.to_str().unwrap(), "--public-keys", keys, "--verbose"]);
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let trail = dir.path().join("trail");
+    let (code, out) = validate(&trail, &keys);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("5/5 digest files valid\n8/8 log files valid"), "{out}");
+    assert!(out.contains("Results found for 2024-03-01T00:00:00Z to 2024-03-01T05:00:00Z:"), "{out}");
+
+    let day = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/01";
+    let digests = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2024/03/01";
+    let log = |hour: u32, n: u32| {
+        format!(
+            "{day}/111122223333_CloudTrail_us-east-1_20240301T0{hour}{}Z_h{hour}n{n}.json.gz",
+            10 + 20 * n
+        )
+    };
+    let digest = |hour: u32| {
+        format!(
+            "{digests}/111122223333_CloudTrail-Digest_us-east-1_audit_us-east-1_20240301T0{hour}0000Z.json.gz"
+        )
+    };
+    let case = |name: &str, tamper: &dyn Fn(&std::path::Path)| {
+        let copy = dir.path().join(name);
+        copy_dir(&trail, &copy);
+        tamper(&copy);
+        validate(&copy, &keys)
+    };
+
+    // A log file changed; a log file removed.
+    let (code, out) =
+        case("log-changed", &|t| edit_gz(&t.join(log(1, 0)), |s| s.replace("alice", "mallory")));
+    assert!(
+        code == Some(1)
+            && out.contains(&format!(
+                "Log file\t{}/log-changed/{}\tINVALID: hash value doesn't match",
+                dir.path().display(),
+                log(1, 0)
+            )),
+        "{out}"
+    );
+    assert!(out.contains("7/8 log files valid, 1/8 log files INVALID"), "{out}");
+    let (code, out) = case("log-missing", &|t| std::fs::remove_file(t.join(log(2, 1))).unwrap());
+    assert!(code == Some(1) && out.contains(&format!("{}\tINVALID: not found", log(2, 1))), "{out}");
+
+    // A digest edited (a log file's hash replaced, to hide a change): the next digest's link
+    // no longer matches it. The newest, edited, fails its own signature.
+    let (code, out) = case("digest-edited", &|t| {
+        edit_gz(&t.join(digest(2)), |s| s.replacen("\"hashValue\": \"", "\"hashValue\": \"0", 1))
+    });
+    assert!(
+        code == Some(1) && out.contains(&format!("{}\tINVALID: hash value doesn't match", digest(2))),
+        "{out}"
+    );
+    let (code, out) = case("newest-edited", &|t| {
+        edit_gz(&t.join(digest(5)), |s| s.replace("\"logFiles\": []", "\"logFiles\": [] "))
+    });
+    assert!(
+        code == Some(1) && out.contains(&format!("{}\tINVALID: signature verification failed", digest(5))),
+        "{out}"
+    );
+
+    // The chain broken: a digest deleted.
+    let (code, out) = case("chain-broken", &|t| {
+        std::fs::remove_file(t.join(digest(3))).unwrap();
+        std::fs::remove_file(t.join(format!("{}.sig", digest(3)))).unwrap();
+    });
+    assert!(
+        code == Some(1)
+            && out.contains(&format!(
+                "Digest file\t{}/chain-broken/{}\tINVALID: not found",
+                dir.path().display(),
+                digest(3)
+            )),
+        "{out}"
+    );
+
+    // Another key under the fingerprint: no signature holds.
+    let (code, out) = validate(&trail, &dir.path().join("wrong-keys.json").display().to_string());
+    assert!(code == Some(1) && out.contains("0/5 digest files valid, 5/5 digest files INVALID"), "{out}");
+    assert!(out.contains("INVALID: signature verification failed"), "{out}");
+
+    // A mirror without the signatures' sidecars: every digest but the newest is checked by
+    // the signature the next one holds; the newest cannot be, and says so.
+    let (code, out) = case("no-sidecars", &|t| {
+        for hour in 1..=5 {
+            std::fs::remove_file(t.join(format!("{}.sig", digest(hour)))).unwrap();
+        }
+    });
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("4/5 digest files valid, 1/5 digest files not validated"), "{out}");
+
+    // In a bucket, the signatures in the digests' metadata.
+    let moto = Moto::start(&[]);
+    let uploaded = crate::support::run_python(
+        "signed_trail.py",
+        &["upload", &moto.endpoint(), "trail-bucket", trail.to_str().unwrap()],
+    );
+    assert_eq!(uploaded.trim(), "13", "{uploaded}");
+    let in_bucket = Lake::at("s3://trail-bucket/", NOW, moto.env());
+    let run = |keys: &str| {
+        let out = in_bucket.run(&["validate-trail", "s3://trail-bucket/", "--public-keys", keys]);
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, out) = run(&keys);
+    assert!(code == Some(0) && out.contains("5/5 digest files valid\n8/8 log files valid"), "{out}");
+    moto.script(&["tamper", "trail-bucket", "flip", &log(3, 0), ""]);
+    let (code, out) = run(&keys);
+    assert!(
+        code == Some(1)
+            && out.contains(&format!(
+                "Log file\ts3://trail-bucket/{}\tINVALID: hash value doesn't match",
+                log(3, 0)
+            )),
+        "{out}"
+    );
+}

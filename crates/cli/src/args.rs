@@ -71,6 +71,23 @@ pub(crate) enum Command {
         #[arg(long, value_name = "KEY|FILE", required = true)]
         public_key: String,
     },
+    /// Validate a trail's log files against CloudTrail's digest files, offline, as `aws
+    /// cloudtrail validate-logs` does: each digest's place, signature and link to the one
+    /// before, each log file's SHA-256. Exit 1 on anything invalid
+    ValidateTrail {
+        /// The trail bucket (s3://bucket/[prefix/]) or a local mirror of it (digest signatures
+        /// from the objects' metadata, or from NAME.sig files beside them)
+        source: String,
+        /// CloudTrail's public keys, as `aws cloudtrail list-public-keys` prints them
+        #[arg(long, value_name = "FILE", required = true)]
+        public_keys: PathBuf,
+        /// Print every file, valid ones included
+        #[arg(long)]
+        verbose: bool,
+        /// Print every file's result as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Signing keys for the integrity chain: `key generate FILE` writes one ($TRAWL_SIGNING_KEY
     /// names it to the commands that commit)
     #[command(subcommand)]

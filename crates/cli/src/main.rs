@@ -56,6 +56,9 @@ fn main() -> ExitCode {
         Some(Command::Lookup(args)) => runtime.block_on(cmd::lookup::run(&cli.lake, args)),
         Some(Command::Saved(cmd)) => runtime.block_on(cmd::saved::run(&cli.lake, cmd)),
         Some(Command::History(args)) => runtime.block_on(cmd::history::run(&cli.lake, args)),
+        Some(Command::ValidateTrail { source, public_keys, verbose, json }) => {
+            runtime.block_on(cmd::verify::trail(&source, &public_keys, verbose, json))
+        }
         Some(Command::VerifyResults { location, public_key }) => {
             runtime.block_on(cmd::verify::results(&location, &public_key))
         }

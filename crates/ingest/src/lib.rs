@@ -18,6 +18,7 @@
 
 mod columns;
 mod decode;
+pub mod digest;
 mod error;
 mod event;
 mod export;

@@ -110,6 +110,7 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
         | Command::History(_)
         | Command::Verify(_)
         | Command::VerifyResults { .. }
+        | Command::ValidateTrail { .. }
         | Command::Key(_)
         | Command::Demo
         | Command::Audit(_)
@@ -142,6 +143,7 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
         | Command::History(_)
         | Command::Key(_)
         | Command::VerifyResults { .. }
+        | Command::ValidateTrail { .. }
         | Command::Demo
         | Command::Audit(_) => {
             bail!("queries and the demo open the lake themselves")

@@ -131,3 +131,46 @@ pub(crate) async fn results(location: &str, key: &str) -> Result<ExitCode> {
     })?;
     Ok(if report.valid() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
+
+/// `trawl validate-trail`: the lines and summary of `aws cloudtrail validate-logs`.
+pub(crate) async fn trail(source: &str, keys: &Path, verbose: bool, json: bool) -> Result<ExitCode> {
+    use trawl_ingest::digest::{FileKind, PublicKeys};
+    let text = std::fs::read_to_string(keys).with_context(|| format!("cannot read {}", keys.display()))?;
+    let keys =
+        PublicKeys::parse(&text).map_err(|e| anyhow::anyhow!("--public-keys {}: {e}", keys.display()))?;
+    let report = trawl_ingest::digest::validate_trail(source, &keys)
+        .await
+        .with_context(|| format!("cannot validate the trail at {source}"))?;
+    let invalid = report.verdicts.iter().any(|v| v.invalid());
+    crate::output::to_stdout(|out| {
+        if json {
+            serde_json::to_writer_pretty(&mut *out, &report)?;
+            writeln!(out)?;
+            return Ok(());
+        }
+        for v in report.verdicts.iter().filter(|v| verbose || v.result != "valid") {
+            let kind = match v.kind {
+                FileKind::Digest => "Digest file",
+                FileKind::Log => "Log file",
+            };
+            writeln!(out, "{kind}\t{}\t{}", v.location, v.result)?;
+        }
+        if let (Some(first), Some(last)) = (&report.first, &report.last) {
+            writeln!(out, "\nResults found for {first} to {last}:\n")?;
+        }
+        for (kind, name) in [(FileKind::Digest, "digest files"), (FileKind::Log, "log files")] {
+            let (valid, bad, unchecked) = report.counts(kind);
+            let all = valid + bad + unchecked;
+            let mut line = format!("{valid}/{all} {name} valid");
+            if bad > 0 {
+                line.push_str(&format!(", {bad}/{all} {name} INVALID"));
+            }
+            if unchecked > 0 {
+                line.push_str(&format!(", {unchecked}/{all} {name} not validated"));
+            }
+            writeln!(out, "{line}")?;
+        }
+        Ok(())
+    })?;
+    Ok(if invalid { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,381 @@
+//! CloudTrail log file integrity validation, offline, as `aws cloudtrail validate-logs` does it
+//! (CLOUDTRAIL-LAKE.md §5.3): over a trail bucket or a local mirror of one.
+//!
+//! CloudTrail writes an hourly digest per trail and region, `.../CloudTrail-Digest/<region>/
+//! YYYY/MM/DD/<account>_CloudTrail-Digest_<region>_<trail>_<home region>_<end>.json.gz`,
+//! listing the log files of the hour with the SHA-256 of each (uncompressed), and linked to the
+//! digest before by that digest's hash and signature. Each digest is signed with SHA256withRSA
+//! over `digestEndTime \n bucket/key \n hex(SHA-256 of the inflated digest) \n previous
+//! signature (or "null")`; the signature is in the object's `x-amz-meta-signature`, which a
+//! mirror keeps beside the digest as `<digest>.sig` (hex). A digest's signature is also in the
+//! next digest (`previousDigestSignature`), so a mirror without sidecars still checks every
+//! digest but the newest. The public keys are those `aws cloudtrail list-public-keys` returns.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{Attribute, ObjectStore, ObjectStoreExt};
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+
+use trawl_store::chain::{hex, unhex};
+
+use crate::{Error, Result};
+
+/// The public keys of CloudTrail, by fingerprint.
+#[derive(Debug, Clone, Default)]
+pub struct PublicKeys(HashMap<String, Vec<u8>>);
+
+impl PublicKeys {
+    /// The keys of `aws cloudtrail list-public-keys` output (`{"PublicKeyList": [{"Value":
+    /// base64 DER, "Fingerprint": hex, ...}]}`), or of the bare list.
+    pub fn parse(json: &str) -> std::result::Result<Self, String> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Key {
+            value: String,
+            fingerprint: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Listing {
+            #[serde(rename_all = "PascalCase")]
+            Wrapped {
+                public_key_list: Vec<Key>,
+            },
+            Bare(Vec<Key>),
+        }
+        let keys = match serde_json::from_str::<Listing>(json).map_err(|e| e.to_string())? {
+            Listing::Wrapped { public_key_list } => public_key_list,
+            Listing::Bare(keys) => keys,
+        };
+        use base64::Engine;
+        let mut map = HashMap::new();
+        for key in keys {
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(key.value.trim())
+                .map_err(|e| format!("the key of fingerprint {} is not base64: {e}", key.fingerprint))?;
+            map.insert(key.fingerprint.to_ascii_lowercase(), der);
+        }
+        Ok(Self(map))
+    }
+}
+
+/// A digest file's fields that validation reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DigestFile {
+    digest_end_time: String,
+    #[serde(default)]
+    digest_start_time: Option<String>,
+    digest_s3_bucket: String,
+    digest_s3_object: String,
+    digest_public_key_fingerprint: String,
+    #[serde(default)]
+    previous_digest_s3_object: Option<String>,
+    #[serde(default)]
+    previous_digest_hash_value: Option<String>,
+    #[serde(default)]
+    previous_digest_signature: Option<String>,
+    #[serde(default)]
+    log_files: Vec<LogFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogFile {
+    s3_bucket: String,
+    s3_object: String,
+    hash_value: String,
+}
+
+/// Digest or log file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum FileKind {
+    /// A digest file.
+    Digest,
+    /// A log file a digest lists.
+    Log,
+}
+
+/// One file's result, as the AWS CLI prints it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Verdict {
+    /// Digest or log file.
+    pub kind: FileKind,
+    /// `s3://bucket/key`, or the path in a local mirror.
+    pub location: String,
+    /// `valid`, `INVALID: <why>`, or `not validated: <why>`.
+    pub result: String,
+}
+
+impl Verdict {
+    /// Neither valid nor merely unchecked.
+    pub fn invalid(&self) -> bool {
+        self.result.starts_with("INVALID")
+    }
+}
+
+/// What [`validate_trail`] found.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TrailValidation {
+    /// Every digest and log file, digests in the order of their chains.
+    pub verdicts: Vec<Verdict>,
+    /// The earliest digest's start and the latest digest's end.
+    pub first: Option<String>,
+    /// See `first`.
+    pub last: Option<String>,
+}
+
+impl TrailValidation {
+    /// (valid, invalid, not validated) of one kind of file.
+    pub fn counts(&self, kind: FileKind) -> (usize, usize, usize) {
+        let of = self.verdicts.iter().filter(|v| v.kind == kind);
+        let (mut valid, mut invalid, mut unchecked) = (0, 0, 0);
+        for v in of {
+            match () {
+                _ if v.result == "valid" => valid += 1,
+                _ if v.invalid() => invalid += 1,
+                _ => unchecked += 1,
+            }
+        }
+        (valid, invalid, unchecked)
+    }
+}
+
+/// A digest as read, where it was read.
+struct Read {
+    /// Its key, relative to the listing root.
+    key: String,
+    /// The inflated digest's hex SHA-256.
+    hash: String,
+    /// Its own signature (object metadata or sidecar), hex.
+    signature: Option<String>,
+    parsed: std::result::Result<DigestFile, String>,
+}
+
+/// Validates the digests under `source` (a local mirror of a trail bucket, or `s3://bucket/
+/// prefix`) and the log files they list.
+pub async fn validate_trail(source: &str, keys: &PublicKeys) -> Result<TrailValidation> {
+    let lake = trawl_store::Lake::open(source)?;
+    let objects = lake.objects().clone();
+    let s3 = lake.url().scheme() == "s3";
+    let bucket = lake.url().host_str().unwrap_or_default().to_owned();
+    // The objects below an s3:// prefix are named by their keys in the bucket, as digests
+    // name them; a mirror's by their path below it.
+    let prefix = if s3 { lake.url().path().trim_start_matches('/').to_owned() } else { String::new() };
+    let display = |key: &str| -> String {
+        if s3 { format!("s3://{bucket}/{prefix}{key}") } else { format!("{}/{key}", lake.location()) }
+    };
+    let listed: Vec<object_store::ObjectMeta> =
+        objects.list(None).try_collect().await.map_err(|e| trawl_store::Error::from(e).at(lake.url()))?;
+    let sidecars: std::collections::HashSet<String> =
+        listed.iter().map(|m| m.location.to_string()).filter(|k| k.ends_with(".json.gz.sig")).collect();
+    let digest_keys: Vec<String> = listed
+        .iter()
+        .map(|m| m.location.to_string())
+        .filter(|k| k.contains("/CloudTrail-Digest/") && k.ends_with(".json.gz"))
+        .collect();
+    let reads: Vec<Read> = futures::stream::iter(digest_keys)
+        .map(|key| {
+            let objects = objects.clone();
+            let sidecar = sidecars.contains(&format!("{key}.sig"));
+            async move { read_digest(&objects, key, sidecar).await }
+        })
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+
+    // Where a key a digest names is, below the listing root: after the part its own key has
+    // before `AWSLogs/` (a bucket prefix), below the part its path has there (the mirror's).
+    let locate = |own_listed: &str, own_recorded: &str, key: &str| -> Option<String> {
+        let (l, r) = (own_listed.find("AWSLogs/")?, own_recorded.find("AWSLogs/")?);
+        let rest = key.strip_prefix(&own_recorded[..r])?;
+        Some(format!("{}{rest}", &own_listed[..l]))
+    };
+
+    let mut report = TrailValidation::default();
+    // Chains: by account, region and trail (the digest's name without its end time).
+    let mut chains: HashMap<String, Vec<&Read>> = HashMap::new();
+    for read in &reads {
+        let name = read.key.rsplit('/').next().unwrap_or_default();
+        let trail = name.rsplit_once('_').map_or(name, |(t, _)| t).to_owned();
+        chains.entry(trail).or_default().push(read);
+    }
+    let mut names: Vec<&String> = chains.keys().collect();
+    names.sort();
+    let by_recorded: HashMap<&str, &Read> =
+        reads.iter().filter_map(|r| Some((r.parsed.as_ref().ok()?.digest_s3_object.as_str(), r))).collect();
+    let mut log_checks = Vec::new();
+    for name in names {
+        let mut chain = chains[name].clone();
+        chain.sort_by(|a, b| {
+            let end = |r: &Read| r.parsed.as_ref().map(|d| d.digest_end_time.clone()).unwrap_or_default();
+            end(a).cmp(&end(b)).then(a.key.cmp(&b.key))
+        });
+        for (i, read) in chain.iter().enumerate() {
+            let digest = match &read.parsed {
+                Ok(d) => d,
+                Err(e) => {
+                    report.verdicts.push(Verdict {
+                        kind: FileKind::Digest,
+                        location: display(&read.key),
+                        result: format!("INVALID: invalid format ({e})"),
+                    });
+                    continue;
+                }
+            };
+            if let Some(start) = &digest.digest_start_time {
+                report.first = Some(report.first.take().map_or(start.clone(), |f| f.min(start.clone())));
+            }
+            report.last = Some(
+                report
+                    .last
+                    .take()
+                    .map_or(digest.digest_end_time.clone(), |l| l.max(digest.digest_end_time.clone())),
+            );
+            // The previous digest must be there, and be what this one says it was.
+            if let Some(previous) = &digest.previous_digest_s3_object
+                && !by_recorded.contains_key(previous.as_str())
+            {
+                let location =
+                    locate(&read.key, &digest.digest_s3_object, previous).unwrap_or_else(|| previous.clone());
+                report.verdicts.push(Verdict {
+                    kind: FileKind::Digest,
+                    location: display(&location),
+                    result: "INVALID: not found".to_owned(),
+                });
+            }
+            let next = chain
+                .get(i + 1)
+                .and_then(|n| n.parsed.as_ref().ok())
+                .filter(|n| n.previous_digest_s3_object.as_deref() == Some(digest.digest_s3_object.as_str()));
+            let result = verdict(read, digest, next, keys, s3.then_some((&bucket, &prefix)));
+            let valid = result == "valid" || result.starts_with("not validated");
+            report.verdicts.push(Verdict { kind: FileKind::Digest, location: display(&read.key), result });
+            if valid {
+                for log in &digest.log_files {
+                    let key = locate(&read.key, &digest.digest_s3_object, &log.s3_object);
+                    log_checks.push((key, log.clone()));
+                }
+            }
+        }
+    }
+    let logs: Vec<Verdict> = futures::stream::iter(log_checks)
+        .map(|(key, log)| {
+            let objects = objects.clone();
+            let location =
+                key.as_deref().map_or_else(|| format!("s3://{}/{}", log.s3_bucket, log.s3_object), display);
+            async move {
+                let result = match key {
+                    None => "INVALID: not found".to_owned(),
+                    Some(key) => match objects.get(&Path::from(key.as_str())).await {
+                        Ok(got) => {
+                            let raw = got.bytes().await.map_err(trawl_store::Error::from)?;
+                            let text = crate::source::decompress(raw.to_vec(), crate::MAX_TEXT_BYTES)
+                                .map(|(text, _)| text)
+                                .unwrap_or_else(|_| raw.to_vec());
+                            if hex(&Sha256::digest(&text)) == log.hash_value.to_ascii_lowercase() {
+                                "valid".to_owned()
+                            } else {
+                                "INVALID: hash value doesn't match".to_owned()
+                            }
+                        }
+                        Err(object_store::Error::NotFound { .. }) => "INVALID: not found".to_owned(),
+                        Err(e) => return Err(Error::Store(e.into())),
+                    },
+                };
+                Ok::<_, Error>(Verdict { kind: FileKind::Log, location, result })
+            }
+        })
+        .buffered(16)
+        .try_collect()
+        .await?;
+    report.verdicts.extend(logs);
+    Ok(report)
+}
+
+/// Reads the digest at `key`, its signature from its metadata or its sidecar.
+async fn read_digest(objects: &Arc<dyn ObjectStore>, key: String, sidecar: bool) -> Result<Read> {
+    let got = objects.get(&Path::from(key.as_str())).await.map_err(trawl_store::Error::from)?;
+    let mut signature = got.attributes.get(&Attribute::Metadata("signature".into())).map(|v| v.to_string());
+    let raw = got.bytes().await.map_err(trawl_store::Error::from)?;
+    if signature.is_none() && sidecar {
+        let side = objects.get(&Path::from(format!("{key}.sig"))).await.map_err(trawl_store::Error::from)?;
+        let text = side.bytes().await.map_err(trawl_store::Error::from)?;
+        signature = Some(String::from_utf8_lossy(&text).trim().to_owned());
+    }
+    let (inflated, damage) = match crate::source::decompress(raw.to_vec(), crate::MAX_TEXT_BYTES) {
+        Ok(done) => done,
+        Err(e) => (raw.to_vec(), Some(e)),
+    };
+    let hash = hex(&Sha256::digest(&inflated));
+    let parsed = match damage {
+        Some(damage) => Err(damage),
+        None => serde_json::from_slice::<DigestFile>(&inflated).map_err(|e| e.to_string()),
+    };
+    Ok(Read { key, hash, signature, parsed })
+}
+
+/// A digest's verdict: where it is, its signature, and what the next digest says of it.
+fn verdict(
+    read: &Read,
+    digest: &DigestFile,
+    next: Option<&DigestFile>,
+    keys: &PublicKeys,
+    s3: Option<(&String, &String)>,
+) -> String {
+    // Where it was read must be where CloudTrail wrote it.
+    let moved = match s3 {
+        Some((bucket, prefix)) => {
+            *bucket != digest.digest_s3_bucket || format!("{prefix}{}", read.key) != digest.digest_s3_object
+        }
+        None => {
+            let tail = |k: &str| k.find("AWSLogs/").map(|i| k[i..].to_owned());
+            tail(&read.key) != tail(&digest.digest_s3_object)
+        }
+    };
+    if moved {
+        return "INVALID: has been moved from its original location".to_owned();
+    }
+    if let Some(next) = next
+        && next.previous_digest_hash_value.as_deref().map(str::to_ascii_lowercase) != Some(read.hash.clone())
+    {
+        return "INVALID: hash value doesn't match".to_owned();
+    }
+    let signature = read.signature.clone().or_else(|| next.and_then(|n| n.previous_digest_signature.clone()));
+    let Some(signature) = signature else {
+        return "not validated: its signature is only in the object's metadata (save it beside it as NAME.sig)"
+            .to_owned();
+    };
+    if let (Some(own), Some(next)) = (&read.signature, next)
+        && next.previous_digest_signature.as_deref() != Some(own.as_str())
+    {
+        return "INVALID: signature verification failed (the next digest holds another)".to_owned();
+    }
+    let Some(key) = keys.0.get(&digest.digest_public_key_fingerprint.to_ascii_lowercase()) else {
+        return format!(
+            "INVALID: public key not found for fingerprint {}",
+            digest.digest_public_key_fingerprint
+        );
+    };
+    let message = format!(
+        "{}\n{}/{}\n{}\n{}",
+        digest.digest_end_time,
+        digest.digest_s3_bucket,
+        digest.digest_s3_object,
+        read.hash,
+        digest.previous_digest_signature.as_deref().unwrap_or("null")
+    );
+    let Some(signature) = unhex(&signature) else {
+        return "INVALID: signature verification failed (not hex)".to_owned();
+    };
+    match ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, key)
+        .verify(message.as_bytes(), &signature)
+    {
+        Ok(()) => "valid".to_owned(),
+        Err(_) => "INVALID: signature verification failed".to_owned(),
+    }
+}
