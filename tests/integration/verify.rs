@@ -573,3 +573,138 @@ fn trail_digests_are_validated() {
         "{out}"
     );
 }
+
+/// A store of one ingest per file of the stratus fixture: several small files a day.
+fn small_ingests(lake: &Lake, store: &str) {
+    lake.ok(&["store", "create", store, "--retention-days", "3653"]);
+    let mut files: Vec<_> = std::fs::read_dir(fixture("stratus-red-team-detonation-logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    for file in &files {
+        lake.ok(&["ingest", "--store", store, file.to_str().unwrap()]);
+    }
+}
+
+/// What must not change: every event, whole, and figures over them.
+fn answers(lake: &Lake, store: &str) -> String {
+    let figures = lake.ok(&[
+        "query",
+        "-q",
+        "--format",
+        "csv",
+        &format!(
+            "SELECT count(*), count(DISTINCT eventid), sum(length(eventjson)), min(eventtime), max(eventtime), \
+             count(DISTINCT eventdate) FROM {store}"
+        ),
+    ]);
+    let events = lake.ok(&[
+        "query",
+        "-q",
+        "--format",
+        "csv",
+        &format!(
+            "SELECT eventid, eventtime, eventname, eventjson, sourceipaddress FROM {store} ORDER BY eventid"
+        ),
+    ]);
+    format!("{figures}{events}")
+}
+
+/// `optimize`: fewer files, the same answers, nothing new for audits, idempotent, in the chain.
+#[test]
+fn optimize_compacts_small_ingests_without_changing_an_answer() {
+    let mut lake = Lake::new(NOW);
+    small_ingests(&lake, "hourly");
+    let before = answers(&lake, "hourly");
+    let files_before = lake.show("hourly")["summary"]["files"].as_u64().unwrap();
+    let days = lake.show("hourly")["summary"]["partitions"].as_u64().unwrap();
+    assert!(files_before > days, "{files_before} files over {days} days: nothing to compact");
+
+    let out = lake.ok(&["optimize"]);
+    // "hourly: P partitions, R files into A (...)"
+    let figure = |after: &str| -> u64 {
+        out.split(after)
+            .next()
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|_| panic!("{out}"))
+    };
+    let (removed, added) =
+        (figure(" files into"), out.split(" files into ").nth(1).unwrap().split(' ').next().unwrap());
+    let added: u64 = added.parse().unwrap();
+    assert!(removed > added && added > 0, "{out}");
+    assert_eq!(lake.show("hourly")["summary"]["files"].as_u64().unwrap(), days);
+    assert_eq!(answers(&lake, "hourly"), before);
+    // The rewrite adds no event: its files are not data changes.
+    let log = lake.root().join("hourly/_delta_log");
+    let mut commits: Vec<_> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    commits.sort();
+    let optimize =
+        commits.iter().map(|p| std::fs::read_to_string(p).unwrap()).find(|t| t.contains("OPTIMIZE")).unwrap();
+    assert!(
+        optimize.contains("\"dataChange\":false") && !optimize.contains("\"dataChange\":true"),
+        "{optimize}"
+    );
+
+    let again = lake.ok(&["optimize", "--store", "hourly"]);
+    assert!(again.contains("hourly: nothing to compact"), "{again}");
+    let (code, out) = verify(&lake, "hourly", &["--deep"]);
+    assert_eq!(code, 0, "{out}");
+    // The old files stay for readers of the older version, until a day has passed.
+    let on_disk = crate::support::walk(&lake.root().join("hourly"))
+        .iter()
+        .filter(|p| p.ends_with(".parquet") && p.contains("eventdate="))
+        .count();
+    assert_eq!(on_disk as u64, files_before + added);
+    // Two days on, the next run deletes them; the store still verifies, vacuum commits included.
+    lake.now = "2025-01-02T00:00:00Z".to_owned();
+    let later = lake.ok(&["optimize"]);
+    assert!(
+        later.contains(&format!("nothing to compact; {removed} files of earlier rewrites deleted")),
+        "{later}"
+    );
+    let on_disk = crate::support::walk(&lake.root().join("hourly"))
+        .iter()
+        .filter(|p| p.ends_with(".parquet") && p.contains("eventdate="))
+        .count();
+    assert_eq!(on_disk as u64, days);
+    let (code, out) = verify(&lake, "hourly", &["--deep"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(answers(&lake, "hourly"), before);
+}
+
+/// kill -9 at any moment of an optimize: the store is the one before or the one after, every
+/// answer the same, and the next run finishes the job; only uploads in no commit are left,
+/// which `verify` names and a vacuum takes after a day.
+#[test]
+fn optimize_killed_at_any_moment_loses_nothing() {
+    let template = Lake::new(NOW);
+    small_ingests(&template, "hourly");
+    let before = answers(&template, "hourly");
+    let days = template.show("hourly")["summary"]["partitions"].as_u64().unwrap();
+    for trial in 0..8u64 {
+        let lake = Lake::new(NOW);
+        copy_dir(&template.root(), &lake.root());
+        let mut child = lake.command(&["optimize"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(trial * 40));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(answers(&lake, "hourly"), before, "trial {trial}: after the kill");
+        lake.ok(&["optimize"]);
+        assert_eq!(answers(&lake, "hourly"), before, "trial {trial}: after the rerun");
+        assert_eq!(lake.show("hourly")["summary"]["files"].as_u64().unwrap(), days, "trial {trial}");
+        let (_, out) = verify(&lake, "hourly", &["--deep"]);
+        for line in out.lines().filter(|l| l.starts_with("hourly\t")) {
+            assert!(line.starts_with("hourly\tUNEXPECTED\teventdate="), "trial {trial}: {out}");
+        }
+    }
+}

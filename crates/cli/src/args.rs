@@ -43,6 +43,14 @@ pub(crate) enum Command {
     Ingest(IngestArgs),
     /// Write a store's events back out as NDJSON (the original JSON of each event)
     Export(ExportArgs),
+    /// Compact stores: rewrite the small files of each partition (many small ingests) into few,
+    /// sorted by eventtime, in one commit that adds no event; then delete from storage what
+    /// rewrites removed more than a day ago
+    Optimize {
+        /// Only this store (repeatable) [default: every enabled store]
+        #[arg(long = "store", value_name = "NAME")]
+        stores: Vec<String>,
+    },
     /// Apply retention: drop day partitions older than the store's retention
     #[command(subcommand)]
     Retention(RetentionCommand),

@@ -305,7 +305,7 @@ impl EventDataStore {
     /// a store (ingest waves, retention's removals, and next, compaction). Then writes the
     /// commit's record in the integrity chain (see [`crate::chain`]): a process killed between
     /// the two leaves the record to the next commit, which writes the missing ones first.
-    async fn commit_actions<const N: usize>(
+    pub(crate) async fn commit_actions<const N: usize>(
         &self,
         snapshot: &mut Snapshot,
         actions: Vec<Action>,
@@ -463,9 +463,10 @@ impl EventDataStore {
         // (older than the retention, its events would not be there), so the removal is built
         // again on the newer version.
         loop {
-            // A millisecond in the past, so that a vacuum at `clock.now()` with zero retention
-            // takes the files (vacuum keeps files removed at or after its cutoff).
-            let deleted_at = clock.now().timestamp_millis() - 1;
+            // Expired events may go at once: the removal is dated a rewrite's grace and a
+            // millisecond back, so that the vacuum after it (which keeps what was removed less
+            // than the grace ago, for readers of the version before a rewrite) takes them now.
+            let deleted_at = (clock.now() - crate::optimize::REWRITE_GRACE).timestamp_millis() - 1;
             let removes: Vec<Action> = snapshot
                 .views()?
                 .into_iter()
@@ -505,7 +506,7 @@ impl EventDataStore {
             .table
             .vacuum()
             .with_mode(VacuumMode::Lite)
-            .with_retention_period(chrono::Duration::zero())
+            .with_retention_period(crate::optimize::REWRITE_GRACE)
             .with_enforce_retention_duration(false)
             .with_clock(Arc::new(DeltaClock(clock)))
             .await
@@ -521,6 +522,28 @@ impl EventDataStore {
             .await
             .map_err(delta)?;
         Ok((removed.files_deleted.len(), orphans.files_deleted.len()))
+    }
+}
+
+impl EventDataStore {
+    /// Deletes from storage the files commits removed more than [`crate::optimize::REWRITE_GRACE`]
+    /// ago (Delta `VACUUM` in lite mode); then records the vacuum's own commits in the chain.
+    pub(crate) async fn vacuum_removed(&self, snapshot: &Snapshot, clock: Arc<dyn Clock>) -> Result<usize> {
+        let (_, removed) = snapshot
+            .table
+            .clone()
+            .vacuum()
+            .with_mode(VacuumMode::Lite)
+            .with_retention_period(crate::optimize::REWRITE_GRACE)
+            .with_enforce_retention_duration(false)
+            .with_clock(Arc::new(DeltaClock(clock)))
+            .await
+            .map_err(|e| self.delta(e))?;
+        let vacuumed = self.snapshot().await?;
+        if let Some(version) = vacuumed.version() {
+            self.extend_chain(&vacuumed, version).await?;
+        }
+        Ok(removed.files_deleted.len())
     }
 }
 

@@ -29,6 +29,7 @@ mod config;
 mod eds;
 mod error;
 mod lake;
+pub mod optimize;
 pub mod records;
 pub mod retention;
 pub mod s3;

@@ -100,7 +100,7 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
     // a command that reads never writes (nor fails on a lake it may only read, nor creates one).
     let writes = match &command {
         Command::Store(StoreCommand::List { .. } | StoreCommand::Show { .. }) => false,
-        Command::Store(_) | Command::Ingest(_) => true,
+        Command::Store(_) | Command::Ingest(_) | Command::Optimize { .. } => true,
         Command::Retention(RetentionCommand::Apply { dry_run, .. }) => !dry_run,
         Command::Lake(LakeCommand::Set { .. }) => true,
         Command::Export(_)
@@ -134,6 +134,7 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
         Command::Ingest(args) => ingest::run(&lake, location, args, clock.as_ref()).await,
         Command::Export(args) => export::run(&lake, args).await,
         Command::Verify(args) => verify::run(&lake, args).await,
+        Command::Optimize { stores } => optimize(&lake, stores, clock).await,
         Command::Retention(RetentionCommand::Apply { store, dry_run }) => {
             retention::run(&lake, store, dry_run, deletion_clock(clock.as_ref())).await
         }
@@ -149,6 +150,46 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
             bail!("queries and the demo open the lake themselves")
         }
     }
+}
+
+/// `trawl optimize`: each store compacted, a line each.
+async fn optimize(lake: &Lake, stores: Vec<String>, clock: Arc<dyn Clock>) -> Result<ExitCode> {
+    let stores = if stores.is_empty() {
+        lake.stores()
+            .await?
+            .into_iter()
+            .filter(|c| c.status == trawl_store::Status::Enabled)
+            .map(|c| c.name)
+            .collect()
+    } else {
+        stores
+    };
+    for name in stores {
+        let eds = lake.store(&name).await?;
+        let r = eds
+            .optimize(deletion_clock(clock.as_ref()))
+            .await
+            .with_context(|| format!("cannot optimize {name}"))?;
+        let mib = |b: u64| b as f64 / f64::from(1 << 20);
+        let vacuumed = format!("{} files of earlier rewrites deleted from storage", r.files_vacuumed);
+        crate::output::to_stdout(|out| {
+            match r.version {
+                None => writeln!(out, "{name}: nothing to compact; {vacuumed}")?,
+                Some(v) => writeln!(
+                    out,
+                    "{name}: {} partitions, {} files into {} ({:.1} MiB into {:.1} MiB), {} events, version {v}; {vacuumed}",
+                    r.partitions,
+                    r.files_removed,
+                    r.files_added,
+                    mib(r.bytes_removed),
+                    mib(r.bytes_added),
+                    r.events
+                )?,
+            }
+            Ok(())
+        })?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `trawl lake show|set`.
