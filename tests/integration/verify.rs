@@ -708,3 +708,87 @@ fn optimize_killed_at_any_moment_loses_nothing() {
         }
     }
 }
+
+/// `gaps` over a generated trail with known holes (`signed_trail.py`: five hours of 2024-03-01,
+/// a digest an hour, two log files an hour but the last), and over a store holding part of it.
+#[test]
+fn gaps_name_each_known_hole() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::run_python("signed_trail.py", &["build", dir.path().to_str().unwrap()]);
+    let trail = dir.path().join("trail");
+    let lake = Lake::new(NOW);
+    let gaps = |extra: &[&str]| {
+        let mut args = vec!["gaps", "--trail", trail.to_str().unwrap()];
+        args.extend(extra);
+        let out = lake.run(&args);
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, out) = gaps(&[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("111122223333 us-east-1  █") && out.contains("complete: no gaps"), "{out}");
+
+    let logs = trail.join("AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/01");
+    let digests = trail.join("AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2024/03/01");
+    let digest = |hour: u32| {
+        digests.join(format!(
+            "111122223333_CloudTrail-Digest_us-east-1_audit_us-east-1_20240301T0{hour}0000Z.json.gz"
+        ))
+    };
+    let log = |hour: u32, n: u32| {
+        logs.join(format!(
+            "111122223333_CloudTrail_us-east-1_20240301T0{hour}{}Z_h{hour}n{n}.json.gz",
+            10 + 20 * n
+        ))
+    };
+    // 02:00 to 03:00: its digest and its log files gone. A listed log file of 01:00 gone. A log
+    // file no digest lists put in at 00:50. The 04:00 digest starting a chain anew.
+    std::fs::remove_file(digest(3)).unwrap();
+    std::fs::remove_file(log(2, 0)).unwrap();
+    std::fs::remove_file(log(2, 1)).unwrap();
+    std::fs::remove_file(log(1, 0)).unwrap();
+    std::fs::copy(log(0, 0), logs.join("111122223333_CloudTrail_us-east-1_20240301T0050Z_planted.json.gz"))
+        .unwrap();
+    edit_gz(&digest(5), |text| {
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut v = v.as_object().unwrap().clone();
+        for key in [
+            "previousDigestS3Bucket",
+            "previousDigestS3Object",
+            "previousDigestHashValue",
+            "previousDigestSignature",
+        ] {
+            v.insert(key.to_owned(), serde_json::Value::Null);
+        }
+        serde_json::to_string(&v).unwrap()
+    });
+    // The store holds the files of 00:00 only.
+    lake.ok(&["store", "create", "audit", "--retention-days", "3653"]);
+    lake.ok(&["ingest", "--store", "audit", log(0, 0).to_str().unwrap(), log(0, 1).to_str().unwrap()]);
+
+    let (code, out) = gaps(&["--store", "audit"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("111122223333 us-east-1\t2024-03-01T02:00Z to 2024-03-01T03:00Z\t1 h"), "{out}");
+    assert!(out.contains("111122223333 us-east-1 111122223333_CloudTrail-Digest_us-east-1_audit_us-east-1\tat 2024-03-01T04:00Z"), "{out}");
+    assert!(out.contains("_h1n0.json.gz\t(listed in "), "{out}");
+    assert!(out.contains("Log files present but listed in no digest:\n  AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/01/111122223333_CloudTrail_us-east-1_20240301T0050Z_planted.json.gz"), "{out}");
+    assert!(out.contains("2024-03-01\t2 of 6 log files ingested"), "{out}");
+    assert!(out.contains("5 findings"), "{out}");
+
+    // The same as JSON, and the store alone: the hours with no events.
+    let (_, json) = gaps(&["--store", "audit", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["series"][0]["missing"][0]["hours"], 1);
+    assert_eq!(report["chainRestarts"].as_array().unwrap().len(), 1);
+    let out = lake.run(&[
+        "gaps",
+        "--store",
+        "audit",
+        "--start",
+        "2024-03-01T00:00:00Z",
+        "--end",
+        "2024-03-01T05:00:00Z",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("2024-03-01T01:00Z to 2024-03-01T05:00Z\t4 h"), "{text}");
+}

@@ -96,6 +96,11 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Is the record complete? Per account and region: hours with no events (--store) and no
+    /// digest nor log file (--trail), digest chains that restart, log files digests list that are
+    /// gone, log files no digest lists, days the store holds only part of; a heat map of account
+    /// x day. Exit 1 when anything is found
+    Gaps(GapsArgs),
     /// Signing keys for the integrity chain: `key generate FILE` writes one ($TRAWL_SIGNING_KEY
     /// names it to the commands that commit)
     #[command(subcommand)]
@@ -124,6 +129,26 @@ pub(crate) struct VerifyArgs {
     #[arg(long, value_name = "KEY|FILE")]
     pub(crate) public_key: Option<String>,
     /// Print the findings as JSON
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GapsArgs {
+    /// The store whose events are counted hour by hour
+    #[arg(long, value_name = "NAME")]
+    pub(crate) store: Option<String>,
+    /// The trail bucket (s3://bucket/[prefix/]) or a local mirror whose digests and log files are
+    /// read
+    #[arg(long, value_name = "SOURCE")]
+    pub(crate) trail: Option<String>,
+    /// From this time (RFC 3339 or YYYY-MM-DD) [default: the first hour found]
+    #[arg(long, value_name = "TIME")]
+    pub(crate) start: Option<String>,
+    /// Before this time [default: after the last hour found]
+    #[arg(long, value_name = "TIME")]
+    pub(crate) end: Option<String>,
+    /// Print the report as JSON
     #[arg(long)]
     pub(crate) json: bool,
 }

@@ -59,6 +59,7 @@ fn main() -> ExitCode {
         Some(Command::ValidateTrail { source, public_keys, verbose, json }) => {
             runtime.block_on(cmd::verify::trail(&source, &public_keys, verbose, json))
         }
+        Some(Command::Gaps(args)) => runtime.block_on(cmd::gaps::run(&cli.lake, args)),
         Some(Command::VerifyResults { location, public_key }) => {
             runtime.block_on(cmd::verify::results(&location, &public_key))
         }

@@ -379,3 +379,138 @@ fn verdict(
         Err(_) => "INVALID: signature verification failed".to_owned(),
     }
 }
+
+/// A log file of a trail, from its key.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LogObject {
+    /// Account and region of its path.
+    pub account: String,
+    #[allow(missing_docs)]
+    pub region: String,
+    /// The delivery time in its name (`..._YYYYMMDDTHHMMZ_...`).
+    pub time: chrono::DateTime<chrono::Utc>,
+    /// Its key below the listing root.
+    pub key: String,
+}
+
+/// A digest of a trail, as far as completeness goes.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DigestSummary {
+    /// Account, region and trail of its name.
+    pub account: String,
+    #[allow(missing_docs)]
+    pub region: String,
+    #[allow(missing_docs)]
+    pub trail: String,
+    /// The hour it covers.
+    pub start: chrono::DateTime<chrono::Utc>,
+    #[allow(missing_docs)]
+    pub end: chrono::DateTime<chrono::Utc>,
+    /// No previous digest: the start of a chain (logging or validation was off before it).
+    pub starts_chain: bool,
+    /// The log files it lists, as keys below the listing root.
+    pub listed: Vec<String>,
+    /// Its key below the listing root.
+    pub key: String,
+}
+
+/// The log files and digests under a trail location.
+#[derive(Debug, Clone, Default)]
+pub struct TrailInventory {
+    /// Every log file.
+    pub logs: Vec<LogObject>,
+    /// Every digest that could be read.
+    pub digests: Vec<DigestSummary>,
+    /// Digests that could not be read, with why.
+    pub unreadable: Vec<(String, String)>,
+}
+
+/// Account and region of a key of the trail layout (`.../AWSLogs/[o-id/]ACCOUNT/SERVICE/REGION/...`).
+fn account_region(key: &str, service: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = key.split('/').collect();
+    let at = parts.iter().position(|p| *p == service)?;
+    Some((parts.get(at.checked_sub(1)?)?.to_string(), parts.get(at + 1)?.to_string()))
+}
+
+fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// Lists `source` (a trail bucket or a mirror) and reads its digests.
+pub async fn inventory(source: &str) -> Result<TrailInventory> {
+    let lake = trawl_store::Lake::open(source)?;
+    let objects = lake.objects().clone();
+    let listed: Vec<object_store::ObjectMeta> =
+        objects.list(None).try_collect().await.map_err(|e| trawl_store::Error::from(e).at(lake.url()))?;
+    let mut inventory = TrailInventory::default();
+    let mut digest_keys = Vec::new();
+    for meta in &listed {
+        let key = meta.location.to_string();
+        if !key.ends_with(".json.gz") {
+            continue;
+        }
+        if key.contains("/CloudTrail-Digest/") {
+            digest_keys.push(key);
+        } else if let Some((account, region)) = account_region(&key, "CloudTrail") {
+            let name = key.rsplit('/').next().unwrap_or_default();
+            let stamp = name.split('_').nth(3).unwrap_or_default();
+            if let Ok(time) = chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%MZ") {
+                inventory.logs.push(LogObject { account, region, time: time.and_utc(), key });
+            }
+        }
+    }
+    let reads: Vec<Read> = futures::stream::iter(digest_keys)
+        .map(|key| {
+            let objects = objects.clone();
+            async move { read_digest(&objects, key, false).await }
+        })
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+    for read in reads {
+        let digest = match read.parsed {
+            Ok(d) => d,
+            Err(e) => {
+                inventory.unreadable.push((read.key, e));
+                continue;
+            }
+        };
+        let name = read.key.rsplit('/').next().unwrap_or_default();
+        let trail = name.rsplit_once('_').map_or(name, |(t, _)| t).to_owned();
+        let (Some((account, region)), Some(end)) =
+            (account_region(&read.key, "CloudTrail-Digest"), parse_time(&digest.digest_end_time))
+        else {
+            inventory.unreadable.push((read.key, "not a digest of the trail layout".to_owned()));
+            continue;
+        };
+        let start = digest
+            .digest_start_time
+            .as_deref()
+            .and_then(parse_time)
+            .unwrap_or(end - chrono::Duration::hours(1));
+        let own = |key: &str| {
+            let (l, r) = (read.key.find("AWSLogs/")?, digest.digest_s3_object.find("AWSLogs/")?);
+            Some(format!("{}{}", &read.key[..l], key.strip_prefix(&digest.digest_s3_object[..r])?))
+        };
+        let listed = digest
+            .log_files
+            .iter()
+            .map(|f| own(&f.s3_object).unwrap_or_else(|| f.s3_object.clone()))
+            .collect();
+        inventory.digests.push(DigestSummary {
+            account,
+            region,
+            trail,
+            start,
+            end,
+            starts_chain: digest.previous_digest_s3_object.is_none(),
+            listed,
+            key: read.key,
+        });
+    }
+    inventory.digests.sort_by(|a, b| {
+        (&a.account, &a.region, &a.trail, a.end).cmp(&(&b.account, &b.region, &b.trail, b.end))
+    });
+    inventory.logs.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(inventory)
+}

@@ -2,6 +2,7 @@
 
 mod audit;
 mod export;
+pub(crate) mod gaps;
 pub(crate) mod history;
 mod ingest;
 pub(crate) mod lookup;
@@ -111,6 +112,7 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
         | Command::Verify(_)
         | Command::VerifyResults { .. }
         | Command::ValidateTrail { .. }
+        | Command::Gaps(_)
         | Command::Key(_)
         | Command::Demo
         | Command::Audit(_)
@@ -145,6 +147,7 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
         | Command::Key(_)
         | Command::VerifyResults { .. }
         | Command::ValidateTrail { .. }
+        | Command::Gaps(_)
         | Command::Demo
         | Command::Audit(_) => {
             bail!("queries and the demo open the lake themselves")
