@@ -792,3 +792,54 @@ fn gaps_name_each_known_hole() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("2024-03-01T01:00Z to 2024-03-01T05:00Z\t4 h"), "{text}");
 }
+
+/// `ingest --validate` stores only the log files the digests validate, and the ledger says by
+/// which digest (`trawl_ledger`); the others are named and left out (exit 3).
+#[test]
+fn ingest_validate_stores_only_validated_files() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::run_python("signed_trail.py", &["build", dir.path().to_str().unwrap()]);
+    let trail = dir.path().join("trail");
+    let logs = trail.join("AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/01");
+    let changed = logs.join("111122223333_CloudTrail_us-east-1_20240301T0110Z_h1n0.json.gz");
+    edit_gz(&changed, |s| s.replace("alice", "mallory"));
+    std::fs::copy(
+        logs.join("111122223333_CloudTrail_us-east-1_20240301T0010Z_h0n0.json.gz"),
+        logs.join("111122223333_CloudTrail_us-east-1_20240301T0050Z_planted.json.gz"),
+    )
+    .unwrap();
+    let lake = Lake::new(NOW);
+    lake.ok(&["store", "create", "audit", "--retention-days", "3653"]);
+    let keys = dir.path().join("keys.json");
+    let (out, err) = lake.expect(
+        3,
+        &[
+            "ingest",
+            "--store",
+            "audit",
+            trail.to_str().unwrap(),
+            "--validate",
+            "--public-keys",
+            keys.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("unvalidated  2 log files not stored"), "{out}");
+    assert!(
+        err.contains("_h1n0.json.gz: INVALID: hash value doesn't match")
+            && err.contains("_planted.json.gz: not stored"),
+        "{err}"
+    );
+    // Seven files of three events each, every one validated by a digest.
+    assert_eq!(lake.events("audit"), 21);
+    let sql = "SELECT count(*) FROM audit e JOIN trawl_ledger l ON l.store = 'audit' AND l.location = e.sourceobject \
+               WHERE l.validated_by LIKE '%CloudTrail-Digest%'";
+    assert_eq!(lake.ok(&["query", "-q", "--format", "csv", sql]), "_col0\n21\n");
+    let mallory = "SELECT count(*) FROM audit WHERE eventjson LIKE '%mallory%'";
+    assert_eq!(lake.ok(&["query", "-q", "--format", "csv", mallory]), "_col0\n0\n");
+
+    // Without --validate the rest goes in, and the ledger says it was not validated.
+    lake.ok(&["ingest", "--store", "audit", trail.to_str().unwrap()]);
+    let unvalidated =
+        "SELECT count(*) FROM trawl_ledger WHERE validated_by IS NULL AND location LIKE '%/CloudTrail/%'";
+    assert_eq!(lake.ok(&["query", "-q", "--format", "csv", unvalidated]), "_col0\n2\n");
+}

@@ -431,6 +431,13 @@ pub(crate) struct IngestArgs {
     /// With --create: the new store's settings (`store update` changes an existing store's)
     #[command(flatten)]
     pub(crate) settings: StoreSettings,
+    /// Store only the log files CloudTrail's digests validate (as `validate-trail` does, over
+    /// each source: a trail bucket or a mirror); each source's digest is recorded in the ledger
+    #[arg(long, requires = "public_keys")]
+    pub(crate) validate: bool,
+    /// With --validate: CloudTrail's public keys, as `aws cloudtrail list-public-keys` prints them
+    #[arg(long, value_name = "FILE")]
+    pub(crate) public_keys: Option<PathBuf>,
     /// Reject a whole file when any of its records is malformed, and exit 1
     #[arg(long)]
     pub(crate) strict: bool,

@@ -109,6 +109,9 @@ pub struct Verdict {
     pub location: String,
     /// `valid`, `INVALID: <why>`, or `not validated: <why>`.
     pub result: String,
+    /// A log file's digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 impl Verdict {
@@ -142,6 +145,18 @@ impl TrailValidation {
             }
         }
         (valid, invalid, unchecked)
+    }
+}
+
+impl TrailValidation {
+    /// The log files found valid, by their key from `AWSLogs/` on, each with the digest that
+    /// lists it: what `ingest --validate` stores.
+    pub fn valid_logs(&self) -> HashMap<String, String> {
+        self.verdicts
+            .iter()
+            .filter(|v| v.kind == FileKind::Log && v.result == "valid")
+            .filter_map(|v| Some((crate::ingest::trail_key(&v.location)?.to_owned(), v.digest.clone()?)))
+            .collect()
     }
 }
 
@@ -223,6 +238,7 @@ pub async fn validate_trail(source: &str, keys: &PublicKeys) -> Result<TrailVali
                         kind: FileKind::Digest,
                         location: display(&read.key),
                         result: format!("INVALID: invalid format ({e})"),
+                        digest: None,
                     });
                     continue;
                 }
@@ -246,6 +262,7 @@ pub async fn validate_trail(source: &str, keys: &PublicKeys) -> Result<TrailVali
                     kind: FileKind::Digest,
                     location: display(&location),
                     result: "INVALID: not found".to_owned(),
+                    digest: None,
                 });
             }
             let next = chain
@@ -254,17 +271,22 @@ pub async fn validate_trail(source: &str, keys: &PublicKeys) -> Result<TrailVali
                 .filter(|n| n.previous_digest_s3_object.as_deref() == Some(digest.digest_s3_object.as_str()));
             let result = verdict(read, digest, next, keys, s3.then_some((&bucket, &prefix)));
             let valid = result == "valid" || result.starts_with("not validated");
-            report.verdicts.push(Verdict { kind: FileKind::Digest, location: display(&read.key), result });
+            report.verdicts.push(Verdict {
+                kind: FileKind::Digest,
+                location: display(&read.key),
+                result,
+                digest: None,
+            });
             if valid {
                 for log in &digest.log_files {
                     let key = locate(&read.key, &digest.digest_s3_object, &log.s3_object);
-                    log_checks.push((key, log.clone()));
+                    log_checks.push((key, log.clone(), display(&read.key)));
                 }
             }
         }
     }
     let logs: Vec<Verdict> = futures::stream::iter(log_checks)
-        .map(|(key, log)| {
+        .map(|(key, log, digest)| {
             let objects = objects.clone();
             let location =
                 key.as_deref().map_or_else(|| format!("s3://{}/{}", log.s3_bucket, log.s3_object), display);
@@ -287,7 +309,7 @@ pub async fn validate_trail(source: &str, keys: &PublicKeys) -> Result<TrailVali
                         Err(e) => return Err(Error::Store(e.into())),
                     },
                 };
-                Ok::<_, Error>(Verdict { kind: FileKind::Log, location, result })
+                Ok::<_, Error>(Verdict { kind: FileKind::Log, location, result, digest: Some(digest) })
             }
         })
         .buffered(16)

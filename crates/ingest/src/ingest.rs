@@ -57,6 +57,10 @@ pub struct IngestOptions {
     pub segment_bytes: usize,
     /// The current time, for the retention filter.
     pub now: DateTime<Utc>,
+    /// With `--validate`: the log files CloudTrail's digests validate (by their key from
+    /// `AWSLogs/` on), each with the digest that lists it. Only these are stored; the others are
+    /// reported in [`IngestReport::unvalidated`].
+    pub validated: Option<Arc<HashMap<String, String>>>,
     /// Time range of the events to keep (`start`, `end`), and for trail layouts the accounts,
     /// regions and days to list; `concurrency` is the number of objects fetched at once.
     pub scope: TrailFilter,
@@ -76,6 +80,7 @@ impl IngestOptions {
             checkpoint_every: 64,
             max_text_bytes: crate::source::MAX_TEXT_BYTES,
             segment_bytes: crate::segment::SEGMENT_BYTES,
+            validated: None,
             now,
             scope,
         }
@@ -118,6 +123,8 @@ pub struct IngestReport {
     pub files_read: usize,
     /// CloudTrail digest files: recognised, not events.
     pub digest_files: usize,
+    /// With `--validate`: log files left out because no valid digest lists them.
+    pub unvalidated: Vec<String>,
     /// Files that could not be read, or that `--strict` rejected (nothing stored from them).
     pub rejected_files: Vec<crate::Skipped>,
     /// Events found in the files.
@@ -160,7 +167,7 @@ impl IngestReport {
 
     /// True when every record was stored or deliberately left out.
     pub fn is_clean(&self) -> bool {
-        self.problems.is_empty() && self.rejected_files.is_empty()
+        self.problems.is_empty() && self.rejected_files.is_empty() && self.unvalidated.is_empty()
     }
 }
 
@@ -199,8 +206,17 @@ async fn run(
     report.rejected_files = found.unreadable;
     let table = store.snapshot().await?;
     let ledger = store.ledger(&table).await?;
-    let todo: Vec<_> = found.files.into_iter().filter(|f| !ledger.contains(&f.id)).collect();
+    let mut todo: Vec<_> = found.files.into_iter().filter(|f| !ledger.contains(&f.id)).collect();
     report.files_already_ingested = report.files_found - todo.len();
+    if let Some(valid) = &options.validated {
+        // Digests and Insights files are no events: they are not left out for want of one.
+        let (kept, left): (Vec<_>, Vec<_>) = todo.into_iter().partition(|f| {
+            !f.id.location.contains("/CloudTrail/")
+                || trail_key(&f.id.location).is_some_and(|k| valid.contains_key(k))
+        });
+        todo = kept;
+        report.unvalidated = left.into_iter().map(|f| f.id.location).collect();
+    }
     progress.start(todo.len(), todo.iter().map(|f| f.id.size).sum());
 
     // Units of consecutive files are fetched (many objects at once) or read from disk, and
@@ -351,6 +367,7 @@ async fn write_all(
         pending: None,
         checkpoint_every: options.checkpoint_every.max(1),
         windowed: HashSet::new(),
+        validated: options.validated.clone(),
     };
     let mut wave: Vec<Decoded> = Vec::new();
     let mut wave_bytes = 0u64;
@@ -420,6 +437,8 @@ struct Writer<'a> {
     checkpoint_every: u64,
     /// Large files with events outside the time range in a segment committed already.
     windowed: HashSet<String>,
+    /// See [`IngestOptions::validated`].
+    validated: Option<Arc<HashMap<String, String>>>,
 }
 
 impl Writer<'_> {
@@ -496,7 +515,9 @@ impl Writer<'_> {
                     None => windowed,
                 };
                 let entry = (!windowed).then(|| {
-                    rows.ledger.push(LedgerEntry { source: file.source.id.clone(), events: 0 });
+                    let validated_by =
+                        self.validated.as_ref().and_then(|v| v.get(trail_key(location)?)).cloned();
+                    rows.ledger.push(LedgerEntry { source: file.source.id.clone(), events: 0, validated_by });
                     rows.ledger.len() - 1
                 });
                 if let Some(((dates, times), batch_keys)) = &rows_of {
@@ -619,6 +640,12 @@ async fn commit_wave(
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// The key of a trail object from `AWSLogs/` on: the same for a bucket's object and its copy in a
+/// mirror.
+pub fn trail_key(location: &str) -> Option<&str> {
+    location.find("AWSLogs/").map(|i| &location[i..])
 }
 
 /// True when a commit of `version` is followed by a checkpoint (nonzero `every`).

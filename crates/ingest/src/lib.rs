@@ -34,7 +34,7 @@ pub use decode::Problem;
 pub use error::{Error, Result};
 pub use event::event_key;
 pub use export::{ExportReport, export};
-pub use ingest::{IngestOptions, IngestReport, NoProgress, Progress, ingest};
+pub use ingest::{IngestOptions, IngestReport, NoProgress, Progress, ingest, trail_key};
 pub use source::{MAX_TEXT_BYTES, Origin, Skipped, SourceFile, Sources, discover, discover_all, is_url};
 
 /// Decodes one raw CloudTrail file (gzip or not, any framing) into a batch of the event schema,

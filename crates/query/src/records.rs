@@ -76,6 +76,7 @@ pub(crate) async fn register(ctx: &SessionContext, lake: &trawl_store::Lake) -> 
         "trawl_query_log",
         Arc::new(RecordsProvider { lake: lake.clone(), records: Records::Queries }),
     )?;
+    ctx.register_table("trawl_ledger", Arc::new(LedgerProvider { lake: lake.clone() }))?;
     let select = |kind: &str, columns: &[&str]| {
         let columns: Vec<&str> = SHARED.iter().chain(columns).copied().collect();
         format!("SELECT {} FROM trawl_audit_log WHERE kind = '{kind}'", columns.join(", "))
@@ -160,5 +161,75 @@ impl TableProvider for RecordsProvider {
         let (store_url, files) = self.files(state).await?;
         let table_schema = TableSchema::builder(self.records.schema()).build();
         crate::pruning::parquet_scan(state, &store_url, table_schema, files, projection, limit).await
+    }
+}
+
+/// `trawl_ledger`: every source object each store's ledger holds (`store`, `location`, `size`,
+/// `events` stored from it by its commit, `validated_by`: the CloudTrail digest that validated
+/// it, with `ingest --validate`). Joined on the events' `sourceobject`, it says which stored
+/// events came from validated files. Read when a statement reads it.
+#[derive(Debug)]
+struct LedgerProvider {
+    lake: trawl_store::Lake,
+}
+
+fn ledger_schema() -> SchemaRef {
+    use arrow::datatypes::{DataType, Field, Schema};
+    Arc::new(Schema::new(vec![
+        Field::new("store", DataType::Utf8, false),
+        Field::new("location", DataType::Utf8, false),
+        Field::new("size", DataType::Int64, false),
+        Field::new("events", DataType::Int64, false),
+        Field::new("validated_by", DataType::Utf8, true),
+    ]))
+}
+
+#[async_trait]
+impl TableProvider for LedgerProvider {
+    fn schema(&self) -> SchemaRef {
+        ledger_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        use arrow::array::{Int64Array, StringArray};
+        let external = |e: trawl_store::Error| DataFusionError::External(Box::new(e));
+        let (mut store, mut location, mut size, mut events, mut validated) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for config in self.lake.stores().await.map_err(external)? {
+            if config.status != trawl_store::Status::Enabled {
+                continue;
+            }
+            let eds = self.lake.store(&config.name).await.map_err(external)?;
+            let snapshot = eds.snapshot().await.map_err(external)?;
+            for entry in eds.ledger_entries(&snapshot).await.map_err(external)? {
+                store.push(config.name.clone());
+                location.push(entry.source.location);
+                size.push(i64::try_from(entry.source.size).unwrap_or(i64::MAX));
+                events.push(i64::try_from(entry.events).unwrap_or(i64::MAX));
+                validated.push(entry.validated_by);
+            }
+        }
+        let batch = arrow::array::RecordBatch::try_new(
+            ledger_schema(),
+            vec![
+                Arc::new(StringArray::from(store)),
+                Arc::new(StringArray::from(location)),
+                Arc::new(Int64Array::from(size)),
+                Arc::new(Int64Array::from(events)),
+                Arc::new(StringArray::from(validated)),
+            ],
+        )?;
+        let table = datafusion::datasource::MemTable::try_new(ledger_schema(), vec![vec![batch]])?;
+        table.scan(state, projection, filters, limit).await
     }
 }

@@ -92,6 +92,10 @@ pub struct LedgerEntry {
     pub source: SourceId,
     /// Events of the source that were stored by this commit.
     pub events: u64,
+    /// With `ingest --validate`: the CloudTrail digest that lists the source with its SHA-256,
+    /// signed and linked (the source was stored because it validated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validated_by: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -432,20 +436,26 @@ impl EventDataStore {
     /// the ledger never claims what the log does not hold, so such a source is read again and
     /// its events stored once more only if they are missing.
     pub async fn ledger(&self, snapshot: &Snapshot) -> Result<HashSet<SourceId>> {
+        Ok(self.ledger_entries(snapshot).await?.into_iter().map(|e| e.source).collect())
+    }
+
+    /// The ledger's entries of the commits up to `snapshot`'s version, with what each recorded
+    /// (events stored, the digest that validated the source).
+    pub async fn ledger_entries(&self, snapshot: &Snapshot) -> Result<Vec<LedgerEntry>> {
         let current = snapshot.version().unwrap_or(0);
         let prefix = self.meta_path("ledger");
         let objects = self.lake.objects();
         let paths: Vec<Path> = objects.list(Some(&prefix)).map_ok(|m| m.location).try_collect().await?;
-        let mut sources = HashSet::new();
+        let mut entries = Vec::new();
         for path in paths {
             let bytes = objects.get(&path).await?.bytes().await?;
             let file: LedgerFile = serde_json::from_slice(&bytes)
                 .map_err(|source| Error::CorruptMetadata { path: path.to_string(), source })?;
             if file.version <= current {
-                sources.extend(file.sources.into_iter().map(|e| e.source));
+                entries.extend(file.sources);
             }
         }
-        Ok(sources)
+        Ok(entries)
     }
 
     /// Removes whole `eventdate` partitions in one Delta commit. Returns the new version.

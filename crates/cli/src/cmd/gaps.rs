@@ -265,7 +265,7 @@ async fn partly_ingested(
         trawl_store::Lake::open(location).with_context(|| format!("cannot open the lake at {location}"))?;
     let eds = lake.store(store).await?;
     let snapshot = eds.snapshot().await?;
-    let tail = |s: &str| s.find("AWSLogs/").map(|i| s[i..].to_owned());
+    let tail = |s: &str| trawl_ingest::trail_key(s).map(str::to_owned);
     let ingested: HashSet<String> =
         eds.ledger(&snapshot).await?.into_iter().filter_map(|s| tail(&s.location)).collect();
     let mut days: BTreeMap<NaiveDate, (usize, usize)> = BTreeMap::new();

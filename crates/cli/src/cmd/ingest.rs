@@ -36,14 +36,14 @@ pub(super) async fn run(
     options.scope = TrailFilter {
         start: args.start.as_deref().map(parse_time).transpose()?,
         end: args.end.as_deref().map(parse_time).transpose()?,
-        accounts: args.accounts,
-        regions: args.regions,
+        accounts: args.accounts.clone(),
+        regions: args.regions.clone(),
         concurrency: args.concurrency,
         ..Default::default()
     };
     let audits = OnCommit::new(location, &eds, &args.audits, &args.alerts)?;
     let Some(every) = args.follow else {
-        let report = ingest_once(&eds, &args.sources, &options, args.strict).await?;
+        let report = ingest_once(&eds, &args.sources, &mut options, &args).await?;
         if let Some(audits) = &audits {
             audits.run(&report, clock).await;
         }
@@ -56,7 +56,7 @@ pub(super) async fn run(
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
     loop {
-        let report = ingest_once(&eds, &args.sources, &options, args.strict).await?;
+        let report = ingest_once(&eds, &args.sources, &mut options, &args).await?;
         if let Some(audits) = &audits {
             audits.run(&report, clock).await;
         }
@@ -187,9 +187,15 @@ impl OnCommit {
 async fn ingest_once(
     eds: &trawl_store::EventDataStore,
     sources: &[String],
-    options: &IngestOptions,
-    strict: bool,
+    options: &mut IngestOptions,
+    args: &IngestArgs,
 ) -> Result<IngestReport> {
+    let strict = args.strict;
+    if let Some(keys) = &args.public_keys
+        && args.validate
+    {
+        options.validated = Some(std::sync::Arc::new(validated(sources, keys).await?));
+    }
     let bar = Bar::new();
     let report = ingest(eds, sources, options, &bar).await;
     bar.finish();
@@ -200,8 +206,33 @@ async fn ingest_once(
     for (file, reason) in &report.rejected_files {
         note!("{}: {file}: {reason}", if strict { "error" } else { "warning" });
     }
+    for file in &report.unvalidated {
+        note!("warning: {file}: not stored: no valid digest lists it (`trawl validate-trail` says why)");
+    }
     print_report(&eds.config().name, &report)?;
     Ok(report)
+}
+
+/// The log files of `sources` that CloudTrail's digests validate, each with its digest; every
+/// digest or log file that is not valid is said on stderr.
+async fn validated(
+    sources: &[String],
+    keys: &std::path::Path,
+) -> Result<std::collections::HashMap<String, String>> {
+    let text = std::fs::read_to_string(keys).with_context(|| format!("cannot read {}", keys.display()))?;
+    let keys = trawl_ingest::digest::PublicKeys::parse(&text)
+        .map_err(|e| anyhow::anyhow!("--public-keys {}: {e}", keys.display()))?;
+    let mut valid = std::collections::HashMap::new();
+    for source in sources {
+        let report = trawl_ingest::digest::validate_trail(source, &keys)
+            .await
+            .with_context(|| format!("cannot validate the digests of {source}"))?;
+        for v in report.verdicts.iter().filter(|v| v.result != "valid") {
+            note!("warning: {}: {}", v.location, v.result);
+        }
+        valid.extend(report.valid_logs());
+    }
+    Ok(valid)
 }
 
 fn exit_code(report: &IngestReport, strict: bool) -> ExitCode {
@@ -248,6 +279,13 @@ fn print_report(store: &str, r: &IngestReport) -> Result<()> {
         r.filtered_by_selectors, r.filtered_by_retention, r.filtered_by_time, r.insight_events
     )?;
     writeln!(out, "  skipped      {} bad records ({} problems reported)", r.bad_records, r.problems.len())?;
+    if !r.unvalidated.is_empty() {
+        writeln!(
+            out,
+            "  unvalidated  {} log files not stored: no valid digest lists them",
+            r.unvalidated.len()
+        )?;
+    }
     writeln!(
         out,
         "  bytes        {:.1} MiB read, {:.1} MiB JSON, {:.1} MiB Parquet written, {} commits",
