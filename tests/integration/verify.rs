@@ -843,3 +843,33 @@ fn ingest_validate_stores_only_validated_files() {
         "SELECT count(*) FROM trawl_ledger WHERE validated_by IS NULL AND location LIKE '%/CloudTrail/%'";
     assert_eq!(lake.ok(&["query", "-q", "--format", "csv", unvalidated]), "_col0\n2\n");
 }
+
+/// `audit run --deliver`: each run with findings delivers its result signed, under its run id;
+/// `verify-results` checks it.
+#[test]
+fn audit_runs_deliver_signed_results() {
+    let mut lake = Lake::new(NOW);
+    let public = signing_key(&mut lake);
+    build(&lake, "intact");
+    let target = lake.dir.path().join("evidence");
+    let (stdout, err) = lake
+        .expect(1, &["audit", "run", "--once", "--format", "ndjson", "--deliver", target.to_str().unwrap()]);
+    assert!(err.contains("0 errors"), "{err}");
+    let sign_files: Vec<String> =
+        crate::support::walk(&target).into_iter().filter(|p| p.ends_with("/result_sign.json")).collect();
+    assert!(!sign_files.is_empty(), "{stdout}");
+    let runs = lake.ok(&[
+        "query",
+        "-q",
+        "--format",
+        "csv",
+        "SELECT run_id FROM trawl_audit_runs WHERE findings > 0",
+    ]);
+    for sign in &sign_files {
+        let run_id = sign.trim_end_matches("/result_sign.json").rsplit('/').next().unwrap();
+        assert!(runs.contains(run_id), "{run_id} not among the runs with findings:\n{runs}");
+        let (out, _) = lake.expect(0, &["verify-results", sign, "--public-key", &public]);
+        assert!(out.contains("1/1 result files valid, signature valid"), "{out}");
+    }
+    assert_eq!(sign_files.len(), runs.lines().count() - 1, "{runs}");
+}

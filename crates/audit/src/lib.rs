@@ -20,6 +20,6 @@ pub use alert::{Delivery, Sink, SinkKind};
 pub use error::{Error, Result};
 pub use pack::{Audit, Fires, Pack, Severity, Window};
 pub use run::{
-    AuditRun, Finding, MAX_FINDINGS, Outcome, ResultFormat, ResultsOut, RunOptions, RunReport, run,
+    AuditRun, Deliver, Finding, MAX_FINDINGS, Outcome, ResultFormat, ResultsOut, RunOptions, RunReport, run,
 };
 pub use schedule::Schedule;

@@ -49,6 +49,18 @@ pub struct RunOptions {
     /// millions of findings in memory, nor page anyone a million times), and are in the
     /// result file of `out`.
     pub max_findings: Option<usize>,
+    /// Where each run's result is delivered signed, as `query --deliver` does (gzipped CSV and
+    /// `result_sign.json` under `<location>/CloudTrail-Lake/Query/YYYY/MM/DD/<run id>/`).
+    pub deliver: Option<Deliver>,
+}
+
+/// A location for signed results, and the key that signs them.
+#[derive(Debug, Clone)]
+pub struct Deliver {
+    /// A local directory or `s3://bucket/prefix`.
+    pub location: String,
+    /// The lake owner's key.
+    pub signer: std::sync::Arc<trawl_store::chain::Signer>,
 }
 
 /// Findings recorded per run by default.
@@ -276,6 +288,9 @@ async fn run_once(
                 let mut run = run_audit(&sql, &target, seen, scheduled, options).await?;
                 if let Some(out) = &options.out {
                     write_result(out, &mut run).await?;
+                }
+                if let Some(deliver) = &options.deliver {
+                    deliver_result(deliver, &run).await?;
                 }
                 run.batches = Vec::new();
                 if !matches!(run.outcome, Outcome::Error(_)) {
@@ -609,6 +624,22 @@ async fn write_result(out: &ResultsOut, run: &mut AuditRun) -> Result<()> {
     put.map_err(|e| Error::Store(trawl_store::Error::ObjectStore(e)))?;
     run.result_sha256 = Some(hex(&Sha256::digest(&bytes)));
     run.result_file = Some(name);
+    Ok(())
+}
+
+/// Delivers the result of a run that has rows, signed, under its run id.
+async fn deliver_result(deliver: &Deliver, run: &AuditRun) -> Result<()> {
+    if run.rows == 0 {
+        return Ok(());
+    }
+    let failed = |reason: String| Error::Results { audit: run.audit.id.clone(), reason };
+    let csv = encode(run, ResultFormat::Csv).map_err(failed)?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &csv).map_err(|e| failed(e.to_string()))?;
+    let gz = gz.finish().map_err(|e| failed(e.to_string()))?;
+    let mut delivery = trawl_store::signed::Delivery::new(&deliver.location, &run.run_id, run.started)?;
+    delivery.put(gz).await?;
+    delivery.finish(&run.run_id, run.finished, &deliver.signer).await?;
     Ok(())
 }
 

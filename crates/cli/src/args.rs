@@ -502,6 +502,11 @@ pub(crate) struct AuditRunArgs {
     /// The format of the result files
     #[arg(long, value_enum, default_value = "ndjson", requires = "out")]
     pub(crate) out_format: OutFormat,
+    /// Also deliver each run's result signed, as `query --deliver` does: gzipped CSV and
+    /// result_sign.json under LOCATION/CloudTrail-Lake/Query/YYYY/MM/DD/RUN_ID/, signed with the
+    /// key $TRAWL_SIGNING_KEY names
+    #[arg(long, value_name = "LOCATION")]
+    pub(crate) deliver: Option<String>,
     /// Also send every audit's alerts here (repeatable): stdout, stderr, file:PATH,
     /// webhook:URL (signed with $TRAWL_WEBHOOK_SECRET), slack[:URL], pagerduty[:URL]
     /// ($TRAWL_PAGERDUTY_ROUTING_KEY), command:PROGRAM ARG...

@@ -118,6 +118,17 @@ fn options(once: bool, run: AuditRunArgs) -> Result<RunOptions> {
         since: run.since.as_deref().map(super::parse_time).transpose()?,
         out: run.out.map(|location| ResultsOut { location, format }),
         max_findings: Some(run.max_findings),
+        deliver: match run.deliver {
+            None => None,
+            Some(location) => {
+                let Some(signer) = super::verify::signer()? else {
+                    anyhow::bail!(
+                        "--deliver signs its results: $TRAWL_SIGNING_KEY names the key (`trawl key generate FILE` makes one)"
+                    );
+                };
+                Some(trawl_audit::Deliver { location, signer: std::sync::Arc::new(signer) })
+            }
+        },
         ..run_options(&run.alerts)?
     })
 }
