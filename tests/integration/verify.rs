@@ -873,3 +873,30 @@ fn audit_runs_deliver_signed_results() {
     }
     assert_eq!(sign_files.len(), runs.lines().count() - 1, "{runs}");
 }
+
+/// `optimize` also compacts the lake's audit log and query log (a file an append): the same
+/// rows, and the watermarks kept (the next scheduled run finds nothing new).
+#[test]
+fn optimize_compacts_the_audit_log_and_the_query_log() {
+    let lake = Lake::new(NOW);
+    small_ingests(&lake, "hourly");
+    lake.ok(&["lake", "set", "--query-log", "on"]);
+    for _ in 0..3 {
+        // Exit 1 when a run finds something, 0 when not: each run is recorded either way.
+        let code = lake.run(&["audit", "run", "--once", "--format", "ndjson"]).status.code();
+        assert!(matches!(code, Some(0 | 1)), "{code:?}");
+        lake.ok(&["query", "-q", "SELECT count(*) FROM hourly"]);
+    }
+    let rows =
+        |table: &str| lake.ok(&["query", "-q", "--format", "csv", &format!("SELECT count(*) FROM {table}")]);
+    let (audits, runs) = (rows("trawl_audit_log"), lake.ok(&["audit", "history", "--limit", "1000"]));
+    let out = lake.ok(&["optimize"]);
+    assert!(out.contains("audit log: ") && out.contains("query log: "), "{out}");
+    assert_eq!(rows("trawl_audit_log"), audits);
+    assert_eq!(lake.ok(&["audit", "history", "--limit", "1000"]), runs);
+    // Scheduled runs after it: the watermarks say every commit was audited already.
+    let (stdout, _) = lake.expect(0, &["audit", "run", "--format", "ndjson"]);
+    assert!(stdout.trim().is_empty(), "{stdout}");
+    let again = lake.ok(&["optimize"]);
+    assert!(!again.contains("audit log: "), "{again}");
+}

@@ -27,7 +27,7 @@ use crate::{Error, Result};
 pub const SMALL_FILE_BYTES: u64 = 64 << 20;
 /// The most bytes of small files rewritten together (read whole into memory, several times their
 /// size): a partition of more is rewritten as several groups.
-const GROUP_BYTES: u64 = 128 << 20;
+pub(crate) const GROUP_BYTES: u64 = 128 << 20;
 /// How long files a rewrite removed stay in storage, for queries that started on the version
 /// before it.
 pub const REWRITE_GRACE: chrono::Duration = chrono::Duration::days(1);

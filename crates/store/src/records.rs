@@ -379,6 +379,99 @@ impl RecordLog {
         }
     }
 
+    /// Rewrites the table's small files (an append each: a daemon polling every minute leaves
+    /// thousands) into one, in a commit that adds no row (`dataChange: false`) and keeps the
+    /// watermarks; then deletes from storage what earlier rewrites removed more than
+    /// [`crate::optimize::REWRITE_GRACE`] ago. Returns the files removed and added (none when
+    /// there were fewer than two small files).
+    pub async fn compact(&mut self) -> Result<Option<(usize, usize)>> {
+        use futures::TryStreamExt;
+        #[allow(deprecated)]
+        use parquet::arrow::async_reader::ParquetObjectReader;
+        let url = self.url.clone();
+        let delta = |e| delta_error(&url, e);
+        for _attempt in 0..5 {
+            let Some(table) = self.table.as_mut() else { return Ok(None) };
+            let state = table.snapshot().map_err(delta)?;
+            let views: Vec<_> = state.snapshot().try_log_data().map_err(delta)?.iter().collect();
+            let mut small: Vec<_> = views
+                .into_iter()
+                .filter(|v| u64::try_from(v.size()).unwrap_or(u64::MAX) < crate::optimize::SMALL_FILE_BYTES)
+                .collect();
+            // A bounded rewrite: the smallest files first, up to the group size; the next run
+            // takes the rest.
+            small.sort_by_key(|v| v.size());
+            let mut total = 0;
+            small.retain(|v| {
+                total += u64::try_from(v.size()).unwrap_or(u64::MAX);
+                total <= crate::optimize::GROUP_BYTES
+            });
+            if small.len() < 2 {
+                return Ok(None);
+            }
+            let objects = table.object_store();
+            let mut batches = Vec::new();
+            for view in &small {
+                #[allow(deprecated)]
+                let reader = ParquetObjectReader::new(objects.clone(), view.object_store_path())
+                    .with_file_size(u64::try_from(view.size()).unwrap_or(0));
+                let stream = parquet::arrow::ParquetRecordBatchStreamBuilder::new(reader).await?.build()?;
+                batches.extend(stream.try_collect::<Vec<_>>().await?);
+            }
+            let mut writer = RecordBatchWriter::for_table(table).map_err(delta)?;
+            for batch in batches {
+                writer.write(batch).await.map_err(delta)?;
+            }
+            let mut adds = writer.flush().await.map_err(delta)?;
+            for add in &mut adds {
+                add.data_change = false;
+            }
+            let added = adds.len();
+            let paths: Vec<object_store::path::Path> =
+                adds.iter().map(|a| object_store::path::Path::from(a.path.as_str())).collect();
+            let removed_at = chrono::Utc::now().timestamp_millis();
+            let mut actions: Vec<Action> = small
+                .iter()
+                .map(|v| {
+                    Action::Remove(deltalake::kernel::Remove {
+                        deletion_timestamp: Some(removed_at),
+                        ..v.remove_action(false)
+                    })
+                })
+                .collect();
+            actions.extend(adds.into_iter().map(Action::Add));
+            let operation = DeltaOperation::Optimize {
+                predicate: None,
+                target_size: i64::try_from(crate::optimize::SMALL_FILE_BYTES).unwrap_or(i64::MAX),
+            };
+            let metadata = [("trawl.operation", serde_json::json!("optimize"))];
+            match crate::eds::commit(table, actions, operation, metadata, &delta).await {
+                Ok(_) => {
+                    let grace = crate::optimize::REWRITE_GRACE;
+                    let vacuumed = table
+                        .clone()
+                        .vacuum()
+                        .with_mode(deltalake::operations::vacuum::VacuumMode::Lite)
+                        .with_retention_period(grace)
+                        .with_enforce_retention_duration(false)
+                        .await;
+                    vacuumed.map_err(delta)?;
+                    self.refresh().await?;
+                    return Ok(Some((small.len(), added)));
+                }
+                Err(Error::Conflict { .. }) => {
+                    // Appended to meanwhile: the rewrite is built again on the newer version.
+                    for path in &paths {
+                        let _ = objects.delete(path).await;
+                    }
+                    self.refresh().await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
     async fn create(&mut self) -> Result<()> {
         let delta = |e| delta_error(&self.url, e);
         let kernel: StructType =

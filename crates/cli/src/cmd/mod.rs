@@ -157,6 +157,18 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
 
 /// `trawl optimize`: each store compacted, a line each.
 async fn optimize(lake: &Lake, stores: Vec<String>, clock: Arc<dyn Clock>) -> Result<ExitCode> {
+    // Without --store, the lake's own record tables too: an audit daemon appends a file a run.
+    if stores.is_empty() {
+        use trawl_store::records::{RecordLog, Records};
+        for (records, name) in [(Records::Audits, "audit log"), (Records::Queries, "query log")] {
+            let mut log = RecordLog::open_records(lake, records).await?;
+            if let Some((removed, added)) =
+                log.compact().await.with_context(|| format!("cannot compact the {name}"))?
+            {
+                crate::output::to_stdout(|out| Ok(writeln!(out, "{name}: {removed} files into {added}")?))?;
+            }
+        }
+    }
     let stores = if stores.is_empty() {
         lake.stores()
             .await?
