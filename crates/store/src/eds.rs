@@ -512,15 +512,8 @@ impl EventDataStore {
     /// checkpoint has dropped. Returns the number of files deleted by each.
     async fn vacuum(&self, snapshot: Snapshot, clock: Arc<dyn Clock>) -> Result<(usize, usize)> {
         let delta = |e| self.delta(e);
-        let (table, removed) = snapshot
-            .table
-            .vacuum()
-            .with_mode(VacuumMode::Lite)
-            .with_retention_period(crate::optimize::REWRITE_GRACE)
-            .with_enforce_retention_duration(false)
-            .with_clock(Arc::new(DeltaClock(clock)))
-            .await
-            .map_err(delta)?;
+        let removed = self.vacuum_removed(&snapshot, clock).await?;
+        let table = self.snapshot().await?.table;
         // The age of an upload is physical: the wall clock, never a pinned one, or a clock set
         // ahead would take the files a running ingest is about to commit.
         let (_, orphans) = table
@@ -531,7 +524,7 @@ impl EventDataStore {
             .with_clock(Arc::new(DeltaClock(Arc::new(crate::SystemClock))))
             .await
             .map_err(delta)?;
-        Ok((removed.files_deleted.len(), orphans.files_deleted.len()))
+        Ok((removed, orphans.files_deleted.len()))
     }
 }
 
