@@ -452,11 +452,11 @@ impl crate::EventDataStore {
                         format!("{size} bytes, recorded as {}", expected.map_or(file.size, |e| e.size)),
                     );
                 }
-                Some(_) => {
-                    if deep && let Some(sha) = expected.and_then(|e| e.sha256.clone()) {
-                        to_hash.push((path, sha));
-                    }
-                }
+                Some(_) => match expected.and_then(|e| e.sha256.clone()) {
+                    Some(sha) if deep => to_hash.push((path, sha)),
+                    Some(_) => {}
+                    None => report.unhashed += 1,
+                },
             }
         }
         for (path, _) in chained {
@@ -518,6 +518,9 @@ pub struct VerifyReport {
     pub live_files: usize,
     /// Files read and hashed (`deep`).
     pub files_hashed: usize,
+    /// Live files with no SHA-256 recorded (written before trawl recorded it): checked by size
+    /// and block checksums only.
+    pub unhashed: usize,
     /// Everything that does not match; none on a store nobody touched.
     pub problems: Vec<Finding>,
 }

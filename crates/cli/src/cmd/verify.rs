@@ -36,7 +36,13 @@ pub(super) async fn run(lake: &Lake, args: VerifyArgs) -> Result<ExitCode> {
                 writeln!(out, "{}\t{}\t{}\t{}", r.store, p.kind.label(), p.subject, p.detail)?;
             }
             let version = r.version.map_or("no commits".to_owned(), |v| format!("version {v}"));
-            let hashed = if args.deep { format!(", {} hashed", r.files_hashed) } else { String::new() };
+            let mut hashed = if args.deep { format!(", {} hashed", r.files_hashed) } else { String::new() };
+            if r.unhashed > 0 {
+                hashed.push_str(&format!(
+                    " ({} written before SHA-256s were recorded: sizes checked)",
+                    r.unhashed
+                ));
+            }
             let signed = match (&key, r.signed) {
                 (Some(_), n) => format!(", {n} signatures checked"),
                 (None, 0) => String::new(),
@@ -51,6 +57,13 @@ pub(super) async fn run(lake: &Lake, args: VerifyArgs) -> Result<ExitCode> {
                 "{}: {verdict}: {version}, {} chain records{signed}, {} live files{hashed}",
                 r.store, r.records, r.live_files
             )?;
+            if r.records == 0 && r.version.is_some() {
+                writeln!(
+                    out,
+                    "{}: no integrity chain yet (a store older than it): its next commit records every version its Delta log holds",
+                    r.store
+                )?;
+            }
         }
         Ok(())
     })?;
