@@ -872,6 +872,15 @@ fn audit_runs_deliver_signed_results() {
         assert!(out.contains("1/1 result files valid, signature valid"), "{out}");
     }
     assert_eq!(sign_files.len(), runs.lines().count() - 1, "{runs}");
+
+    // The audit log has its chain too, signed as the stores' are; `verify` without --store
+    // checks it, and names a record taken out of it.
+    let (out, _) = lake.expect(0, &["verify", "--public-key", &public]);
+    assert!(out.contains("intact: intact") && out.contains("audit log: intact"), "{out}");
+    let chain = lake.root().join("_trawl/audits/_trawl/chain");
+    std::fs::remove_file(chain.join(format!("{:020}.json", 1))).unwrap();
+    let (out, _) = lake.expect(1, &["verify", "--public-key", &public]);
+    assert!(out.contains("audit log\tNO DIGEST\tDelta version 1\t"), "{out}");
 }
 
 /// `optimize` also compacts the lake's audit log and query log (a file an append): the same

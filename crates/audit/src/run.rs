@@ -52,6 +52,8 @@ pub struct RunOptions {
     /// Where each run's result is delivered signed, as `query --deliver` does (gzipped CSV and
     /// `result_sign.json` under `<location>/CloudTrail-Lake/Query/YYYY/MM/DD/<run id>/`).
     pub deliver: Option<Deliver>,
+    /// Signs the integrity chain records of the audit log's commits.
+    pub signer: Option<std::sync::Arc<trawl_store::chain::Signer>>,
 }
 
 /// A location for signed results, and the key that signs them.
@@ -234,7 +236,10 @@ pub async fn run(
     options: &RunOptions,
     clock: &dyn Clock,
 ) -> Result<RunReport> {
-    let lake = trawl_store::Lake::open(location)?;
+    let mut lake = trawl_store::Lake::open(location)?;
+    if let Some(signer) = &options.signer {
+        lake = lake.with_signer(signer.clone());
+    }
     let mut attempt = 0;
     loop {
         match run_once(&lake, location, packs, options, clock).await {

@@ -24,6 +24,8 @@ use object_store::{ObjectMeta, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use deltalake::logstore::LogStore;
+
 use crate::Snapshot;
 use crate::{Error, Result};
 
@@ -193,23 +195,62 @@ pub(crate) fn record_of_commit(version: u64, entry: &[u8]) -> Result<DigestRecor
     Ok(record)
 }
 
+/// A Delta table whose commits a chain records: a store, or one of the lake's record tables.
+pub(crate) struct ChainSite<'a> {
+    /// How errors and reports name it.
+    pub(crate) name: String,
+    /// Its directory below the lake's root; the chain is in its `_trawl/chain/`.
+    pub(crate) dir: String,
+    pub(crate) lake: &'a crate::Lake,
+    /// The newest record this process knows of: its version and hash.
+    pub(crate) tail: &'a tokio::sync::Mutex<Option<(u64, String)>>,
+}
+
 impl crate::EventDataStore {
+    fn chain_site(&self) -> ChainSite<'_> {
+        let name = self.config().name.clone();
+        ChainSite { dir: name.clone(), name, lake: &self.lake, tail: &self.chain_tail }
+    }
+
+    /// Writes the chain records of the versions up to `upto` that have none (see
+    /// [`ChainSite::extend`]).
+    pub(crate) async fn extend_chain(&self, snapshot: &Snapshot, upto: u64) -> Result<()> {
+        self.chain_site().extend(snapshot.table.log_store().as_ref(), upto).await
+    }
+
+    /// Checks the store's integrity chain, its Delta log and its files against each other (see
+    /// [`VerifyReport`]); with `deep`, every live file is read and hashed.
+    pub async fn verify(&self, deep: bool, key: Option<&PublicKey>) -> Result<VerifyReport> {
+        let snapshot = self.snapshot().await?;
+        let live = snapshot.files()?.into_iter().map(|f| (f.path.to_string(), f.size)).collect();
+        self.chain_site()
+            .verify(snapshot.table.log_store().as_ref(), snapshot.version(), live, deep, key)
+            .await
+    }
+}
+
+impl ChainSite<'_> {
+    fn delta(&self, e: deltalake::DeltaTableError) -> Error {
+        crate::eds::delta_error(&self.name, e)
+    }
+
+    fn chain_dir(&self) -> Path {
+        Path::from(format!("{}/{}/{CHAIN_DIR}", self.dir, crate::lake::META_DIR))
+    }
+
     fn chain_error(&self, reason: impl Into<String>) -> Error {
-        Error::Chain { store: self.config().name.clone(), reason: reason.into() }
+        Error::Chain { store: self.name.clone(), reason: reason.into() }
     }
 
     fn record_path(&self, version: u64) -> Path {
-        self.meta_path(&format!("{CHAIN_DIR}/{version:020}.json"))
+        self.chain_dir().join(format!("{version:020}.json").as_str())
     }
 
     /// The chain's records as stored: version, bytes (in version order).
     async fn chain_records(&self) -> Result<Vec<(u64, Bytes)>> {
         let objects = self.lake.objects();
-        let listed: Vec<ObjectMeta> = objects
-            .list(Some(&self.meta_path(CHAIN_DIR)))
-            .try_collect()
-            .await
-            .map_err(|e| self.lake.explain(e))?;
+        let listed: Vec<ObjectMeta> =
+            objects.list(Some(&self.chain_dir())).try_collect().await.map_err(|e| self.lake.explain(e))?;
         let mut versions: Vec<(u64, Path)> = listed
             .into_iter()
             .filter_map(|m| Some((m.location.filename()?.strip_suffix(".json")?.parse().ok()?, m.location)))
@@ -226,12 +267,12 @@ impl crate::EventDataStore {
     /// Writes the records of the versions up to `upto` that have none, each linked to the one
     /// before. The versions before the first the log still holds (a store older than the chain,
     /// its old commits cleaned up) are left out: the chain starts after them.
-    pub(crate) async fn extend_chain(&self, snapshot: &Snapshot, upto: u64) -> Result<()> {
-        let mut tail = self.chain_tail.lock().await;
+    pub(crate) async fn extend(&self, log: &dyn LogStore, upto: u64) -> Result<()> {
+        let mut tail = self.tail.lock().await;
         if tail.is_none() {
             let objects = self.lake.objects();
             let newest = objects
-                .list(Some(&self.meta_path(CHAIN_DIR)))
+                .list(Some(&self.chain_dir()))
                 .try_filter_map(|m| async move {
                     Ok(m.location.filename().and_then(|n| n.strip_suffix(".json")?.parse::<u64>().ok()))
                 })
@@ -244,7 +285,6 @@ impl crate::EventDataStore {
                 *tail = Some((version, sha256_hex(&bytes)));
             }
         }
-        let log = snapshot.table.log_store();
         let mut next = tail.as_ref().map_or(0, |(v, _)| v + 1);
         while next <= upto {
             let Some(entry) = log.read_commit_entry(next).await.map_err(|e| self.delta(e))? else {
@@ -277,14 +317,15 @@ impl crate::EventDataStore {
 
     /// Checks the store's integrity chain, its Delta log and its files against each other (see
     /// [`VerifyReport`]); with `deep`, every live file is read and hashed.
-    pub async fn verify(&self, deep: bool, key: Option<&PublicKey>) -> Result<VerifyReport> {
-        let snapshot = self.snapshot().await?;
-        let mut report = VerifyReport {
-            store: self.config().name.clone(),
-            version: snapshot.version(),
-            ..Default::default()
-        };
-        let latest = snapshot.version();
+    pub(crate) async fn verify(
+        &self,
+        log: &dyn LogStore,
+        latest: Option<u64>,
+        live: Vec<(String, u64)>,
+        deep: bool,
+        key: Option<&PublicKey>,
+    ) -> Result<VerifyReport> {
+        let mut report = VerifyReport { store: self.name.clone(), version: latest, ..Default::default() };
         let objects = self.lake.objects();
 
         // The chain: each record read, linked to the one before, signed when a key is given.
@@ -349,7 +390,7 @@ impl crate::EventDataStore {
 
         // The Delta log: every version it holds has a record that says the same; every record
         // has its commit.
-        let log_dir = Path::from(format!("{}/_delta_log", self.config().name));
+        let log_dir = Path::from(format!("{}/_delta_log", self.dir));
         let mut commits: Vec<u64> = objects
             .list(Some(&log_dir))
             .try_filter_map(|m| async move {
@@ -360,7 +401,6 @@ impl crate::EventDataStore {
             .map_err(|e| self.lake.explain(e))?;
         commits.sort_unstable();
         let by_version: HashMap<u64, &DigestRecord> = records.iter().map(|r| (r.version, r)).collect();
-        let log = snapshot.table.log_store();
         if let (Some(&first), Some(latest)) = (commits.first(), latest) {
             for version in first..=latest {
                 let Some(entry) = log.read_commit_entry(version).await.map_err(|e| self.delta(e))? else {
@@ -413,11 +453,10 @@ impl crate::EventDataStore {
                 removed.insert(&file.path, file);
             }
         }
-        let live = snapshot.files()?;
         report.live_files = live.len();
-        let root = format!("{}/", self.config().name);
+        let root = format!("{}/", self.dir);
         let mut present: HashMap<String, u64> = objects
-            .list(Some(&Path::from(self.config().name.as_str())))
+            .list(Some(&Path::from(self.dir.as_str())))
             .try_filter_map(|m| {
                 let root = root.clone();
                 async move {
@@ -431,8 +470,7 @@ impl crate::EventDataStore {
             .await
             .map_err(|e| self.lake.explain(e))?;
         let mut to_hash = Vec::new();
-        for file in &live {
-            let path = file.path.to_string();
+        for (path, size) in live {
             let expected = chained.remove(path.as_str());
             if expected.is_none() {
                 report.problem(
@@ -445,11 +483,11 @@ impl crate::EventDataStore {
                 None => {
                     report.problem(Problem::Missing, path, "live in the Delta log, not in storage".to_owned())
                 }
-                Some(size) if size != file.size || expected.is_some_and(|e| e.size != size) => {
+                Some(found) if found != size || expected.is_some_and(|e| e.size != found) => {
                     report.problem(
                         Problem::Modified,
                         path,
-                        format!("{size} bytes, recorded as {}", expected.map_or(file.size, |e| e.size)),
+                        format!("{found} bytes, recorded as {}", expected.map_or(size, |e| e.size)),
                     );
                 }
                 Some(_) => match expected.and_then(|e| e.sha256.clone()) {
@@ -475,7 +513,7 @@ impl crate::EventDataStore {
         report.files_hashed = to_hash.len();
         let hashed: Vec<(String, String, String)> = futures::stream::iter(to_hash)
             .map(|(path, sha)| async move {
-                let location = Path::from(format!("{}/{path}", self.config().name));
+                let location = Path::from(format!("{}/{path}", self.dir));
                 let bytes = self
                     .lake
                     .objects()

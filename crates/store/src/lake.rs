@@ -100,8 +100,8 @@ impl Lake {
     }
 
     /// This lake, signing the integrity chain records its stores' commits write.
-    pub fn with_signer(mut self, signer: crate::chain::Signer) -> Self {
-        self.signer = Some(Arc::new(signer));
+    pub fn with_signer(mut self, signer: Arc<crate::chain::Signer>) -> Self {
+        self.signer = Some(signer);
         self
     }
 

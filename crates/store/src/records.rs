@@ -243,6 +243,9 @@ pub struct RecordLog {
     objects: Arc<dyn ObjectStore>,
     /// `None` until the first run creates the table.
     table: Option<DeltaTable>,
+    /// The lake, for the table's integrity chain (in `<dir>/_trawl/chain/`, as a store's).
+    lake: Lake,
+    chain_tail: tokio::sync::Mutex<Option<(u64, String)>>,
 }
 
 impl RecordLog {
@@ -257,7 +260,14 @@ impl RecordLog {
             location: lake.url().to_string(),
             reason: e.to_string(),
         })?;
-        let mut log = Self { records, url, objects: lake.objects().clone(), table: None };
+        let mut log = Self {
+            records,
+            url,
+            objects: lake.objects().clone(),
+            table: None,
+            lake: lake.clone(),
+            chain_tail: tokio::sync::Mutex::default(),
+        };
         log.refresh().await?;
         Ok(log)
     }
@@ -361,6 +371,7 @@ impl RecordLog {
         if version % CHECKPOINT_INTERVAL == 0 {
             deltalake::checkpoints::create_checkpoint(table, None).await.map_err(delta)?;
         }
+        self.extend_chain(version).await?;
         Ok(version)
     }
 
@@ -457,6 +468,9 @@ impl RecordLog {
                         .await;
                     vacuumed.map_err(delta)?;
                     self.refresh().await?;
+                    if let Some(version) = self.version() {
+                        self.extend_chain(version).await?;
+                    }
                     return Ok(Some((small.len(), added)));
                 }
                 Err(Error::Conflict { .. }) => {
@@ -470,6 +484,38 @@ impl RecordLog {
             }
         }
         Ok(None)
+    }
+
+    fn chain_site(&self) -> crate::chain::ChainSite<'_> {
+        let name = match self.records {
+            Records::Audits => "audit log",
+            Records::Queries => "query log",
+        };
+        crate::chain::ChainSite {
+            name: name.to_owned(),
+            dir: self.records.dir().to_owned(),
+            lake: &self.lake,
+            tail: &self.chain_tail,
+        }
+    }
+
+    /// Writes the chain records of the versions up to `upto` that have none: the record tables
+    /// are evidence too (the audit runs and their findings, the statements run).
+    async fn extend_chain(&self, upto: u64) -> Result<()> {
+        let Some(table) = &self.table else { return Ok(()) };
+        self.chain_site().extend(table.log_store().as_ref(), upto).await
+    }
+
+    /// Checks the table's chain, Delta log and files against each other, as a store's; `None`
+    /// when the table does not exist.
+    pub async fn verify(
+        &self,
+        deep: bool,
+        key: Option<&crate::chain::PublicKey>,
+    ) -> Result<Option<crate::chain::VerifyReport>> {
+        let Some(table) = &self.table else { return Ok(None) };
+        let live = self.files()?.into_iter().map(|(path, size)| (path.to_string(), size)).collect();
+        Ok(Some(self.chain_site().verify(table.log_store().as_ref(), self.version(), live, deep, key).await?))
     }
 
     async fn create(&mut self) -> Result<()> {

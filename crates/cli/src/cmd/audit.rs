@@ -107,6 +107,7 @@ pub(super) fn run_options(alerts: &[String]) -> Result<RunOptions> {
 }
 
 fn options(once: bool, run: AuditRunArgs) -> Result<RunOptions> {
+    let signer = super::verify::signer()?;
     let format = match run.out_format {
         OutFormat::Csv => ResultFormat::Csv,
         OutFormat::Ndjson => ResultFormat::Ndjson,
@@ -118,17 +119,14 @@ fn options(once: bool, run: AuditRunArgs) -> Result<RunOptions> {
         since: run.since.as_deref().map(super::parse_time).transpose()?,
         out: run.out.map(|location| ResultsOut { location, format }),
         max_findings: Some(run.max_findings),
-        deliver: match run.deliver {
-            None => None,
-            Some(location) => {
-                let Some(signer) = super::verify::signer()? else {
-                    anyhow::bail!(
-                        "--deliver signs its results: $TRAWL_SIGNING_KEY names the key (`trawl key generate FILE` makes one)"
-                    );
-                };
-                Some(trawl_audit::Deliver { location, signer: std::sync::Arc::new(signer) })
-            }
+        deliver: match (run.deliver, &signer) {
+            (None, _) => None,
+            (Some(location), Some(signer)) => Some(trawl_audit::Deliver { location, signer: signer.clone() }),
+            (Some(_), None) => anyhow::bail!(
+                "--deliver signs its results: $TRAWL_SIGNING_KEY names the key (`trawl key generate FILE` makes one)"
+            ),
         },
+        signer,
         ..run_options(&run.alerts)?
     })
 }

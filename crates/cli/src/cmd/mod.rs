@@ -65,7 +65,11 @@ pub(crate) async fn journal(
     source: &str,
 ) -> Result<Option<Lake>> {
     let store = match Lake::open(location) {
-        Ok(store) => store,
+        // Its records are signed as every commit is.
+        Ok(store) => match verify::signer()? {
+            Some(signer) => store.with_signer(signer),
+            None => store,
+        },
         Err(trawl_store::Error::NoLake(_)) => return Ok(None),
         Err(e) => return Err(e.into()),
     };

@@ -42,7 +42,10 @@ pub(crate) fn shell(runtime: &tokio::runtime::Runtime, location: &str, demo: boo
 /// The `demo` store of `trawl demo`: created with ten years of retention and filled from the
 /// bundled fixture files, once.
 async fn prepare_demo(location: &str) -> Result<()> {
-    let lake = Lake::create(location).with_context(|| format!("cannot open the lake at {location}"))?;
+    let mut lake = Lake::create(location).with_context(|| format!("cannot open the lake at {location}"))?;
+    if let Some(signer) = super::verify::signer()? {
+        lake = lake.with_signer(signer);
+    }
     let clock = clock()?;
     let eds = match lake.store("demo").await {
         Ok(eds) => eds,

@@ -24,6 +24,16 @@ pub(super) async fn run(lake: &Lake, args: VerifyArgs) -> Result<ExitCode> {
             eds.verify(args.deep, key.as_ref()).await.with_context(|| format!("cannot verify {name}"))?;
         reports.push(report);
     }
+    // Without --store, the lake's record tables too: the audit runs and the statements run.
+    if args.stores.is_empty() {
+        use trawl_store::records::{RecordLog, Records};
+        for records in [Records::Audits, Records::Queries] {
+            let log = RecordLog::open_records(lake, records).await?;
+            if let Some(report) = log.verify(args.deep, key.as_ref()).await? {
+                reports.push(report);
+            }
+        }
+    }
     let problems: usize = reports.iter().map(|r| r.problems.len()).sum();
     crate::output::to_stdout(|out| {
         if args.json {
@@ -81,12 +91,14 @@ pub(super) fn public_key(text: &str) -> Result<PublicKey> {
 }
 
 /// The signer `$TRAWL_SIGNING_KEY` names, if any.
-pub(super) fn signer() -> Result<Option<Signer>> {
+pub(super) fn signer() -> Result<Option<std::sync::Arc<Signer>>> {
     let Some(path) = std::env::var_os("TRAWL_SIGNING_KEY").filter(|p| !p.is_empty()) else { return Ok(None) };
     let path = Path::new(&path);
     let bytes =
         std::fs::read(path).with_context(|| format!("TRAWL_SIGNING_KEY: cannot read {}", path.display()))?;
-    Ok(Some(Signer::from_pkcs8(&bytes).with_context(|| format!("TRAWL_SIGNING_KEY: {}", path.display()))?))
+    let signer =
+        Signer::from_pkcs8(&bytes).with_context(|| format!("TRAWL_SIGNING_KEY: {}", path.display()))?;
+    Ok(Some(std::sync::Arc::new(signer)))
 }
 
 pub(super) fn key(command: KeyCommand) -> Result<ExitCode> {
