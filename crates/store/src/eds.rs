@@ -8,7 +8,7 @@ use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, FinalizedCommit};
-use deltalake::kernel::{Action, Add, Remove, StructType};
+use deltalake::kernel::{Action, Add, StructType};
 use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore};
@@ -477,21 +477,9 @@ impl EventDataStore {
             // millisecond back, so that the vacuum after it (which keeps what was removed less
             // than the grace ago, for readers of the version before a rewrite) takes them now.
             let deleted_at = (clock.now() - crate::optimize::REWRITE_GRACE).timestamp_millis() - 1;
-            let removes: Vec<Action> = snapshot
-                .views()?
-                .into_iter()
-                .filter(|view| partition_date(view).is_some_and(|d| dates.contains(&d)))
-                .map(|view| {
-                    // The file's tags go with its removal: the chain records its SHA-256.
-                    #[allow(deprecated)]
-                    let tags = view.add_action().tags;
-                    Action::Remove(Remove {
-                        deletion_timestamp: Some(deleted_at),
-                        tags,
-                        ..view.remove_action(true)
-                    })
-                })
-                .collect();
+            let removes = snapshot.removals(deleted_at, true, |view| {
+                partition_date(view).is_some_and(|d| dates.contains(&d))
+            })?;
             if removes.is_empty() {
                 return Ok(None);
             }

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Date32Array, RecordBatch, TimestampMicrosecondArray};
-use deltalake::kernel::{Action, Remove};
+use deltalake::kernel::Action;
 use deltalake::protocol::DeltaOperation;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -100,20 +100,8 @@ impl EventDataStore {
         // them. A removal of one of its files (retention) does not: the uploads are dropped.
         let version = loop {
             let removed_at = clock.now().timestamp_millis();
-            #[allow(deprecated)]
-            let removes: Vec<Action> = snapshot
-                .views()?
-                .into_iter()
-                .filter(|view| gone.contains(view.object_store_path().as_ref()))
-                .map(|view| {
-                    let tags = view.add_action().tags;
-                    Action::Remove(Remove {
-                        deletion_timestamp: Some(removed_at),
-                        tags,
-                        ..view.remove_action(false)
-                    })
-                })
-                .collect();
+            let removes = snapshot
+                .removals(removed_at, false, |view| gone.contains(view.object_store_path().as_ref()))?;
             if removes.len() != gone.len() {
                 for path in &uploaded {
                     let _ = objects.delete(path).await;

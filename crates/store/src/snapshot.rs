@@ -66,6 +66,31 @@ impl Snapshot {
         Ok(files)
     }
 
+    /// `remove` actions, dated `removed_at` (ms), for the live files `take` selects. Each keeps
+    /// its file's tags: the integrity chain records the SHA-256 of what is removed too.
+    pub(crate) fn removals(
+        &self,
+        removed_at: i64,
+        data_change: bool,
+        take: impl Fn(&LogicalFileView) -> bool,
+    ) -> Result<Vec<deltalake::kernel::Action>> {
+        use deltalake::kernel::{Action, Remove};
+        Ok(self
+            .views()?
+            .into_iter()
+            .filter(|view| take(view))
+            .map(|view| {
+                #[allow(deprecated)]
+                let tags = view.add_action().tags;
+                Action::Remove(Remove {
+                    deletion_timestamp: Some(removed_at),
+                    tags,
+                    ..view.remove_action(data_change)
+                })
+            })
+            .collect())
+    }
+
     /// The live files of the Delta snapshot, as delta-rs sees them.
     pub(crate) fn views(&self) -> Result<Vec<LogicalFileView>> {
         let delta = |e| crate::eds::delta_error(&self.store, e);
