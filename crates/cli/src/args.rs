@@ -45,9 +45,10 @@ pub(crate) enum Command {
     Export(ExportArgs),
     /// Compact stores: rewrite the small files of each partition (many small ingests) into few,
     /// sorted by eventtime, in one commit that adds no event; then delete from storage what
-    /// rewrites removed more than a day ago
+    /// rewrites removed more than a day ago. Without --store, the lake's audit log and query log
+    /// too
     Optimize {
-        /// Only this store (repeatable) [default: every enabled store]
+        /// Only this store (repeatable) [default: every enabled store, and the lake's logs]
         #[arg(long = "store", value_name = "NAME")]
         stores: Vec<String>,
     },
