@@ -171,6 +171,51 @@ struct Read {
     parsed: std::result::Result<DigestFile, String>,
 }
 
+impl Read {
+    /// Where `key`, a key `digest` names (a log file, the previous digest), is below the listing
+    /// root: after the part the digest's own recorded key has before `AWSLogs/` (a bucket
+    /// prefix), below the part its listed key has there (a mirror's).
+    fn locate(&self, digest: &DigestFile, key: &str) -> Option<String> {
+        let (l, r) = (self.key.find("AWSLogs/")?, digest.digest_s3_object.find("AWSLogs/")?);
+        let rest = key.strip_prefix(&digest.digest_s3_object[..r])?;
+        Some(format!("{}{rest}", &self.key[..l]))
+    }
+
+    /// The trail it belongs to: its name without the end time (account, region, trail).
+    fn trail(&self) -> &str {
+        let name = self.key.rsplit('/').next().unwrap_or_default();
+        name.rsplit_once('_').map_or(name, |(t, _)| t)
+    }
+}
+
+/// Everything under `lake`'s root, and its digests read; with `signatures`, each digest's own
+/// signature too, from the object's metadata or from a `NAME.sig` sidecar.
+async fn list_and_read(
+    lake: &trawl_store::Lake,
+    signatures: bool,
+) -> Result<(Vec<object_store::ObjectMeta>, Vec<Read>)> {
+    let objects = lake.objects().clone();
+    let listed: Vec<object_store::ObjectMeta> =
+        objects.list(None).try_collect().await.map_err(|e| trawl_store::Error::from(e).at(lake.url()))?;
+    let sidecars: std::collections::HashSet<String> =
+        listed.iter().map(|m| m.location.to_string()).filter(|k| k.ends_with(".json.gz.sig")).collect();
+    let digest_keys: Vec<String> = listed
+        .iter()
+        .map(|m| m.location.to_string())
+        .filter(|k| k.contains("/CloudTrail-Digest/") && k.ends_with(".json.gz"))
+        .collect();
+    let reads = futures::stream::iter(digest_keys)
+        .map(|key| {
+            let objects = objects.clone();
+            let sidecar = signatures && sidecars.contains(&format!("{key}.sig"));
+            async move { read_digest(&objects, key, sidecar).await }
+        })
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+    Ok((listed, reads))
+}
+
 /// Validates the digests under `source` (a local mirror of a trail bucket, or `s3://bucket/
 /// prefix`) and the log files they list.
 pub async fn validate_trail(source: &str, keys: &PublicKeys) -> Result<TrailValidation> {
@@ -184,40 +229,13 @@ pub async fn validate_trail(source: &str, keys: &PublicKeys) -> Result<TrailVali
     let display = |key: &str| -> String {
         if s3 { format!("s3://{bucket}/{prefix}{key}") } else { format!("{}/{key}", lake.location()) }
     };
-    let listed: Vec<object_store::ObjectMeta> =
-        objects.list(None).try_collect().await.map_err(|e| trawl_store::Error::from(e).at(lake.url()))?;
-    let sidecars: std::collections::HashSet<String> =
-        listed.iter().map(|m| m.location.to_string()).filter(|k| k.ends_with(".json.gz.sig")).collect();
-    let digest_keys: Vec<String> = listed
-        .iter()
-        .map(|m| m.location.to_string())
-        .filter(|k| k.contains("/CloudTrail-Digest/") && k.ends_with(".json.gz"))
-        .collect();
-    let reads: Vec<Read> = futures::stream::iter(digest_keys)
-        .map(|key| {
-            let objects = objects.clone();
-            let sidecar = sidecars.contains(&format!("{key}.sig"));
-            async move { read_digest(&objects, key, sidecar).await }
-        })
-        .buffer_unordered(16)
-        .try_collect()
-        .await?;
-
-    // Where a key a digest names is, below the listing root: after the part its own key has
-    // before `AWSLogs/` (a bucket prefix), below the part its path has there (the mirror's).
-    let locate = |own_listed: &str, own_recorded: &str, key: &str| -> Option<String> {
-        let (l, r) = (own_listed.find("AWSLogs/")?, own_recorded.find("AWSLogs/")?);
-        let rest = key.strip_prefix(&own_recorded[..r])?;
-        Some(format!("{}{rest}", &own_listed[..l]))
-    };
+    let (_, reads) = list_and_read(&lake, true).await?;
 
     let mut report = TrailValidation::default();
     // Chains: by account, region and trail (the digest's name without its end time).
     let mut chains: HashMap<String, Vec<&Read>> = HashMap::new();
     for read in &reads {
-        let name = read.key.rsplit('/').next().unwrap_or_default();
-        let trail = name.rsplit_once('_').map_or(name, |(t, _)| t).to_owned();
-        chains.entry(trail).or_default().push(read);
+        chains.entry(read.trail().to_owned()).or_default().push(read);
     }
     let mut names: Vec<&String> = chains.keys().collect();
     names.sort();
@@ -256,8 +274,7 @@ pub async fn validate_trail(source: &str, keys: &PublicKeys) -> Result<TrailVali
             if let Some(previous) = &digest.previous_digest_s3_object
                 && !by_recorded.contains_key(previous.as_str())
             {
-                let location =
-                    locate(&read.key, &digest.digest_s3_object, previous).unwrap_or_else(|| previous.clone());
+                let location = read.locate(digest, previous).unwrap_or_else(|| previous.clone());
                 report.verdicts.push(Verdict {
                     kind: FileKind::Digest,
                     location: display(&location),
@@ -279,7 +296,7 @@ pub async fn validate_trail(source: &str, keys: &PublicKeys) -> Result<TrailVali
             });
             if valid {
                 for log in &digest.log_files {
-                    let key = locate(&read.key, &digest.digest_s3_object, &log.s3_object);
+                    let key = read.locate(digest, &log.s3_object);
                     log_checks.push((key, log.clone(), display(&read.key)));
                 }
             }
@@ -354,10 +371,7 @@ fn verdict(
         Some((bucket, prefix)) => {
             *bucket != digest.digest_s3_bucket || format!("{prefix}{}", read.key) != digest.digest_s3_object
         }
-        None => {
-            let tail = |k: &str| k.find("AWSLogs/").map(|i| k[i..].to_owned());
-            tail(&read.key) != tail(&digest.digest_s3_object)
-        }
+        None => crate::ingest::trail_key(&read.key) != crate::ingest::trail_key(&digest.digest_s3_object),
     };
     if moved {
         return "INVALID: has been moved from its original location".to_owned();
@@ -461,19 +475,14 @@ fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 /// Lists `source` (a trail bucket or a mirror) and reads its digests.
 pub async fn inventory(source: &str) -> Result<TrailInventory> {
     let lake = trawl_store::Lake::open(source)?;
-    let objects = lake.objects().clone();
-    let listed: Vec<object_store::ObjectMeta> =
-        objects.list(None).try_collect().await.map_err(|e| trawl_store::Error::from(e).at(lake.url()))?;
+    let (listed, reads) = list_and_read(&lake, false).await?;
     let mut inventory = TrailInventory::default();
-    let mut digest_keys = Vec::new();
     for meta in &listed {
         let key = meta.location.to_string();
-        if !key.ends_with(".json.gz") {
+        if !key.ends_with(".json.gz") || key.contains("/CloudTrail-Digest/") {
             continue;
         }
-        if key.contains("/CloudTrail-Digest/") {
-            digest_keys.push(key);
-        } else if let Some((account, region)) = account_region(&key, "CloudTrail") {
+        if let Some((account, region)) = account_region(&key, "CloudTrail") {
             let name = key.rsplit('/').next().unwrap_or_default();
             let stamp = name.split('_').nth(3).unwrap_or_default();
             if let Ok(time) = chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%MZ") {
@@ -481,28 +490,18 @@ pub async fn inventory(source: &str) -> Result<TrailInventory> {
             }
         }
     }
-    let reads: Vec<Read> = futures::stream::iter(digest_keys)
-        .map(|key| {
-            let objects = objects.clone();
-            async move { read_digest(&objects, key, false).await }
-        })
-        .buffer_unordered(16)
-        .try_collect()
-        .await?;
-    for read in reads {
-        let digest = match read.parsed {
+    for read in &reads {
+        let digest = match &read.parsed {
             Ok(d) => d,
             Err(e) => {
-                inventory.unreadable.push((read.key, e));
+                inventory.unreadable.push((read.key.clone(), e.clone()));
                 continue;
             }
         };
-        let name = read.key.rsplit('/').next().unwrap_or_default();
-        let trail = name.rsplit_once('_').map_or(name, |(t, _)| t).to_owned();
         let (Some((account, region)), Some(end)) =
             (account_region(&read.key, "CloudTrail-Digest"), parse_time(&digest.digest_end_time))
         else {
-            inventory.unreadable.push((read.key, "not a digest of the trail layout".to_owned()));
+            inventory.unreadable.push((read.key.clone(), "not a digest of the trail layout".to_owned()));
             continue;
         };
         let start = digest
@@ -510,24 +509,20 @@ pub async fn inventory(source: &str) -> Result<TrailInventory> {
             .as_deref()
             .and_then(parse_time)
             .unwrap_or(end - chrono::Duration::hours(1));
-        let own = |key: &str| {
-            let (l, r) = (read.key.find("AWSLogs/")?, digest.digest_s3_object.find("AWSLogs/")?);
-            Some(format!("{}{}", &read.key[..l], key.strip_prefix(&digest.digest_s3_object[..r])?))
-        };
         let listed = digest
             .log_files
             .iter()
-            .map(|f| own(&f.s3_object).unwrap_or_else(|| f.s3_object.clone()))
+            .map(|f| read.locate(digest, &f.s3_object).unwrap_or_else(|| f.s3_object.clone()))
             .collect();
         inventory.digests.push(DigestSummary {
             account,
             region,
-            trail,
+            trail: read.trail().to_owned(),
             start,
             end,
             starts_chain: digest.previous_digest_s3_object.is_none(),
             listed,
-            key: read.key,
+            key: read.key.clone(),
         });
     }
     inventory.digests.sort_by(|a, b| {

@@ -26,7 +26,6 @@ use sha2::{Digest, Sha256};
 
 use deltalake::logstore::LogStore;
 
-use crate::Snapshot;
 use crate::{Error, Result};
 
 /// The `add` (and `remove`) tag that holds a data file's SHA-256, hex.
@@ -214,8 +213,8 @@ impl crate::EventDataStore {
 
     /// Writes the chain records of the versions up to `upto` that have none (see
     /// [`ChainSite::extend`]).
-    pub(crate) async fn extend_chain(&self, snapshot: &Snapshot, upto: u64) -> Result<()> {
-        self.chain_site().extend(snapshot.table.log_store().as_ref(), upto).await
+    pub(crate) async fn extend_chain(&self, table: &deltalake::DeltaTable, upto: u64) -> Result<()> {
+        self.chain_site().extend(table.log_store().as_ref(), upto).await
     }
 
     /// Checks the store's integrity chain, its Delta log and its files against each other (see
@@ -246,16 +245,23 @@ impl ChainSite<'_> {
         self.chain_dir().join(format!("{version:020}.json").as_str())
     }
 
-    /// The chain's records as stored: version, bytes (in version order).
-    async fn chain_records(&self) -> Result<Vec<(u64, Bytes)>> {
-        let objects = self.lake.objects();
+    /// The versions of the `<version>.json` files under `dir` (chain records, Delta commits), in
+    /// order, with their paths.
+    async fn numbered(&self, dir: &Path) -> Result<Vec<(u64, Path)>> {
         let listed: Vec<ObjectMeta> =
-            objects.list(Some(&self.chain_dir())).try_collect().await.map_err(|e| self.lake.explain(e))?;
+            self.lake.objects().list(Some(dir)).try_collect().await.map_err(|e| self.lake.explain(e))?;
         let mut versions: Vec<(u64, Path)> = listed
             .into_iter()
             .filter_map(|m| Some((m.location.filename()?.strip_suffix(".json")?.parse().ok()?, m.location)))
             .collect();
         versions.sort();
+        Ok(versions)
+    }
+
+    /// The chain's records as stored: version, bytes (in version order).
+    async fn chain_records(&self) -> Result<Vec<(u64, Bytes)>> {
+        let objects = self.lake.objects();
+        let versions = self.numbered(&self.chain_dir()).await?;
         let mut records = Vec::with_capacity(versions.len());
         for (version, path) in versions {
             let bytes = objects.get(&path).await.map_err(|e| self.lake.explain(e))?.bytes().await?;
@@ -270,20 +276,27 @@ impl ChainSite<'_> {
     pub(crate) async fn extend(&self, log: &dyn LogStore, upto: u64) -> Result<()> {
         let mut tail = self.tail.lock().await;
         if tail.is_none() {
-            let objects = self.lake.objects();
-            let newest = objects
-                .list(Some(&self.chain_dir()))
-                .try_filter_map(|m| async move {
-                    Ok(m.location.filename().and_then(|n| n.strip_suffix(".json")?.parse::<u64>().ok()))
-                })
-                .try_fold(None, |max: Option<u64>, v| async move { Ok(max.max(Some(v))) })
-                .await
-                .map_err(|e| self.lake.explain(e))?;
-            if let Some(version) = newest {
-                let path = self.record_path(version);
-                let bytes = objects.get(&path).await.map_err(|e| self.lake.explain(e))?.bytes().await?;
-                *tail = Some((version, sha256_hex(&bytes)));
-            }
+            // A process that commits once (a statement's query log record, an audit run) finds
+            // the record before its version where it belongs; only a gap needs the listing.
+            let before = upto.checked_sub(1);
+            let found = match before {
+                Some(v) => match self.lake.objects().get(&self.record_path(v)).await {
+                    Ok(got) => Some((v, got.bytes().await?)),
+                    Err(object_store::Error::NotFound { .. }) => None,
+                    Err(e) => return Err(self.lake.explain(e)),
+                },
+                None => None,
+            };
+            *tail = match found {
+                Some((v, bytes)) => Some((v, sha256_hex(&bytes))),
+                None => match self.numbered(&self.chain_dir()).await?.pop() {
+                    Some((v, path)) => {
+                        let got = self.lake.objects().get(&path).await.map_err(|e| self.lake.explain(e))?;
+                        Some((v, sha256_hex(&got.bytes().await?)))
+                    }
+                    None => None,
+                },
+            };
         }
         let mut next = tail.as_ref().map_or(0, |(v, _)| v + 1);
         while next <= upto {
@@ -390,18 +403,9 @@ impl ChainSite<'_> {
 
         // The Delta log: every version it holds has a record that says the same; every record
         // has its commit.
-        let log_dir = Path::from(format!("{}/_delta_log", self.dir));
-        let mut commits: Vec<u64> = objects
-            .list(Some(&log_dir))
-            .try_filter_map(|m| async move {
-                Ok(m.location.filename().and_then(|n| n.strip_suffix(".json")?.parse::<u64>().ok()))
-            })
-            .try_collect()
-            .await
-            .map_err(|e| self.lake.explain(e))?;
-        commits.sort_unstable();
+        let commits = self.numbered(&Path::from(format!("{}/_delta_log", self.dir))).await?;
         let by_version: HashMap<u64, &DigestRecord> = records.iter().map(|r| (r.version, r)).collect();
-        if let (Some(&first), Some(latest)) = (commits.first(), latest) {
+        if let (Some(&(first, _)), Some(latest)) = (commits.first(), latest) {
             for version in first..=latest {
                 let Some(entry) = log.read_commit_entry(version).await.map_err(|e| self.delta(e))? else {
                     report.problem(

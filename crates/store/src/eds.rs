@@ -317,7 +317,7 @@ impl EventDataStore {
         metadata: [(&str, serde_json::Value); N],
     ) -> Result<u64> {
         let version = commit(&mut snapshot.table, actions, operation, metadata, &|e| self.delta(e)).await?;
-        self.extend_chain(snapshot, version).await?;
+        self.extend_chain(&snapshot.table, version).await?;
         Ok(version)
     }
 
@@ -500,11 +500,10 @@ impl EventDataStore {
     /// checkpoint has dropped. Returns the number of files deleted by each.
     async fn vacuum(&self, snapshot: Snapshot, clock: Arc<dyn Clock>) -> Result<(usize, usize)> {
         let delta = |e| self.delta(e);
-        let removed = self.vacuum_removed(&snapshot, clock).await?;
-        let table = self.snapshot().await?.table;
+        let (table, removed) = vacuum_lite(snapshot.table, clock).await.map_err(delta)?;
         // The age of an upload is physical: the wall clock, never a pinned one, or a clock set
         // ahead would take the files a running ingest is about to commit.
-        let (_, orphans) = table
+        let (table, orphans) = table
             .vacuum()
             .with_mode(VacuumMode::Full)
             .with_retention_period(ORPHAN_GRACE)
@@ -512,6 +511,8 @@ impl EventDataStore {
             .with_clock(Arc::new(DeltaClock(Arc::new(crate::SystemClock))))
             .await
             .map_err(delta)?;
+        // A vacuum commits to the log itself (its start and end): those versions get records too.
+        self.record_vacuum(&table).await?;
         Ok((removed, orphans.files_deleted.len()))
     }
 }
@@ -520,22 +521,35 @@ impl EventDataStore {
     /// Deletes from storage the files commits removed more than [`crate::optimize::REWRITE_GRACE`]
     /// ago (Delta `VACUUM` in lite mode); then records the vacuum's own commits in the chain.
     pub(crate) async fn vacuum_removed(&self, snapshot: &Snapshot, clock: Arc<dyn Clock>) -> Result<usize> {
-        let (_, removed) = snapshot
-            .table
-            .clone()
-            .vacuum()
-            .with_mode(VacuumMode::Lite)
-            .with_retention_period(crate::optimize::REWRITE_GRACE)
-            .with_enforce_retention_duration(false)
-            .with_clock(Arc::new(DeltaClock(clock)))
-            .await
-            .map_err(|e| self.delta(e))?;
-        let vacuumed = self.snapshot().await?;
-        if let Some(version) = vacuumed.version() {
-            self.extend_chain(&vacuumed, version).await?;
-        }
-        Ok(removed.files_deleted.len())
+        let (table, removed) = vacuum_lite(snapshot.table.clone(), clock).await.map_err(|e| self.delta(e))?;
+        self.record_vacuum(&table).await?;
+        Ok(removed)
     }
+
+    /// Records in the chain the commits a vacuum made (`VACUUM START`, `VACUUM END`).
+    async fn record_vacuum(&self, table: &DeltaTable) -> Result<()> {
+        match table.version() {
+            Some(version) => self.extend_chain(table, version).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Deletes from storage the files commits removed more than [`crate::optimize::REWRITE_GRACE`]
+/// ago, as `clock` tells (Delta `VACUUM` in lite mode: files being written by a concurrent
+/// ingest are never touched). Returns the table after it, and the files deleted.
+pub(crate) async fn vacuum_lite(
+    table: DeltaTable,
+    clock: Arc<dyn Clock>,
+) -> std::result::Result<(DeltaTable, usize), DeltaTableError> {
+    let (table, removed) = table
+        .vacuum()
+        .with_mode(VacuumMode::Lite)
+        .with_retention_period(crate::optimize::REWRITE_GRACE)
+        .with_enforce_retention_duration(false)
+        .with_clock(Arc::new(DeltaClock(clock)))
+        .await?;
+    Ok((table, removed.files_deleted.len()))
 }
 
 /// How old a data file in no commit must be before a vacuum deletes it: an ingest uploads its
@@ -574,11 +588,6 @@ impl EventDataStore {
             report.version = self.remove_partitions(&mut table, &report.partitions, clock.as_ref()).await?;
         }
         (report.files_deleted, report.orphans_deleted) = self.vacuum(table, clock).await?;
-        // A vacuum commits to the log itself (its start and end): those versions get records too.
-        let vacuumed = self.snapshot().await?;
-        if let Some(version) = vacuumed.version() {
-            self.extend_chain(&vacuumed, version).await?;
-        }
         Ok(report)
     }
 }

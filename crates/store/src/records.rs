@@ -57,6 +57,14 @@ impl Records {
         }
     }
 
+    /// How errors and reports name the table.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Records::Audits => "audit log",
+            Records::Queries => "query log",
+        }
+    }
+
     fn describe(self) -> (&'static str, &'static str) {
         match self {
             Records::Audits => ("trawl_audits", "trawl audit runs, findings and alerts"),
@@ -240,7 +248,6 @@ pub struct RecordLog {
     records: Records,
     url: Url,
     /// The lake's object store.
-    objects: Arc<dyn ObjectStore>,
     /// `None` until the first run creates the table.
     table: Option<DeltaTable>,
     /// The lake, for the table's integrity chain (in `<dir>/_trawl/chain/`, as a store's).
@@ -260,14 +267,8 @@ impl RecordLog {
             location: lake.url().to_string(),
             reason: e.to_string(),
         })?;
-        let mut log = Self {
-            records,
-            url,
-            objects: lake.objects().clone(),
-            table: None,
-            lake: lake.clone(),
-            chain_tail: tokio::sync::Mutex::default(),
-        };
+        let mut log =
+            Self { records, url, table: None, lake: lake.clone(), chain_tail: tokio::sync::Mutex::default() };
         log.refresh().await?;
         Ok(log)
     }
@@ -277,7 +278,8 @@ impl RecordLog {
         // Looked for first: delta-rs is not asked about a table that does not exist.
         let log = object_store::path::Path::from(format!("{}/_delta_log", self.records.dir()));
         let first = self
-            .objects
+            .lake
+            .objects()
             .list(Some(&log))
             .next()
             .await
@@ -458,16 +460,9 @@ impl RecordLog {
             let metadata = [("trawl.operation", serde_json::json!("optimize"))];
             match crate::eds::commit(table, actions, operation, metadata, &delta).await {
                 Ok(_) => {
-                    let grace = crate::optimize::REWRITE_GRACE;
-                    let vacuumed = table
-                        .clone()
-                        .vacuum()
-                        .with_mode(deltalake::operations::vacuum::VacuumMode::Lite)
-                        .with_retention_period(grace)
-                        .with_enforce_retention_duration(false)
-                        .await;
-                    vacuumed.map_err(delta)?;
-                    self.refresh().await?;
+                    let clock: Arc<dyn crate::Clock> = Arc::new(crate::SystemClock);
+                    let (vacuumed, _) = crate::eds::vacuum_lite(table.clone(), clock).await.map_err(delta)?;
+                    *table = vacuumed;
                     if let Some(version) = self.version() {
                         self.extend_chain(version).await?;
                     }
@@ -487,12 +482,8 @@ impl RecordLog {
     }
 
     fn chain_site(&self) -> crate::chain::ChainSite<'_> {
-        let name = match self.records {
-            Records::Audits => "audit log",
-            Records::Queries => "query log",
-        };
         crate::chain::ChainSite {
-            name: name.to_owned(),
+            name: self.records.label().to_owned(),
             dir: self.records.dir().to_owned(),
             lake: &self.lake,
             tail: &self.chain_tail,
@@ -552,7 +543,8 @@ impl RecordLog {
 fn delta_error(url: &Url, e: DeltaTableError) -> Error {
     match crate::eds::delta_error("", e) {
         Error::Delta { source, .. } => {
-            let records = if url.path().contains(QUERY_LOG) { "query log" } else { "audit log" };
+            let records =
+                if url.path().contains(QUERY_LOG) { Records::Queries } else { Records::Audits }.label();
             Error::Records { records, location: url.to_string(), source }
         }
         e => e.at(url),

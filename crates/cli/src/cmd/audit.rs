@@ -119,12 +119,11 @@ fn options(once: bool, run: AuditRunArgs) -> Result<RunOptions> {
         since: run.since.as_deref().map(super::parse_time).transpose()?,
         out: run.out.map(|location| ResultsOut { location, format }),
         max_findings: Some(run.max_findings),
-        deliver: match (run.deliver, &signer) {
-            (None, _) => None,
-            (Some(location), Some(signer)) => Some(trawl_audit::Deliver { location, signer: signer.clone() }),
-            (Some(_), None) => anyhow::bail!(
-                "--deliver signs its results: $TRAWL_SIGNING_KEY names the key (`trawl key generate FILE` makes one)"
-            ),
+        deliver: match run.deliver {
+            Some(location) => {
+                Some(trawl_audit::Deliver { location, signer: super::verify::delivery_signer()? })
+            }
+            None => None,
         },
         signer,
         ..run_options(&run.alerts)?

@@ -219,9 +219,7 @@ async fn validated(
     sources: &[String],
     keys: &std::path::Path,
 ) -> Result<std::collections::HashMap<String, String>> {
-    let text = std::fs::read_to_string(keys).with_context(|| format!("cannot read {}", keys.display()))?;
-    let keys = trawl_ingest::digest::PublicKeys::parse(&text)
-        .map_err(|e| anyhow::anyhow!("--public-keys {}: {e}", keys.display()))?;
+    let keys = super::verify::cloudtrail_keys(keys)?;
     let mut valid = std::collections::HashMap::new();
     for source in sources {
         let report = trawl_ingest::digest::validate_trail(source, &keys)

@@ -159,6 +159,15 @@ pub(crate) async fn run(location: &str, command: Command) -> Result<ExitCode> {
     }
 }
 
+/// The stores `names` names, or every enabled store when it names none.
+async fn named_or_enabled(lake: &Lake, names: Vec<String>) -> Result<Vec<String>> {
+    if !names.is_empty() {
+        return Ok(names);
+    }
+    let stores = lake.stores().await?;
+    Ok(stores.into_iter().filter(|c| c.status == trawl_store::Status::Enabled).map(|c| c.name).collect())
+}
+
 /// `trawl optimize`: each store compacted, a line each.
 async fn optimize(lake: &Lake, stores: Vec<String>, clock: Arc<dyn Clock>) -> Result<ExitCode> {
     // Without --store, the lake's own record tables too: an audit daemon appends a file a run.
@@ -173,17 +182,7 @@ async fn optimize(lake: &Lake, stores: Vec<String>, clock: Arc<dyn Clock>) -> Re
             }
         }
     }
-    let stores = if stores.is_empty() {
-        lake.stores()
-            .await?
-            .into_iter()
-            .filter(|c| c.status == trawl_store::Status::Enabled)
-            .map(|c| c.name)
-            .collect()
-    } else {
-        stores
-    };
-    for name in stores {
+    for name in named_or_enabled(lake, stores).await? {
         let eds = lake.store(&name).await?;
         let r = eds
             .optimize(deletion_clock(clock.as_ref()))

@@ -143,11 +143,7 @@ const DELIVERY_PART_BYTES: usize = 64 << 20;
 /// sign file's location.
 async fn deliver(mut batches: Batches, location: &str) -> Result<()> {
     use flate2::write::GzEncoder;
-    let Some(signer) = super::verify::signer()? else {
-        bail!(
-            "--deliver signs its results: $TRAWL_SIGNING_KEY names the key (`trawl key generate FILE` makes one)"
-        );
-    };
+    let signer = super::verify::delivery_signer()?;
     let query_id = uuid::Uuid::new_v4().to_string();
     let mut delivery = trawl_store::signed::Delivery::new(location, &query_id, chrono::Utc::now())
         .with_context(|| format!("cannot deliver to {location}"))?;

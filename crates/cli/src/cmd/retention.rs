@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use trawl_store::{Clock, Lake, Status};
+use trawl_store::{Clock, Lake};
 
 pub(super) async fn run(
     lake: &Lake,
@@ -15,9 +15,7 @@ pub(super) async fn run(
 ) -> Result<ExitCode> {
     let names: Vec<String> = match store {
         Some(s) => vec![lake.store(&s).await?.config().name.clone()],
-        None => {
-            lake.stores().await?.into_iter().filter(|c| c.status == Status::Enabled).map(|c| c.name).collect()
-        }
+        None => super::named_or_enabled(lake, Vec::new()).await?,
     };
     let mut out = std::io::stdout().lock();
     if dry_run {

@@ -5,20 +5,15 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use trawl_store::Lake;
 use trawl_store::chain::{PublicKey, Signer};
-use trawl_store::{Lake, Status};
 
 use crate::args::{KeyCommand, VerifyArgs};
 
 pub(super) async fn run(lake: &Lake, args: VerifyArgs) -> Result<ExitCode> {
     let key = args.public_key.as_deref().map(public_key).transpose()?;
-    let stores = if args.stores.is_empty() {
-        lake.stores().await?.into_iter().filter(|c| c.status == Status::Enabled).map(|c| c.name).collect()
-    } else {
-        args.stores.clone()
-    };
     let mut reports = Vec::new();
-    for name in &stores {
+    for name in &super::named_or_enabled(lake, args.stores.clone()).await? {
         let eds = lake.store(name).await?;
         let report =
             eds.verify(args.deep, key.as_ref()).await.with_context(|| format!("cannot verify {name}"))?;
@@ -90,6 +85,22 @@ pub(super) fn public_key(text: &str) -> Result<PublicKey> {
     PublicKey::parse(&held).with_context(|| format!("--public-key {text}"))
 }
 
+/// CloudTrail's public keys, from `--public-keys FILE`.
+pub(super) fn cloudtrail_keys(path: &Path) -> Result<trawl_ingest::digest::PublicKeys> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    trawl_ingest::digest::PublicKeys::parse(&text)
+        .map_err(|e| anyhow::anyhow!("--public-keys {}: {e}", path.display()))
+}
+
+/// The signer of `--deliver`, which must have one.
+pub(super) fn delivery_signer() -> Result<std::sync::Arc<Signer>> {
+    signer()?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "--deliver signs its results: $TRAWL_SIGNING_KEY names the key (`trawl key generate FILE` makes one)"
+        )
+    })
+}
+
 /// The signer `$TRAWL_SIGNING_KEY` names, if any.
 pub(super) fn signer() -> Result<Option<std::sync::Arc<Signer>>> {
     let Some(path) = std::env::var_os("TRAWL_SIGNING_KEY").filter(|p| !p.is_empty()) else { return Ok(None) };
@@ -159,10 +170,8 @@ pub(crate) async fn results(location: &str, key: &str) -> Result<ExitCode> {
 
 /// `trawl validate-trail`: the lines and summary of `aws cloudtrail validate-logs`.
 pub(crate) async fn trail(source: &str, keys: &Path, verbose: bool, json: bool) -> Result<ExitCode> {
-    use trawl_ingest::digest::{FileKind, PublicKeys};
-    let text = std::fs::read_to_string(keys).with_context(|| format!("cannot read {}", keys.display()))?;
-    let keys =
-        PublicKeys::parse(&text).map_err(|e| anyhow::anyhow!("--public-keys {}: {e}", keys.display()))?;
+    use trawl_ingest::digest::FileKind;
+    let keys = cloudtrail_keys(keys)?;
     let report = trawl_ingest::digest::validate_trail(source, &keys)
         .await
         .with_context(|| format!("cannot validate the trail at {source}"))?;
