@@ -188,7 +188,7 @@ impl<W: Write + Send> Sink<W> {
                     Expanded::Auto(columns) => table.natural_width() > columns,
                 };
                 if expand && !kept.is_empty() {
-                    write!(out, "{}", expanded_rows(&kept, &FormatOptions::default().with_null(NULL))?)?;
+                    write!(out, "{}", table.expanded())?;
                 } else {
                     write!(out, "{}", table.render(width))?;
                 }
@@ -367,12 +367,24 @@ const MIN_COLUMN_WIDTH: usize = 6;
 /// aligned), with nested values as compact JSON (null fields left out) and NULL shown.
 struct TextTable {
     header: Vec<String>,
+    /// The cells as formatted, line breaks kept (a record at a time shows them).
     rows: Vec<Vec<String>>,
+    /// Each column's width on one line: its widest cell or its name.
+    widths: Vec<usize>,
+}
+
+/// A cell on one line of a table: a line break or tab inside it would break the table's lines.
+fn one_line(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.contains(['\n', '\r', '\t']) {
+        std::borrow::Cow::Owned(cell.replace(['\n', '\r', '\t'], " "))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
 }
 
 impl TextTable {
     fn new(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Self> {
-        let header = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let header: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let options = FormatOptions::default().with_null(NULL);
         let mut rows = Vec::new();
         for batch in batches {
@@ -383,38 +395,40 @@ impl TextTable {
                 .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
                 .collect::<Result<_, _>>()?;
             for row in 0..batch.num_rows() {
-                // A line break or tab inside a cell would break the table's lines.
-                rows.push(
-                    formatters
-                        .iter()
-                        .map(|f| f.value(row).to_string().replace(['\n', '\r', '\t'], " "))
-                        .collect(),
-                );
+                rows.push(formatters.iter().map(|f| f.value(row).to_string()).collect::<Vec<String>>());
             }
         }
-        Ok(Self { header, rows })
+        let mut widths: Vec<usize> = header.iter().map(|h| console::measure_text_width(h)).collect();
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(console::measure_text_width(&one_line(cell)));
+            }
+        }
+        Ok(Self { header, rows, widths })
     }
 
-    /// Each column's width: its widest cell or its name.
-    fn widths(&self) -> Vec<usize> {
-        let mut widths: Vec<usize> = self.header.iter().map(|h| console::measure_text_width(h)).collect();
-        for row in &self.rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(console::measure_text_width(cell));
+    /// A record at a time, a line per column (`name | value`), as psql's `\x` shows them.
+    fn expanded(&self) -> String {
+        let pad = self.header.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+        let mut text = String::new();
+        for (record, row) in self.rows.iter().enumerate() {
+            text.push_str(&format!("-[ RECORD {} ]{}\n", record + 1, "-".repeat(pad.saturating_sub(10) + 3)));
+            for (name, cell) in self.header.iter().zip(row) {
+                text.push_str(&format!("{name:<pad$} | {cell}\n"));
             }
         }
-        widths
+        text
     }
 
     /// The width of the table with every cell whole.
     fn natural_width(&self) -> usize {
-        frame_width(self.header.len()) + self.widths().iter().sum::<usize>()
+        frame_width(self.header.len()) + self.widths.iter().sum::<usize>()
     }
 
     /// The table as text, fitted into `fit` columns when given: the columns wider than a cap are
     /// cut to it, the cap as wide as the room allows (never under [`MIN_COLUMN_WIDTH`]).
     fn render(&self, fit: Option<usize>) -> String {
-        let mut widths = self.widths();
+        let mut widths = self.widths.clone();
         if let Some(room) = fit.map(|f| f.saturating_sub(frame_width(widths.len())))
             && widths.iter().sum::<usize>() > room
         {
@@ -433,7 +447,8 @@ impl TextTable {
         let line = |cells: &[String]| -> String {
             let mut text = String::new();
             for (cell, &w) in cells.iter().zip(&widths) {
-                let cell = console::truncate_str(cell, w, "…");
+                let cell = one_line(cell);
+                let cell = console::truncate_str(&cell, w, "…");
                 let pad = w.saturating_sub(console::measure_text_width(&cell));
                 text.push_str(&format!("| {cell}{} ", " ".repeat(pad)));
             }
@@ -458,31 +473,6 @@ impl TextTable {
 /// The columns a table's rules and padding take around `n` columns of cells.
 fn frame_width(n: usize) -> usize {
     3 * n + 1
-}
-
-/// Rows a record at a time, a line per column (`name | value`), nested values as compact JSON.
-fn expanded_rows(batches: &[RecordBatch], options: &FormatOptions<'_>) -> Result<String> {
-    let mut text = String::new();
-    let mut record = 0;
-    for batch in batches {
-        let batch = trawl_query::nested_as_json(batch)?;
-        let schema = batch.schema();
-        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        let pad = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
-        let formatters: Vec<ArrayFormatter<'_>> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), options))
-            .collect::<Result<_, _>>()?;
-        for row in 0..batch.num_rows() {
-            record += 1;
-            text.push_str(&format!("-[ RECORD {record} ]{}\n", "-".repeat(pad.saturating_sub(10) + 3)));
-            for (name, f) in names.iter().zip(&formatters) {
-                text.push_str(&format!("{name:<pad$} | {}\n", f.value(row)));
-            }
-        }
-    }
-    Ok(text)
 }
 
 /// A CSV line of `cells`, quoted where they need it.

@@ -552,17 +552,11 @@ impl<'r> Session<'r> {
                 };
                 let (name, sql) =
                     found.ok_or_else(|| anyhow!("no example {which}; \\examples lists them"))?;
-                // The SQL is shown, and recalled with the up arrow, so it can be edited and run.
                 let body: Vec<&str> = sql
                     .lines()
                     .skip_while(|l| l.trim_start().starts_with("--") || l.trim().is_empty())
                     .collect();
-                let body = body.join("\n");
-                // Ended by ';' as the shell needs to run it.
-                let body = format!("{};", body.trim_end().trim_end_matches(';'));
-                self.emit(&format!("-- {name}: {}\n{body}\n", question(sql)))?;
-                self.recall.push(body);
-                self.run_sql(sql)?;
+                self.show_and_run(&format!("{name}: {}", question(sql)), &body.join("\n"))?;
             }
             _ => return usage("examples"),
         }
@@ -586,11 +580,18 @@ impl<'r> Session<'r> {
         }
         let description =
             if query.description.is_empty() { String::new() } else { format!(": {}", query.description) };
-        let body = format!("{};", query.sql);
-        self.emit(&format!("-- {}{description}\n{body}\n", query.name))?;
-        self.recall.push(body);
-        self.run_sql(&query.sql)?;
+        self.show_and_run(&format!("{}{description}", query.name), &query.sql)?;
         Ok(true)
+    }
+
+    /// Shows a statement a meta-command runs under a `-- header` line, puts it in the editor's
+    /// history (the up arrow recalls it, to edit and run again), and runs it.
+    fn show_and_run(&mut self, header: &str, sql: &str) -> Result<()> {
+        // Ended by ';' as the shell needs to run it.
+        let body = format!("{};", sql.trim_end().trim_end_matches(';'));
+        self.emit(&format!("-- {header}\n{body}\n"))?;
+        self.recall.push(body);
+        self.run_sql(sql)
     }
 
     fn history(&mut self, args: &[&str]) -> Result<bool> {
